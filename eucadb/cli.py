@@ -1,0 +1,66 @@
+"""The `eucadb` command. Sub-commands live next to the concept they drive (properties/commands.py, …).
+
+Exit codes: 0 success, 1 an error with a one-line reason (bad input, cloud or DB failure), 2 usage.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from eucadb import __version__
+from eucadb.app import App
+from eucadb.config import load
+from eucadb.errors import EucadbError
+from eucadb.properties.commands import property_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eucadb")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file (default $EUCADB_HOME/eucadb.yaml)")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """eucadb: runs the cloud's append-only databases on an instance the cloud launches itself."""
+    config = load(config_path)
+    logging.basicConfig(level=config["log.level"], stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = App(config)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+cli.add_command(property_group)
+
+
+@cli.command("up")
+@click.pass_obj
+def up_cmd(app: App) -> None:
+    """Bring eucadb up on the embedded default: initialise the store and show the properties."""
+    click.echo(f"store: {app.store.safe_url} (schema up to date)")
+    from eucadb.output import table
+    rows = [v.as_dict() for v in app.properties.list()]
+    click.echo(table(rows, ["name", "value", "description"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="eucadb", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EucadbError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

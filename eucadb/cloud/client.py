@@ -1,0 +1,81 @@
+"""The boto3 client factory: one place that knows the endpoint, region, credentials and retry policy.
+
+Works unchanged against AWS (`cloud.endpoint_url: default`), Eucalyptus and the embedded moto cloud.
+botocore's "standard" retry mode covers throttling and transient 5xx inside each call.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
+                                 EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
+
+from eucadb.config import Config
+from eucadb.errors import CloudError, CloudUnreachable
+
+T = TypeVar("T")
+UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class CloudClients:
+    """Creates (and caches, thread-safely) boto3 clients for the configured cloud."""
+
+    def __init__(self, config: Config, connect_timeout: float = 5, read_timeout: float = 30):
+        self.config = config
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._boto_config = BotoConfig(
+            retries={"mode": "standard", "max_attempts": 4},
+            connect_timeout=connect_timeout, read_timeout=read_timeout)
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.config["cloud.endpoint_url"]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.endpoint)
+
+    def client(self, service: str) -> Any:
+        if not self.configured:
+            raise CloudUnreachable(
+                "no cloud is configured: run `eucadb cloud up` for the embedded cloud, or set "
+                "cloud.endpoint_url (an URL, or 'default' for AWS)")
+        with self._lock:
+            if service not in self._clients:
+                session = boto3.session.Session(
+                    aws_access_key_id=self.config["cloud.access_key_id"],
+                    aws_secret_access_key=self.config["cloud.secret_access_key"],
+                    region_name=self.config["cloud.region"])
+                endpoint = None if self.endpoint == "default" else self.endpoint
+                self._clients[service] = session.client(service, endpoint_url=endpoint,
+                                                        config=self._boto_config)
+            return self._clients[service]
+
+    def call(self, service: str, operation: str, **params: Any) -> dict:
+        """Call one API operation, turning transport failures into eucadb's cloud errors."""
+        return self.guard(lambda: getattr(self.client(service), operation)(**params),
+                          f"{service}.{operation}")
+
+    def guard(self, fn: Callable[[], T], what: str) -> T:
+        try:
+            return fn()
+        except UNREACHABLE as exc:
+            raise CloudUnreachable(f"cloud at {self.endpoint} is unreachable ({what}: {exc})") from None
+        except NoCredentialsError:
+            raise CloudError(f"no cloud credentials found for {what}: set cloud.access_key_id "
+                             "and cloud.secret_access_key, or boto3's usual environment") from None
+        except ClientError:
+            raise
+        except BotoCoreError as exc:
+            raise CloudError(f"{what}: {exc}") from None

@@ -1,0 +1,5 @@
+"""Typed property registry (DESIGN §4): declarations, validation, history."""
+from eucadb.properties.registry import BY_NAME, PROPERTIES, OnChange, Property
+from eucadb.properties.service import PropertyService, lookup
+
+__all__ = ["BY_NAME", "PROPERTIES", "OnChange", "Property", "PropertyService", "lookup"]

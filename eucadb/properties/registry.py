@@ -1,0 +1,112 @@
+"""The property table (DESIGN §4): every property eucadb knows, declared as data.
+
+Names follow Eucalyptus (`services.database.worker.*`). Each entry says how to parse it, what the cloud
+must confirm about it, and what has to happen when it changes while the database is running — the
+bootstrapper reads `on_change` rather than carrying its own list of special cases.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from eucadb.properties import types as t
+
+WORKER = "services.database.worker."
+APPENDONLY = "services.database.appendonly."
+
+
+class OnChange(enum.Enum):
+    """What a change needs while running. Values are published (status, history); never rename."""
+
+    NOTHING = "nothing: read when next used"
+    LIFECYCLE = "launch or tear down the database instance"
+    ROLL_INSTANCE = "new launch template version and a rolling replacement keeping the data volume"
+    UPDATE_INGRESS = "update security group ingress and the instance's pg_hba"
+    REBUILD_POOLS = "rebuild the connection pools"
+    RESCHEDULE = "reschedule the health checks"
+
+
+class CloudCheck(enum.Enum):
+    """Facts the cloud must confirm before a value is accepted (see cloud/facts.py)."""
+
+    IMAGE = "image"
+    INSTANCE_TYPE = "instance_type"
+    KEY_PAIR = "key_pair"
+    ZONES = "zones"
+    VOLUME = "volume"
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    type: t.PropertyType
+    default: Any
+    description: str
+    on_change: OnChange = OnChange.NOTHING
+    cloud_check: CloudCheck | None = None
+    secret: bool = False
+    read_only: bool = False  # computed by eucadb; operators cannot set it
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+_HOST = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
+
+PROPERTIES: tuple[Property, ...] = (
+    Property(WORKER + "configured", t.Bool(), False,
+             "launch the append-only database instance and enable the services that use it",
+             OnChange.LIFECYCLE),
+    Property(WORKER + "image", t.CloudResource(kind="image", pattern=r"[ae]mi-[0-9a-f]{8,17}",
+                                               example="emi-0123abcd"), "",
+             "machine image of the database worker (see `eucadb image install`)",
+             OnChange.ROLL_INSTANCE, CloudCheck.IMAGE),
+    Property(WORKER + "instance_type",
+             t.String(pattern=r"[a-z][a-z0-9-]*\.[a-z0-9]+", pattern_doc="instance type such as m1.small",
+                      allow_empty=False, max_length=64), "m1.small",
+             "instance type of the database worker", OnChange.ROLL_INSTANCE, CloudCheck.INSTANCE_TYPE),
+    Property(WORKER + "keyname", t.CloudResource(kind="key pair", pattern=r"[\x21-\x7e][\x20-\x7e]{0,254}",
+                                                 example="admin-key"), "",
+             "SSH key pair for the worker instance (empty: none)", OnChange.ROLL_INSTANCE,
+             CloudCheck.KEY_PAIR),
+    Property(WORKER + "availability_zones",
+             t.List(item=t.String(pattern=r"[a-z0-9-]+", pattern_doc="zone name such as one-a",
+                                  allow_empty=False, max_length=64)), [],
+             "zones the worker may run in (empty: all zones)", OnChange.ROLL_INSTANCE, CloudCheck.ZONES),
+    Property(WORKER + "volume", t.CloudResource(kind="volume", pattern=r"vol-[0-9a-f]{8,17}",
+                                                example="vol-0123abcd"), "",
+             "existing data volume to use (empty: eucadb creates one)", OnChange.ROLL_INSTANCE,
+             CloudCheck.VOLUME),
+    Property(WORKER + "volume_size", t.Int(minimum=1, maximum=16384), 10,
+             "size in GiB of the data volume eucadb creates", OnChange.NOTHING),
+    Property(WORKER + "allowed_cidrs", t.CidrList(), [],
+             "networks allowed to reach PostgreSQL on 5432 (empty: the front end's own address/32)",
+             OnChange.UPDATE_INGRESS),
+    Property(WORKER + "expiration_days", t.Int(minimum=1, maximum=3650), 365,
+             "lifetime of the server certificate in days (renewed at 2/3 of it)", OnChange.NOTHING),
+    Property(WORKER + "init_script", t.String(max_length=16384, pattern_doc="shell script"), "",
+             "extra script the instance runs at boot, before PostgreSQL starts", OnChange.ROLL_INSTANCE),
+    Property(WORKER + "ntp_server", t.String(pattern=_HOST, pattern_doc="host name or address"), "",
+             "NTP server for the worker instance (empty: the image's default)", OnChange.ROLL_INSTANCE),
+    Property(WORKER + "pool_size", t.Int(minimum=1, maximum=200), 10,
+             "connections kept open per remote persistence context", OnChange.REBUILD_POOLS),
+    Property(WORKER + "pool_max_overflow", t.Int(minimum=0, maximum=200), 10,
+             "extra connections a pool may open under load", OnChange.REBUILD_POOLS),
+    Property(WORKER + "pool_timeout", t.Int(minimum=1, maximum=300), 30,
+             "seconds a request waits for a pooled connection", OnChange.REBUILD_POOLS),
+    Property(WORKER + "health_interval", t.Int(minimum=1, maximum=3600), 10,
+             "seconds between health checks of the remote database", OnChange.RESCHEDULE),
+    Property(APPENDONLY + "host", t.String(), "", "address of the live append-only database",
+             read_only=True),
+    Property(APPENDONLY + "port", t.Int(minimum=0, maximum=65535), 0,
+             "port of the live append-only database", read_only=True),
+    Property(APPENDONLY + "user", t.String(), "", "admin role of the append-only database",
+             read_only=True),
+    Property(APPENDONLY + "password", t.String(), "", "admin password of the append-only database",
+             read_only=True, secret=True),
+)
+
+BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}
+MASK = "********"

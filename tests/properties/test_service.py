@@ -1,0 +1,67 @@
+"""PropertyService against both store flavours: validation, all-or-nothing, history, secrets."""
+import pytest
+from sqlalchemy import select
+
+from eucadb.errors import UserError
+from eucadb.properties.registry import MASK, WORKER
+from eucadb.properties.service import PropertyService
+from eucadb.store.models import PropertyChange, PropertyValue
+from eucadb.store.secretbox import SecretBox
+
+
+@pytest.fixture
+def props(store, tmp_path):
+    return PropertyService(store, facts=None, secrets=SecretBox(tmp_path / "secret.key"), user="alice")
+
+
+def test_set_get_reset_and_history(props):
+    changes = props.set_many([WORKER + "volume_size=20", WORKER + "allowed_cidrs=10.1.0.0/16"])
+    assert [c.name for c in changes] == [WORKER + "volume_size", WORKER + "allowed_cidrs"]
+    assert props.value(WORKER + "volume_size") == 20
+    assert props.get(WORKER + "allowed_cidrs").value == "10.1.0.0/16"
+    props.reset(WORKER + "volume_size")
+    assert props.get(WORKER + "volume_size").is_default
+    history = props.history(WORKER + "volume_size")
+    assert [(h.old, h.new, h.changed_by) for h in history] == [("10", "20", "alice"), ("20", "10", "alice")]
+    assert props.set_many([WORKER + "allowed_cidrs=10.1.0.0/16"]) == []  # no-op is not history
+
+
+@pytest.mark.parametrize("assignment, fragment", [
+    (WORKER + "instance_type=", "non-empty instance type"),
+    (WORKER + "volume_size=-3", "integer 1..16384"),
+    (WORKER + "allowed_cidrs=10.0.0.0/33", "valid CIDR"),
+    (WORKER + "nosuchname=1", "unknown property"),
+    ("services.database.appendonly.host=1.2.3.4", "read-only"),
+    ("no-equals-sign", "is not NAME=VALUE"),
+])
+def test_bad_values_change_nothing(props, assignment, fragment):
+    props.set_many([WORKER + "pool_size=5"])
+    before = (props.values(), len(props.history()))
+    with pytest.raises(UserError) as err:
+        props.set_many([WORKER + "pool_size=7", assignment])
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+    assert (props.values(), len(props.history())) == before
+
+
+def test_unknown_names_get_close_matches(props):
+    with pytest.raises(UserError, match=r"did you mean services\.database\.worker\.instance_type"):
+        props.get("services.database.worker.instance_typ")
+    with pytest.raises(UserError, match="did you mean"):
+        props.get("keyname")
+
+
+def test_cloud_checked_values_need_a_cloud(props):
+    with pytest.raises(UserError, match="no cloud is configured"):
+        props.set_many([WORKER + "image=emi-0123abcd"])
+    props.set_many([WORKER + "image="])  # empty means unset: nothing to ask the cloud
+
+
+def test_secrets_are_masked_and_encrypted_at_rest(props, store):
+    props.set_computed({"services.database.appendonly.password": "hunter2-very-secret"})
+    assert props.get("services.database.appendonly.password").value == MASK
+    assert props.value("services.database.appendonly.password") == "hunter2-very-secret"
+    with store.session() as s:
+        raw = [r.value for r in s.scalars(select(PropertyValue))]
+        hist = [(h.old_value, h.new_value) for h in s.scalars(select(PropertyChange))]
+    assert raw and all("hunter2" not in v for v in raw)
+    assert hist == [("", MASK)]
