@@ -6,6 +6,7 @@ cloud clients, so tests can point a whole process at a temporary home with one e
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from eucadb.cloud.client import CloudClients
 from eucadb.cloud.facts import CloudFacts
@@ -13,6 +14,9 @@ from eucadb.config import Config
 from eucadb.properties.service import PropertyService
 from eucadb.store import Store, open_store
 from eucadb.store.secretbox import SecretBox
+
+if TYPE_CHECKING:
+    from eucadb.workflow.deployment import Vault
 
 
 class App:
@@ -39,6 +43,10 @@ class App:
     @cached_property
     def properties(self) -> PropertyService:
         return PropertyService(self.store, self.facts, self.secrets)
+
+    def vault(self, deployment: str) -> "Vault":
+        from eucadb.workflow.deployment import Vault
+        return Vault(self.store, self.secrets, deployment)
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -19,6 +19,15 @@ from eucadb.errors import CloudError, CloudUnreachable
 T = TypeVar("T")
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
 
+# AWS error codes that mean "try again shortly": throttling, eventual consistency right after a
+# create, and deletes blocked by something that is itself going away.
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalError",
+    "InternalFailure", "DependencyViolation", "IncorrectState", "ResourceInUse", "ScalingActivityInProgress",
+    "InvalidGroup.NotFound", "InvalidInstanceID.NotFound", "InvalidParameterValue.IamInstanceProfile",
+    "VolumeInUse", "DeleteConflict", "ConcurrentModification", "ResourceContention",
+})
+
 
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError ('' for anything else)."""

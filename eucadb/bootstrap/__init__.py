@@ -1,0 +1,1 @@
+"""Preconditions, the reconcile loop, service states and the leader lease (DESIGN §8)."""

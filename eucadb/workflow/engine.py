@@ -1,0 +1,264 @@
+"""The step engine: ordered steps declared as data, progress persisted after every transition.
+
+A run walks its steps in order. For each step it first asks `adopt` (does the resource already exist,
+found by deterministic name + tag `eucadb:deployment`?) and only calls `apply` when it does not, so a
+process killed anywhere — even between a cloud call and the write that records it — resumes without
+duplicating anything. Transient cloud errors are retried by the one retry helper; any other failure
+rolls the completed steps back in reverse order and records why.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from sqlalchemy import select
+
+from eucadb.errors import CloudError, EucadbError, WorkflowError
+from eucadb.retry import Retry, RetryTimeout
+from eucadb.store import Store
+from eucadb.store.models import WorkflowRun, WorkflowStep, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class StepState(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class RunState(str, enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"      # failed; completed steps undone
+    FAILED = "failed"                # failed and the rollback failed too: see error
+    SUPERSEDED = "superseded"        # another kind of run took over the deployment
+
+
+class Step(Protocol):
+    """One unit of a workflow. All three methods must be idempotent."""
+
+    name: str
+    title: str
+
+    def adopt(self, ctx: "StepContext") -> dict | None:
+        """Resource ids if the step's result already exists in the cloud, else None."""
+
+    def apply(self, ctx: "StepContext") -> dict:
+        """Create what is missing; return the ids of what the step owns."""
+
+    def rollback(self, ctx: "StepContext") -> None:
+        """Remove what the step owns (found by name/tag; ctx.resources may hold hints)."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    kind: str
+    steps: tuple[Step, ...]
+    reverse: bool = False   # teardown: run each step's rollback, last step first
+
+
+@dataclass
+class StepContext:
+    """What steps see: the deployment, a snapshot of properties, clients and accumulated resources."""
+
+    deployment: str
+    properties: Mapping[str, Any]
+    services: Any                      # the App (clients, facts, vault, config)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    rolling_back: bool = False         # set while a failed launch is being undone
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: int
+    state: RunState
+    error: str | None
+    resources: Mapping[str, Any]
+
+
+def fault_point(step: str, point: str) -> None:
+    """Test knob: EUCADB_FAULT="kill:<step>:<point>" or "fail:<step>:<point>" (points: before,
+    inside, after). Lets the fault tests stop a real process at exact places; inert otherwise."""
+    spec = os.environ.get("EUCADB_FAULT", "")
+    for item in filter(None, spec.split(",")):
+        action, _, where = item.partition(":")
+        if where != f"{step}:{point}":
+            continue
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if action == "fail":
+            raise WorkflowError(f"injected failure at {step} ({point})")
+
+
+class Runner:
+    """Runs workflows against the store; `fence(session)` guards every write (leader lease)."""
+
+    def __init__(self, store: Store, retry: Retry, fence: Callable[[Any], None] | None = None,
+                 on_progress: Callable[[str], None] | None = None):
+        self.store = store
+        self.retry = retry
+        self.fence = fence or (lambda session: None)
+        self.on_progress = on_progress or (lambda message: None)
+
+    # --- persistence -------------------------------------------------------------------------
+    def _open_run(self, workflow: Workflow, deployment: str, options: Mapping[str, Any]) -> int:
+        """Resume the unfinished run of this kind, or start a new one (superseding other kinds)."""
+        with self.store.session() as s:
+            self.fence(s)
+            unfinished = s.scalars(select(WorkflowRun).where(
+                WorkflowRun.deployment == deployment,
+                WorkflowRun.state == RunState.RUNNING.value)).all()
+            for run in unfinished:
+                if run.kind == workflow.kind:
+                    return run.id
+                run.state, run.finished_at = RunState.SUPERSEDED.value, utcnow()
+                run.error = f"superseded by a {workflow.kind} run"
+            run = WorkflowRun(kind=workflow.kind, deployment=deployment, state=RunState.RUNNING.value,
+                              options=json.dumps(dict(options)))
+            s.add(run)
+            s.flush()
+            for position, step in enumerate(workflow.steps):
+                s.add(WorkflowStep(run_id=run.id, position=position, name=step.name,
+                                   state=StepState.PENDING.value))
+            return run.id
+
+    def _save_step(self, run_id: int, position: int, **changes: Any) -> None:
+        with self.store.session() as s:
+            self.fence(s)
+            row = s.get(WorkflowStep, (run_id, position))
+            for key, value in changes.items():
+                setattr(row, key, json.dumps(value) if key == "resources" else value)
+
+    def _finish_run(self, run_id: int, state: RunState, error: str | None) -> None:
+        with self.store.session() as s:
+            self.fence(s)
+            run = s.get(WorkflowRun, run_id)
+            run.state, run.error, run.finished_at = state.value, error, utcnow()
+
+    def _steps(self, run_id: int) -> list[WorkflowStep]:
+        with self.store.session() as s:
+            return list(s.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run_id)
+                                  .order_by(WorkflowStep.position)))
+
+    # --- running -----------------------------------------------------------------------------
+    def run(self, workflow: Workflow, ctx: StepContext) -> RunResult:
+        run_id = self._open_run(workflow, ctx.deployment, ctx.options)
+        rows = self._steps(run_id)
+        for row in rows:
+            if row.state == StepState.DONE.value:
+                ctx.resources.update(json.loads(row.resources))
+        total = len(workflow.steps)
+        for position, step in enumerate(workflow.steps):
+            if rows[position].state == StepState.DONE.value:
+                continue
+            self.on_progress(f"{workflow.kind}: step {position + 1}/{total} {step.title}")
+            try:
+                self._run_step(workflow, step, run_id, position, rows[position].attempts, ctx)
+            except (EucadbError, RetryTimeout) as exc:
+                return self._fail(workflow, run_id, position, ctx, exc)
+        self._finish_run(run_id, RunState.SUCCEEDED, None)
+        self.on_progress(f"{workflow.kind}: done")
+        return RunResult(run_id, RunState.SUCCEEDED, None, dict(ctx.resources))
+
+    def _run_step(self, workflow: Workflow, step: Step, run_id: int, position: int, attempts: int,
+                  ctx: StepContext) -> None:
+        self._save_step(run_id, position, state=StepState.RUNNING.value, started_at=utcnow(),
+                        attempts=attempts + 1, last_error=None)
+        fault_point(step.name, "before")
+        started = time.monotonic()
+        if workflow.reverse:
+            self.retry.call(lambda: step.rollback(ctx), f"{workflow.kind} {step.name}")
+            resources: dict = {}
+        else:
+            resources = self.retry.call(lambda: step.adopt(ctx) or step.apply(ctx),
+                                        f"{workflow.kind} {step.name}")
+        fault_point(step.name, "inside")
+        ctx.resources.update(resources)
+        self._save_step(run_id, position, state=StepState.DONE.value, resources=resources,
+                        finished_at=utcnow())
+        log.info("%s: %s done in %.1fs %s", workflow.kind, step.name, time.monotonic() - started,
+                 resources or "")
+        fault_point(step.name, "after")
+
+    def _fail(self, workflow: Workflow, run_id: int, position: int, ctx: StepContext,
+              exc: BaseException) -> RunResult:
+        error = f"{workflow.steps[position].name}: {exc}"
+        self._save_step(run_id, position, state=StepState.FAILED.value, last_error=str(exc),
+                        finished_at=utcnow())
+        log.error("%s failed at %s", workflow.kind, error)
+        if workflow.reverse:
+            # A teardown is never "rolled back" by re-creating things; it stays resumable.
+            self._finish_run(run_id, RunState.FAILED, error)
+            return RunResult(run_id, RunState.FAILED, error, dict(ctx.resources))
+        rollback_errors = self._roll_back(workflow, run_id, position, ctx)
+        if rollback_errors:
+            error += "; rollback incomplete: " + "; ".join(rollback_errors)
+            self._finish_run(run_id, RunState.FAILED, error)
+            return RunResult(run_id, RunState.FAILED, error, dict(ctx.resources))
+        self._finish_run(run_id, RunState.ROLLED_BACK, error)
+        return RunResult(run_id, RunState.ROLLED_BACK, error, dict(ctx.resources))
+
+    def _roll_back(self, workflow: Workflow, run_id: int, failed: int, ctx: StepContext) -> list[str]:
+        """Undo steps failed..0 in reverse (the failed step may have created part of its work)."""
+        errors: list[str] = []
+        ctx.rolling_back = True
+        for position in range(failed, -1, -1):
+            step = workflow.steps[position]
+            self.on_progress(f"{workflow.kind}: rolling back {step.title}")
+            try:
+                self.retry.call(lambda: step.rollback(ctx), f"rollback {step.name}")
+            except (EucadbError, RetryTimeout) as exc:
+                errors.append(f"{step.name}: {exc}")
+                continue
+            if position != failed:
+                self._save_step(run_id, position, state=StepState.ROLLED_BACK.value)
+        return errors
+
+
+def transient(exc: BaseException) -> bool:
+    """Errors worth retrying: the cloud is briefly unreachable, throttling or eventual consistency."""
+    from eucadb.cloud.client import TRANSIENT_CODES, error_code
+    from eucadb.errors import CloudUnreachable
+
+    if isinstance(exc, CloudUnreachable):
+        return True
+    return error_code(exc) in TRANSIENT_CODES
+
+
+def history(store: Store, run_id: int | None = None, deployment: str | None = None) -> list[dict]:
+    """Runs and their steps for `workflow show` (newest run, or the one asked for)."""
+    with store.session() as s:
+        query = select(WorkflowRun).order_by(WorkflowRun.id.desc())
+        if run_id is not None:
+            query = query.where(WorkflowRun.id == run_id)
+        elif deployment:
+            query = query.where(WorkflowRun.deployment == deployment)
+        runs = s.scalars(query.limit(1 if run_id is not None else 10)).all()
+        out = []
+        for run in runs:
+            steps = s.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run.id)
+                              .order_by(WorkflowStep.position)).all()
+            out.append({
+                "run": run.id, "kind": run.kind, "deployment": run.deployment, "state": run.state,
+                "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
+                "steps": [{"step": f"{st.position + 1}. {st.name}", "state": st.state,
+                           "attempts": st.attempts, "resources": json.loads(st.resources),
+                           "seconds": _seconds(st.started_at, st.finished_at),
+                           "error": st.last_error} for st in steps]})
+        return out
+
+
+def _seconds(start, end) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 2)
