@@ -7,7 +7,8 @@ setup(
     description="Runs a cloud's bulky append-only databases on instances the cloud launches itself",
     packages=find_packages(include=["eucadb", "eucadb.*"]),
     package_data={"eucadb": ["store/migrations/*.py", "store/migrations/*.mako",
-                             "store/migrations/versions/*.py"]},
+                             "store/migrations/versions/*.py",
+                             "services/*/migrations/*.mako"]},
     python_requires=">=3.10",
     install_requires=[
         "boto3>=1.34",
@@ -21,6 +22,7 @@ setup(
         "moto[server]>=5.1",
         "waitress>=3",
         "cbor2>=5.6",
+        "packaging>=21",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],

@@ -11,9 +11,12 @@ import click
 
 from eucadb import __version__
 from eucadb.app import App
+from eucadb.cloud.commands import cloud_group, image_group
 from eucadb.config import load
 from eucadb.errors import EucadbError
 from eucadb.properties.commands import property_group
+from eucadb.serve.commands import serve_cmd, service_group, status_cmd
+from eucadb.workflow.commands import workflow_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +36,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 cli.add_command(property_group)
+cli.add_command(cloud_group)
+cli.add_command(image_group)
+cli.add_command(workflow_group)
+cli.add_command(serve_cmd)
+cli.add_command(status_cmd)
+cli.add_command(service_group)
 
 
 @cli.command("up")

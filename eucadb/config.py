@@ -49,6 +49,17 @@ def _port(value: int) -> int:
     return value
 
 
+def _loopback_cidr(value: str) -> str:
+    import ipaddress
+    try:
+        net = ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError("an IPv4 CIDR such as 127.80.0.0/16") from None
+    if net.version != 4 or not net.subnet_of(ipaddress.ip_network("127.0.0.0/8")) or net.prefixlen != 16:
+        raise ValueError("a /16 inside 127.0.0.0/8 (the embedded cloud is loopback-only), e.g. 127.80.0.0/16")
+    return str(net)
+
+
 def _level(value: str) -> str:
     allowed = ("DEBUG", "INFO", "WARNING", "ERROR")
     if value.upper() not in allowed:
@@ -74,6 +85,18 @@ KEYS: tuple[Key, ...] = (
     Key("cloud.secret_access_key", str, None, "cloud secret key", secret=True),
     Key("cloud.data_dir", str, None, "embedded cloud: where instances and volumes live (must be traversable "
         "by the instance user); default $EUCADB_HOME/cloud, or /var/lib/eucadb when running as root"),
+    Key("cloud.vpc_cidr", str, "127.80.0.0/16", "embedded cloud: the VPC; one /24 subnet per zone "
+        "(x.y.1.0/24, x.y.2.0/24, ...); instance IPs are loopback addresses", _loopback_cidr),
+    Key("cloud.zones", str, None, "embedded cloud: comma-separated zones that get a subnet; empty = all"),
+    Key("cloud.metadata_port", int, 8775, "embedded cloud: port of each instance's metadata service "
+        "(bound to the instance's own private IP)", _port),
+    Key("cloud.instance_user", str, "postgres", "embedded cloud: user realized instances run as when "
+        "eucadb runs as root (PostgreSQL refuses root)"),
+    Key("cloud.instance_python", str, "/usr/bin/python3", "embedded cloud: interpreter the local image's "
+        "runtime is built from (must be readable by the instance user)"),
+    Key("cloud.poll_interval", float, 1.0, "embedded cloud: seconds between realizer polls", _positive),
+    Key("cloud.stop_timeout", float, 10.0, "embedded cloud: seconds an instance gets after SIGTERM "
+        "before SIGKILL", _positive),
     Key("loop.interval", float, 5.0, "seconds between reconcile cycles", _positive),
     Key("lease.ttl", float, 30.0, "seconds a leader lease stays valid without renewal", _positive),
     Key("retry.timeout", float, 10.0, "deadline in seconds for one retried cloud/DB call", _positive),

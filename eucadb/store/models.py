@@ -92,3 +92,15 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     token: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[float] = mapped_column(Float)  # epoch seconds: no timezone ambiguity in SQLite
+
+
+class ServiceRecord(Base):
+    """The published state of a dependent service, and an admin's hand on it."""
+
+    __tablename__ = "service_states"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    admin_disabled_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    admin_disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

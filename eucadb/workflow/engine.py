@@ -17,14 +17,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from botocore.exceptions import ClientError
 from sqlalchemy import select
 
-from eucadb.errors import CloudError, EucadbError, WorkflowError
+from eucadb.errors import EucadbError, WorkflowError
 from eucadb.retry import Retry, RetryTimeout
 from eucadb.store import Store
 from eucadb.store.models import WorkflowRun, WorkflowStep, utcnow
 
 log = logging.getLogger(__name__)
+# What a step may fail with: eucadb's own errors, a retry deadline, or an AWS error the step did not
+# handle itself (recorded and rolled back like any other failure, never a traceback).
+STEP_FAILURES = (EucadbError, RetryTimeout, ClientError)
 
 
 class StepState(str, enum.Enum):
@@ -164,7 +168,7 @@ class Runner:
             self.on_progress(f"{workflow.kind}: step {position + 1}/{total} {step.title}")
             try:
                 self._run_step(workflow, step, run_id, position, rows[position].attempts, ctx)
-            except (EucadbError, RetryTimeout) as exc:
+            except STEP_FAILURES as exc:
                 return self._fail(workflow, run_id, position, ctx, exc)
         self._finish_run(run_id, RunState.SUCCEEDED, None)
         self.on_progress(f"{workflow.kind}: done")
@@ -217,7 +221,7 @@ class Runner:
             self.on_progress(f"{workflow.kind}: rolling back {step.title}")
             try:
                 self.retry.call(lambda: step.rollback(ctx), f"rollback {step.name}")
-            except (EucadbError, RetryTimeout) as exc:
+            except STEP_FAILURES as exc:
                 errors.append(f"{step.name}: {exc}")
                 continue
             if position != failed:
@@ -250,6 +254,7 @@ def history(store: Store, run_id: int | None = None, deployment: str | None = No
                               .order_by(WorkflowStep.position)).all()
             out.append({
                 "run": run.id, "kind": run.kind, "deployment": run.deployment, "state": run.state,
+                "options": json.loads(run.options or "{}"),
                 "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
                 "steps": [{"step": f"{st.position + 1}. {st.name}", "state": st.state,
                            "attempts": st.attempts, "resources": json.loads(st.resources),

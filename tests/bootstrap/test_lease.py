@@ -30,3 +30,17 @@ def test_single_holder_takeover_and_fencing(store):
     assert not a.acquire()
     b.release()
     assert a.acquire() and a.token == 3
+
+
+def test_lease_of_a_dead_local_process_is_taken_at_once(store):
+    import socket
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = LeaderLease(store, ttl=600, holder=f"{socket.gethostname()}:{proc.pid}:x")
+    assert dead.acquire()
+    other_host = LeaderLease(store, ttl=600, holder="elsewhere:1:y")
+    me = LeaderLease(store, ttl=600)
+    assert me.acquire() and me.token == 2          # the dead holder lost it immediately
+    assert not other_host.acquire()                 # a live holder keeps it until the TTL

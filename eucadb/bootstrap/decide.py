@@ -1,0 +1,120 @@
+"""The pure decision of one reconcile cycle: snapshot in, one action (with its sentence) out.
+
+No I/O here, so every branch is a unit test. Split by concern: lifecycle (launch/teardown), pools,
+then service states.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eucadb.bootstrap.preconditions import unmet
+from eucadb.bootstrap.services import ServiceState
+from eucadb.bootstrap.snapshot import Snapshot
+from eucadb.properties.registry import WORKER
+
+
+@dataclass(frozen=True)
+class Action:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Idle(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class StartWorkflow(Action):
+    kind: str = "launch"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetServices(Action):
+    """Move every service that is not admin-disabled to `state` (draining pools when leaving)."""
+
+    state: ServiceState = ServiceState.DISABLED
+    drain: bool = False
+
+
+@dataclass(frozen=True)
+class SwapPools(Action):
+    address: str = ""
+
+
+def decide(s: Snapshot) -> Action:
+    if not s.leader:
+        return Idle(f"standing by: {s.leader_holder or 'nobody'} holds the leader lease")
+    if s.workflow_busy and s.run:
+        return Idle(f"{_verb(s.run.kind)}: step {s.run.step}/{s.run.total} {s.run.step_title}")
+    if not s.properties[WORKER + "configured"]:
+        return _unconfigured(s)
+    missing = unmet(s)
+    if missing:
+        return _set_all(s, ServiceState.NOTREADY, "waiting: " + ", ".join(missing), drain=False) or \
+            Idle("waiting: " + ", ".join(missing))
+    return _lifecycle(s) or _pools(s) or _services(s)
+
+
+def _verb(kind: str) -> str:
+    return {"launch": "launching", "teardown": "tearing down"}.get(kind, kind)
+
+
+def _set_all(s: Snapshot, state: ServiceState, reason: str, drain: bool) -> Action | None:
+    pending = [n for n, st in s.services.items() if st.state is not state and not st.admin_disabled]
+    return SetServices(reason, state, drain) if pending else None
+
+
+def _unconfigured(s: Snapshot) -> Action:
+    reason = f"{WORKER}configured=false"
+    if any(st.state is not ServiceState.DISABLED for st in s.services.values()) or s.pool_address:
+        return SetServices(f"disabling services: {reason}", ServiceState.DISABLED, drain=True)
+    if s.run and s.run.kind == "launch" and s.run.state in ("running", "succeeded", "failed"):
+        return StartWorkflow(f"tearing down: {reason} (data volume kept)", "teardown", {})
+    return Idle(f"not configured: set {reason[:-5]}true to launch the database")
+
+
+def _lifecycle(s: Snapshot) -> Action | None:
+    run = s.run
+    if run is None or run.kind != "launch":
+        return StartWorkflow("launching: no database instance yet", "launch")
+    if run.state == "running":
+        return StartWorkflow(f"resuming launch at step {run.step}/{run.total} {run.step_title}", "launch")
+    if run.digest != s.digest:
+        return StartWorkflow("rolling: properties changed since the last launch "
+                             "(new launch template version, same data volume)", "launch")
+    if run.state != "succeeded":
+        if run.age < s.relaunch_after:
+            return Idle(f"launch {run.state}: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
+        return StartWorkflow(f"retrying launch after: {run.error}", "launch")
+    return None
+
+
+def _pools(s: Snapshot) -> Action | None:
+    ip = s.instance.private_ip if s.instance and s.instance.state == "running" else None
+    if ip is None:
+        return _health_failure(s, "no running database instance (the autoscaling group replaces it)")
+    if s.pool_address != ip or s.pool_settings_digest != s.pool_digest:
+        why = ("building pools" if s.pool_address is None else
+               f"endpoint moved {s.pool_address} -> {ip}" if s.pool_address != ip else "pool settings changed")
+        return SwapPools(f"{why}: swapping pools to {ip}", ip)
+    if s.db.ok is False:
+        return _health_failure(s, s.db.error)
+    return None
+
+
+def _health_failure(s: Snapshot, why: str) -> Action:
+    if s.db.failures >= s.unhealthy_limit:
+        return _set_all(s, ServiceState.DISABLED, f"database unhealthy ({s.db.failures} checks): {why}",
+                        drain=False) or Idle(f"services disabled: {why}")
+    enabled = any(st.state in (ServiceState.ENABLED, ServiceState.DEGRADED) for st in s.services.values())
+    state = ServiceState.DEGRADED if enabled else ServiceState.NOTREADY
+    return _set_all(s, state, f"database not available: {why}", drain=False) or Idle(f"waiting: {why}")
+
+
+def _services(s: Snapshot) -> Action:
+    action = _set_all(s, ServiceState.ENABLED, f"database at {s.pool_address} healthy", drain=False)
+    if action:
+        names = [n for n, st in s.services.items() if not st.admin_disabled]
+        return SetServices(f"enabled {', '.join(names)}", ServiceState.ENABLED)
+    return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

@@ -1,0 +1,71 @@
+"""Building the cycle's snapshot: one read of the store, the cloud and the database."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Mapping
+
+from botocore.exceptions import ClientError
+
+from eucadb.bootstrap.snapshot import InstanceView, RunView
+from eucadb.errors import CloudError
+from eucadb.properties.registry import PROPERTIES, OnChange, WORKER
+from eucadb.workflow.deployment import Names
+from eucadb.workflow.engine import history
+
+LAUNCH_INPUTS = (OnChange.ROLL_INSTANCE, OnChange.UPDATE_INGRESS)
+POOL_INPUTS = (OnChange.REBUILD_POOLS,)
+
+
+def digest(properties: Mapping[str, Any], kinds: tuple[OnChange, ...]) -> str:
+    """A digest of the values of the properties whose change needs `kinds` of action."""
+    chosen = {p.name: properties[p.name] for p in PROPERTIES if p.on_change in kinds}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def latest_run(store, deployment: str) -> RunView | None:
+    runs = history(store, deployment=deployment)
+    if not runs:
+        return None
+    run = runs[0]
+    steps = run["steps"]
+    current = next((i for i, st in enumerate(steps) if st["state"] in ("running", "failed", "pending")),
+                   len(steps) - 1)
+    title = steps[current]["step"].split(". ", 1)[-1].replace("_", " ") if steps else ""
+    finished = run["finished_at"]
+    age = 0.0 if finished is None else max(0.0, time.time() - _epoch(finished))
+    options = run["options"]
+    return RunView(run["run"], run["kind"], run["state"], current + 1, len(steps), title, run["error"],
+                   options.get("digest", ""), age)
+
+
+def _epoch(ts) -> float:
+    from datetime import timezone
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.timestamp()
+
+
+def instance_facts(clients, deployment: str) -> InstanceView | None:
+    """The database instance the autoscaling group runs now (None if there is none)."""
+    name = Names(deployment).db
+    try:
+        groups = clients.call("autoscaling", "describe_auto_scaling_groups",
+                              AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        ids = [i["InstanceId"] for g in groups for i in g.get("Instances", [])]
+        if not ids:
+            return None
+        reservations = clients.call("ec2", "describe_instances", InstanceIds=ids)["Reservations"]
+    except ClientError as exc:
+        raise CloudError(str(exc)) from None
+    instances = [i for r in reservations for i in r["Instances"]]
+    order = {"running": 0, "pending": 1}
+    instances.sort(key=lambda i: order.get(i["State"]["Name"], 9))
+    best = instances[0] if instances else None
+    if best is None:
+        return None
+    return InstanceView(best["InstanceId"], best.get("PrivateIpAddress"), best["State"]["Name"])
+
+
+__all__ = ["digest", "latest_run", "instance_facts", "LAUNCH_INPUTS", "POOL_INPUTS", "WORKER"]

@@ -1,0 +1,53 @@
+"""The immutable picture one reconcile cycle decides from (STYLE §1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from eucadb.bootstrap.services import ServiceStatus
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    kind: str
+    state: str
+    step: int            # 1-based position of the step running or last reached
+    total: int
+    step_title: str
+    error: str | None
+    digest: str          # digest of the properties the run was started with
+    age: float           # seconds since the run finished (0 while running)
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    instance_id: str
+    private_ip: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class DbHealth:
+    ok: bool | None      # None: not probed (no instance or no pools yet)
+    error: str = ""
+    failures: int = 0    # consecutive failed checks
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    leader: bool
+    leader_holder: str
+    properties: Mapping[str, object]
+    digest: str                          # digest of the properties a launch depends on, now
+    pool_digest: str                     # digest of the pool settings, now
+    run: RunView | None
+    workflow_busy: bool
+    instance: InstanceView | None
+    pool_address: str | None
+    pool_settings_digest: str | None
+    db: DbHealth
+    services: Mapping[str, ServiceStatus] = field(default_factory=dict)
+    cloud_error: str | None = None
+    unhealthy_limit: int = 3             # failed checks before DEGRADED becomes DISABLED
+    relaunch_after: float = 60.0         # seconds to wait before retrying a failed launch

@@ -1,0 +1,73 @@
+"""`eucadb cloud …` (the embedded local cloud) and `eucadb image …` commands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from eucadb.app import App
+from eucadb.output import OUTPUT_OPTION, emit, table
+
+
+@click.group("cloud")
+def cloud_group() -> None:
+    """The embedded local cloud (moto control plane + instance realizer + metadata service)."""
+
+
+@cloud_group.command("up")
+@OUTPUT_OPTION
+@click.pass_obj
+def cloud_up(app: App, output: str) -> None:
+    """Start the embedded cloud (idempotent) and point eucadb's config at it."""
+    from eucadb.cloud.local.control import up
+    config, network = up(app.config)
+    emit({"endpoint": config["cloud.endpoint_url"], "region": config["cloud.region"],
+          "vpc": f"{network.vpc_id} ({network.cidr})",
+          "zones": ", ".join(f"{z}={s}" for z, s in sorted(network.subnets.items()))}, output)
+
+
+@cloud_group.command("down")
+@click.pass_obj
+def cloud_down(app: App) -> None:
+    """Stop every process `cloud up` started and every realized instance; forget the cloud's data."""
+    from eucadb.cloud.local.control import down
+    stopped = down(app.config)
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@cloud_group.command("status")
+@OUTPUT_OPTION
+@click.pass_obj
+def cloud_status_cmd(app: App, output: str) -> None:
+    """Endpoint, zones, instances (state, IP, realized pid), volumes and snapshots."""
+    from eucadb.cloud.local.status import cloud_status
+    status = cloud_status(app.config)
+    if output == "json":
+        emit(status, output)
+        return
+    click.echo(f"cloud:     {status['state']}  endpoint {status['endpoint'] or '-'}  region {status['region']}")
+    click.echo(f"data dir:  {status['data_dir']}")
+    sections = [("daemons", ["name", "pid", "running", "log"]),
+                ("zones", ["zone", "subnet", "cidr"]),
+                ("instances", ["id", "state", "ip", "zone", "image", "group", "pid", "process"]),
+                ("volumes", ["id", "state", "zone", "size", "instance", "device"]),
+                ("snapshots", ["id", "volume", "state"])]
+    for name, columns in sections:
+        click.echo(f"\n{name}:\n" + table(status[name], columns))
+
+
+@click.group("image")
+def image_group() -> None:
+    """Images eucadb's database instances boot from."""
+
+
+@image_group.command("install")
+@click.option("--local", "local", is_flag=True, required=True,
+              help="register the image in the embedded local cloud (the only kind for now)")
+@click.option("--boot-program", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="boot program to install as setup_db.py (default: the repository's scripts/setup_db.py)")
+@click.pass_obj
+def image_install(app: App, local: bool, boot_program: Path | None) -> None:
+    """Register the eucadb DB image and print its id."""
+    from eucadb.cloud.local.image import install_local_image
+    click.echo(install_local_image(app, boot_program))

@@ -1,0 +1,138 @@
+"""`eucadb cloud up | down | status`: start, stop and describe the embedded cloud's processes.
+
+Two daemons, each with a pid record under $EUCADB_HOME/cloud/: the API server (moto + gateway) on a
+free 127.0.0.1 port, and the realizer. `up` reuses whichever is already running and ours; `down`
+stops only the processes recorded there (daemons, then every realized instance) and forgets the
+cloud's data, whose ids died with the in-memory moto state.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from eucadb.cloud.client import CloudClients
+from eucadb.cloud.local import instances
+from eucadb.cloud.local.gateway import HEALTH_PATH
+from eucadb.cloud.local.layout import Layout
+from eucadb.cloud.local.network import Network, ensure_network
+from eucadb.cloud.local.procs import PidRecord, spawn, stop
+from eucadb.cloud.local.realizer import realized_pids
+from eucadb.config import Config, load, update_file
+from eucadb.errors import CloudError
+from eucadb.retry import Retry, RetryTimeout
+
+log = logging.getLogger(__name__)
+HOST = "127.0.0.1"
+CREDENTIALS = {"cloud.access_key_id": "eucadb-local", "cloud.secret_access_key": "eucadb-local"}
+DAEMON_STOP_TIMEOUT = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _healthy(endpoint: str, layout: Layout) -> bool:
+    """The endpoint answers and is *our* cloud (same control-plane directory)."""
+    try:
+        with urllib.request.urlopen(endpoint + HEALTH_PATH, timeout=2) as reply:
+            return json.load(reply).get("cloud_dir") == str(layout.cloud_dir)
+    except (OSError, ValueError):
+        return False
+
+
+def _daemon(config: Config, layout: Layout, name: str, *args: str) -> PidRecord:
+    argv = [sys.executable, "-m", "eucadb.cloud.local.daemon", "--config", str(config.path), name, *args]
+    _, record = spawn(argv, log_path=layout.log(name), env=dict(os.environ), cwd=layout.cloud_dir,
+                      info={"argv": argv[3:]})
+    return record
+
+
+def _running(pidfile: Path) -> PidRecord | None:
+    record = PidRecord.load(pidfile)
+    return record if record is not None and record.alive() else None
+
+
+def _start_api(config: Config, layout: Layout) -> str:
+    """Start the API server on a free port; on a lost port race, try another one."""
+    for _ in range(3):
+        port = _free_port()
+        endpoint = f"http://{HOST}:{port}"
+        update_file(config, {"cloud.endpoint_url": endpoint, **CREDENTIALS})
+        record = _daemon(load(config.path), layout, "api", "--host", HOST, "--port", str(port))
+        record = PidRecord(record.pid, record.start_time, info={"endpoint": endpoint})
+        record.save(layout.api_pidfile)
+
+        def ready() -> None:
+            if not record.alive():
+                raise CloudError(f"the API server exited; see {layout.log('api')}")
+            if not _healthy(endpoint, layout):
+                raise TimeoutError("not answering yet")
+
+        try:
+            Retry(deadline=30, initial_delay=0.05, max_delay=0.5, retry_on=(TimeoutError,)).call(
+                ready, "embedded cloud API start")
+            return endpoint
+        except CloudError:
+            continue
+        except RetryTimeout:
+            stop(record, DAEMON_STOP_TIMEOUT)
+            break
+    raise CloudError(f"the embedded cloud API did not start; see {layout.log('api')}")
+
+
+def up(config: Config) -> tuple[Config, Network]:
+    """Idempotent: reuse running daemons, create what is missing. Returns the updated config."""
+    layout = Layout.from_config(config)
+    layout.ensure()
+    api = _running(layout.api_pidfile)
+    endpoint = (api.info or {}).get("endpoint", "") if api else ""
+    if api is None or not _healthy(endpoint, layout):
+        if api is not None:
+            stop(api, DAEMON_STOP_TIMEOUT)
+        endpoint = _start_api(config, layout)
+    update_file(config, {"cloud.endpoint_url": endpoint, **CREDENTIALS})
+    config = load(config.path)
+    network = ensure_network(CloudClients(config), config["cloud.vpc_cidr"], config["cloud.zones"])
+    if _running(layout.realizer_pidfile) is None:
+        _daemon(config, layout, "realizer").save(layout.realizer_pidfile)
+    return config, network
+
+
+def down(config: Config) -> list[str]:
+    """Stop what `up` started (by pid record only), then every realized instance. Returns what stopped."""
+    layout = Layout.from_config(config)
+    stopped = []
+    for name, pidfile in (("realizer", layout.realizer_pidfile), ("api", layout.api_pidfile)):
+        record = _running(pidfile)
+        if record is not None:
+            stop(record, DAEMON_STOP_TIMEOUT)
+            stopped.append(f"{name} (pid {record.pid})")
+        pidfile.unlink(missing_ok=True)
+        if name == "realizer":  # instances next, while nothing can realize them again
+            for instance_id, record in list(realized_pids(layout)):
+                if record.members():
+                    stopped.append(f"{instance_id} (pid {record.pid})")
+                instances.halt(layout, instance_id, config["cloud.stop_timeout"])
+    layout.wipe_data()
+    if config["cloud.endpoint_url"] and config["cloud.endpoint_url"].startswith(f"http://{HOST}:"):
+        update_file(config, {"cloud.endpoint_url": None, "cloud.access_key_id": None,
+                             "cloud.secret_access_key": None})
+    return stopped
+
+
+def daemons(layout: Layout) -> list[dict]:
+    rows = []
+    for name, pidfile in (("api", layout.api_pidfile), ("realizer", layout.realizer_pidfile)):
+        record = PidRecord.load(pidfile)
+        rows.append({"name": name, "pid": record.pid if record else None,
+                     "running": bool(record and record.alive()),
+                     "log": str(layout.log(name))})
+    return rows

@@ -1,0 +1,47 @@
+"""Entry point of the embedded cloud's background processes: `python -m eucadb.cloud.local.daemon
+--config FILE {api --host H --port P | realizer}`.
+
+Deliberately not the `eucadb` CLI: a daemon should import only what it runs, so it starts fast and
+does not depend on unrelated commands.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from eucadb.config import load
+
+
+def run_realizer(config) -> None:
+    from eucadb.cloud.client import CloudClients
+    from eucadb.cloud.local.realizer import Realizer
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Realizer(config, CloudClients(config)).run(stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="eucadb-cloud-daemon")
+    parser.add_argument("--config", required=True)
+    sub = parser.add_subparsers(dest="name", required=True)
+    api = sub.add_parser("api")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, required=True)
+    sub.add_parser("realizer")
+    args = parser.parse_args(argv)
+    config = load(args.config)
+    logging.basicConfig(level=config["log.level"], stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s {args.name}[%(process)d] %(name)s: %(message)s")
+    if args.name == "api":
+        from eucadb.cloud.local.api import serve
+        serve(config, args.host, args.port)
+    else:
+        run_realizer(config)
+
+
+if __name__ == "__main__":
+    main()

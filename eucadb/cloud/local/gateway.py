@@ -1,0 +1,250 @@
+"""The embedded cloud's API: moto's WSGI app wrapped by a gateway that fills moto's data-plane gaps.
+
+Why a WSGI middleware in the moto process rather than a reverse proxy: one process and one port, no
+extra hop, and the endpoint stays plain AWS-compatible HTTP. The gateway sees each EC2 Query request,
+and for the few actions that touch data it acts synchronously, at API time, as a real cloud would:
+
+- AttachVolume: enforce AWS semantics moto 5.2 lacks (volume `available`, same zone, device free,
+  instance not terminated), then plug the volume in as the instance's device;
+- CreateVolume(SnapshotId) copies the snapshot's data before answering; CreateSnapshot freezes the
+  attached instance and copies before answering (so "completed" is true);
+- DeleteVolume/DeleteSnapshot free the directory; DetachVolume unplugs;
+- StopInstances/TerminateInstances stop the instance's processes before moto frees its volumes, so a
+  volume is never available while its old instance still writes to it.
+Everything else goes straight to moto.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qs, urlencode
+
+import boto3
+from botocore.exceptions import ClientError
+
+from eucadb.cloud.local import disks, instances
+from eucadb.cloud.local.layout import Layout
+from eucadb.errors import CloudError
+
+log = logging.getLogger(__name__)
+HEALTH_PATH = "/_eucadb/health"
+_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+Params = Mapping[str, str]
+
+
+class ApiError(Exception):
+    """An AWS error answered to the caller instead of forwarding the request."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+def _listed(params: Params, prefix: str) -> list[str]:
+    """Values of a Query-protocol list parameter: InstanceId.1, InstanceId.2, …"""
+    keys = sorted((k for k in params if k.startswith(prefix + ".")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    return [params[k] for k in keys]
+
+
+def _xml_field(body: bytes, name: str) -> str | None:
+    """First element named `name` (any namespace) in a response body."""
+    for element in ET.fromstring(body).iter():
+        if element.tag.rsplit("}", 1)[-1] == name:
+            return element.text
+    return None
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the gateway does around one EC2 action: `before` may refuse (ApiError) or return
+    parameters to add to the request, `after` acts on the data once moto has answered 200; `undo`
+    compensates moto's record if `after` failed."""
+    before: Callable[["Gateway", Params], dict[str, str] | None] | None = None
+    after: Callable[["Gateway", Params, bytes], None] | None = None
+    undo: Callable[["Gateway", Params, bytes], None] | None = None
+
+
+class Gateway:
+    def __init__(self, app: Callable, layout: Layout, endpoint: str, region: str, stop_timeout: float):
+        self.app = app
+        self.layout = layout
+        self.endpoint = endpoint
+        self.region = region
+        self.stop_timeout = stop_timeout
+        self._lock = threading.Lock()  # serialises data actions: check-then-act must be atomic
+        self._ec2: Any = None
+
+    @property
+    def ec2(self) -> Any:
+        """A client to ourselves, for the state checks moto does not do (public API only)."""
+        if self._ec2 is None:
+            self._ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=self.region,
+                                     aws_access_key_id="eucadb-gateway", aws_secret_access_key="x")
+        return self._ec2
+
+    # WSGI ------------------------------------------------------------------------------------
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            return self._respond(start_response, "200 OK", "application/json", json.dumps(
+                {"cloud_dir": str(self.layout.cloud_dir), "pid": os.getpid()}).encode())
+        match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match or match.group(1) != "ec2" or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        action = ACTIONS.get(params.get("Action", ""))
+        if action is None:
+            return self.app(environ, start_response)
+        with self._lock:
+            return self._handle(action, params, environ, start_response)
+
+    def _handle(self, action: Action, params: Params, environ: dict, start_response: Callable) -> list[bytes]:
+        try:
+            extra = action.before(self, params) if action.before else None
+        except ApiError as exc:
+            return self._error(start_response, exc)
+        if extra:
+            params = {**params, **extra}
+            body = urlencode(params).encode()
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        status, headers, body = self._forward(environ)
+        if status.startswith("200") and action.after:
+            try:
+                action.after(self, params, body)
+            except (CloudError, OSError) as exc:
+                log.exception("%s: data action failed", params.get("Action"))
+                if action.undo:
+                    action.undo(self, params, body)
+                return self._error(start_response, ApiError("InternalError", str(exc), 500))
+        start_response(status, headers)
+        return [body]
+
+    def _forward(self, environ: dict) -> tuple[str, list, bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured.update(status=status, headers=headers)
+            return lambda data: None
+
+        chunks = self.app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        return captured["status"], captured["headers"], body
+
+    @staticmethod
+    def _respond(start_response: Callable, status: str, ctype: str, body: bytes) -> list[bytes]:
+        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _error(self, start_response: Callable, exc: ApiError) -> list[bytes]:
+        root = ET.Element("Response")
+        error = ET.SubElement(ET.SubElement(root, "Errors"), "Error")
+        ET.SubElement(error, "Code").text = exc.code
+        ET.SubElement(error, "Message").text = str(exc)
+        ET.SubElement(root, "RequestID").text = str(uuid.uuid4())
+        reason = {400: "Bad Request", 500: "Internal Server Error"}.get(exc.status, "Error")
+        return self._respond(start_response, f"{exc.status} {reason}", "text/xml",
+                             ET.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+    # state lookups ---------------------------------------------------------------------------
+    def describe(self, kind: str, ident: str) -> dict:
+        """One volume or instance as moto knows it; a missing one is the caller's error."""
+        try:
+            if kind == "volume":
+                return self.ec2.describe_volumes(VolumeIds=[ident])["Volumes"][0]
+            reservations = self.ec2.describe_instances(InstanceIds=[ident])["Reservations"]
+            return reservations[0]["Instances"][0]
+        except ClientError as exc:
+            error = exc.response["Error"]
+            raise ApiError(error.get("Code", "InvalidParameterValue"), error.get("Message", "")) from None
+
+
+# the actions -------------------------------------------------------------------------------------
+def _check_attach(gw: Gateway, p: Params) -> None:
+    volume = gw.describe("volume", p.get("VolumeId", ""))
+    instance = gw.describe("instance", p.get("InstanceId", ""))
+    device = p.get("Device", "")
+    if volume["State"] != "available":
+        raise ApiError("VolumeInUse", f"{volume['VolumeId']} is already attached to an instance"
+                       if volume.get("Attachments") else f"{volume['VolumeId']} is {volume['State']}")
+    if instance["State"]["Name"] not in ("running", "stopped"):
+        raise ApiError("IncorrectState", f"Instance '{instance['InstanceId']}' is not 'running'.")
+    zone = instance["Placement"]["AvailabilityZone"]
+    if volume["AvailabilityZone"] != zone:
+        raise ApiError("InvalidVolume.ZoneMismatch", f"The volume '{volume['VolumeId']}' is not in the "
+                       f"same availability zone as instance '{instance['InstanceId']}'")
+    if device in {m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])}:
+        raise ApiError("InvalidParameterValue", f"Attachment point {device} is already in use")
+    try:
+        disks.device_name(device)
+    except CloudError as exc:
+        raise ApiError("InvalidParameterValue", str(exc)) from None
+    # a terminated previous owner may still be shutting down (ASG-initiated terminations do not
+    # pass through here): make sure nothing of it runs before the volume is plugged in elsewhere
+    previous = disks.attached_instance(gw.layout, volume["VolumeId"])
+    if previous and previous != instance["InstanceId"]:
+        instances.halt(gw.layout, previous, gw.stop_timeout)
+        disks.unlink_volume(gw.layout, volume["VolumeId"])
+
+
+def _complete_detach(gw: Gateway, p: Params) -> dict[str, str] | None:
+    """AWS accepts DetachVolume with only VolumeId; moto 5.2 crashes without InstanceId."""
+    if p.get("InstanceId"):
+        return None
+    attachments = gw.describe("volume", p.get("VolumeId", "")).get("Attachments") or []
+    if not attachments:
+        raise ApiError("IncorrectState", f"Volume '{p.get('VolumeId')}' is in the 'available' state.")
+    return {"InstanceId": attachments[0]["InstanceId"]}
+
+
+def _halt_all(gw: Gateway, p: Params) -> None:
+    for instance_id in _listed(p, "InstanceId"):
+        instances.halt(gw.layout, instance_id, gw.stop_timeout)
+
+
+def _unplug_terminated(gw: Gateway, p: Params, body: bytes) -> None:
+    for instance_id in _listed(p, "InstanceId"):
+        disks.sync_devices(gw.layout, instance_id, {})
+
+
+def _new_volume(gw: Gateway, p: Params, body: bytes) -> None:
+    disks.create_volume(gw.layout, _xml_field(body, "volumeId") or "", p.get("SnapshotId"))
+
+
+def _new_snapshot(gw: Gateway, p: Params, body: bytes) -> None:
+    disks.create_snapshot(gw.layout, p["VolumeId"], _xml_field(body, "snapshotId") or "")
+
+
+def _undo(kind: str) -> Callable[[Gateway, Params, bytes], None]:
+    def undo(gw: Gateway, p: Params, body: bytes) -> None:
+        ident = _xml_field(body, f"{kind}Id") or ""
+        try:
+            getattr(gw.ec2, f"delete_{kind}")(**{f"{kind.capitalize()}Id": ident})
+        except ClientError as exc:
+            log.warning("could not delete %s after its data action failed: %s", ident, exc)
+    return undo
+
+
+ACTIONS: dict[str, Action] = {
+    "AttachVolume": Action(before=_check_attach, after=lambda gw, p, b: disks.link_device(
+        gw.layout, p["InstanceId"], p["Device"], p["VolumeId"])),
+    "DetachVolume": Action(before=_complete_detach, after=lambda gw, p, b: disks.unlink_volume(gw.layout, p["VolumeId"])),
+    "CreateVolume": Action(after=_new_volume, undo=_undo("volume")),
+    "DeleteVolume": Action(after=lambda gw, p, b: disks.delete_dir(gw.layout.volume_dir(p["VolumeId"]))),
+    "CreateSnapshot": Action(after=_new_snapshot, undo=_undo("snapshot")),
+    "DeleteSnapshot": Action(after=lambda gw, p, b: disks.delete_dir(gw.layout.snapshot_dir(p["SnapshotId"]))),
+    "StopInstances": Action(before=_halt_all),
+    "TerminateInstances": Action(before=_halt_all, after=_unplug_terminated),
+}

@@ -1,0 +1,69 @@
+"""`eucadb image install --local`: register the local DB image in the embedded cloud.
+
+An image here is an AMI record (RegisterImage, tagged `eucadb:image=db`) plus a directory keyed by
+its id holding what the instance runs: `setup_db.py` (copied, so the image does not change under a
+running instance) and `runtime/` (the Python it runs with). Installing the same content twice answers
+the same image id (tag `eucadb:image-digest`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from eucadb.cloud.local.layout import Layout
+from eucadb.cloud.local.realizer import DB_IMAGE_TAG
+from eucadb.cloud.local.runtime import build_runtime
+from eucadb.errors import UserError
+
+DIGEST_TAG = "eucadb:image-digest"
+DEFAULT_BOOT_PROGRAM = Path(__file__).resolve().parents[3] / "scripts" / "setup_db.py"
+
+
+def install_local_image(app, boot_program: Path | None = None) -> str:
+    """Register (or find) the local DB image and return its id. `boot_program` defaults to the
+    repository's scripts/setup_db.py; tests pass their own program honouring the same contract."""
+    source = Path(boot_program or DEFAULT_BOOT_PROGRAM)
+    if not source.is_file():
+        raise UserError(f"boot program {source} not found")
+    layout = Layout.from_config(app.config)
+    layout.ensure()
+    runtime = build_runtime(layout, app.config["cloud.instance_python"])
+    digest = hashlib.sha256(source.read_bytes() + str(runtime).encode()).hexdigest()[:16]
+    image_id = _find(app, digest) or _register(app, digest)
+    _populate(layout.image_dir(image_id), source, runtime)
+    return image_id
+
+
+def _find(app, digest: str) -> str | None:
+    images = app.clients.call("ec2", "describe_images", Owners=["self"], Filters=[
+        {"Name": f"tag:{DIGEST_TAG}", "Values": [digest]},
+        {"Name": f"tag:{DB_IMAGE_TAG[0]}", "Values": [DB_IMAGE_TAG[1]]}])["Images"]
+    return images[0]["ImageId"] if images else None
+
+
+def _register(app, digest: str) -> str:
+    image_id = app.clients.call(
+        "ec2", "register_image", Name=f"eucadb-db-local-{digest}", Architecture="x86_64",
+        RootDeviceName="/dev/sda1", VirtualizationType="hvm",
+        Description="eucadb database image (embedded cloud)")["ImageId"]
+    app.clients.call("ec2", "create_tags", Resources=[image_id], Tags=[
+        {"Key": DB_IMAGE_TAG[0], "Value": DB_IMAGE_TAG[1]}, {"Key": DIGEST_TAG, "Value": digest}])
+    return image_id
+
+
+def _populate(image_dir: Path, source: Path, runtime: Path) -> None:
+    image_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(image_dir, 0o755)
+    program = image_dir / "setup_db.py"
+    tmp = program.with_suffix(".tmp")
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, program)
+    link = image_dir / "runtime"
+    if not (link.is_symlink() and Path(os.readlink(link)) == runtime):
+        tmp_link = image_dir / "runtime.tmp"
+        tmp_link.unlink(missing_ok=True)
+        os.symlink(runtime, tmp_link)
+        os.replace(tmp_link, link)

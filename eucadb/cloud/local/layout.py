@@ -1,0 +1,108 @@
+"""Where the embedded cloud keeps things, and who owns them.
+
+Two roots: `cloud_dir` (control plane: pid files, logs; root-only is fine) and `data_dir` (instance
+root filesystems, volumes, snapshots, images; must be traversable by the instance user because
+realized instances run as that user when eucadb runs as root). Data is keyed by the ids moto returns.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from eucadb.config import Config
+
+
+@dataclass(frozen=True)
+class InstanceUser:
+    """The unprivileged identity realized instances run as (None fields: run as ourselves)."""
+    name: str | None
+    uid: int | None
+    gid: int | None
+
+    @classmethod
+    def resolve(cls, name: str) -> "InstanceUser":
+        if os.geteuid() != 0:
+            return cls(None, None, None)
+        pw = pwd.getpwnam(name)
+        return cls(name, pw.pw_uid, pw.pw_gid)
+
+    def chown(self, path: Path) -> None:
+        if self.uid is not None:
+            os.chown(path, self.uid, self.gid, follow_symlinks=False)
+
+    def popen_kwargs(self) -> dict:
+        if self.uid is None:
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
+@dataclass(frozen=True)
+class Layout:
+    cloud_dir: Path
+    data_dir: Path
+    user: InstanceUser
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Layout":
+        return cls(config.cloud_dir, config.cloud_data_dir,
+                   InstanceUser.resolve(config["cloud.instance_user"]))
+
+    # control plane ---------------------------------------------------------------------------
+    @property
+    def api_pidfile(self) -> Path:
+        return self.cloud_dir / "api.pid"
+
+    @property
+    def realizer_pidfile(self) -> Path:
+        return self.cloud_dir / "realizer.pid"
+
+    def instance_pidfile(self, instance_id: str) -> Path:
+        """Outside the instance's root on purpose: the instance user must not be able to forge it."""
+        return self.cloud_dir / "instances" / f"{instance_id}.json"
+
+    def log(self, name: str) -> Path:
+        return self.cloud_dir / "logs" / f"{name}.log"
+
+    # data plane ------------------------------------------------------------------------------
+    def instance_root(self, instance_id: str) -> Path:
+        return self.data_dir / "instances" / instance_id
+
+    def volume_dir(self, volume_id: str) -> Path:
+        return self.data_dir / "volumes" / volume_id
+
+    def snapshot_dir(self, snapshot_id: str) -> Path:
+        return self.data_dir / "snapshots" / snapshot_id
+
+    def image_dir(self, image_id: str) -> Path:
+        return self.data_dir / "images" / image_id
+
+    @property
+    def runtimes_dir(self) -> Path:
+        return self.data_dir / "runtimes"
+
+    def ensure(self) -> None:
+        """Create both roots; every data-plane ancestor must be traversable (0755) by the instance user."""
+        for sub in ("instances", "logs"):
+            (self.cloud_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o755)
+        for sub in ("instances", "volumes", "snapshots", "images", "runtimes"):
+            path = self.data_dir / sub
+            path.mkdir(exist_ok=True)
+            os.chmod(path, 0o755 if sub != "snapshots" else 0o700)
+
+    def make_owned_dir(self, path: Path, mode: int = 0o755) -> Path:
+        """A directory the instance user owns (an instance's root, a volume)."""
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+        self.user.chown(path)
+        return path
+
+    def wipe_data(self) -> None:
+        """Forget instance roots, volumes, snapshots and images (their ids died with the moto server).
+        The runtime cache is kept: it is expensive to build and keyed by content, not by cloud ids."""
+        for sub in ("instances", "volumes", "snapshots", "images"):
+            shutil.rmtree(self.data_dir / sub, ignore_errors=True)

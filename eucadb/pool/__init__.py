@@ -1,0 +1,1 @@
+"""Persistence contexts → SQLAlchemy engines built at run time (DESIGN §7)."""

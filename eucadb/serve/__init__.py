@@ -1,0 +1,1 @@
+"""`eucadb serve`: the reconcile loop plus its HTTP face (/healthz, /readyz, /status, /metrics)."""

@@ -1,0 +1,131 @@
+"""`eucadb serve`, `eucadb status` and `eucadb service list|enable|disable`."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import click
+
+from eucadb.bootstrap.services import ServiceRegistry
+from eucadb.output import OUTPUT_OPTION, emit
+from eucadb.serve import status as status_doc
+
+log = logging.getLogger("eucadb.serve")
+
+
+@click.command("serve")
+@click.pass_obj
+def serve_cmd(app) -> None:
+    """Run the reconcile loop and the HTTP endpoints until SIGTERM/SIGINT."""
+    from waitress import create_server
+
+    from eucadb.bootstrap.loop import Bootstrapper
+    from eucadb.serve.http import ServeApp
+
+    loop = Bootstrapper(app)
+    server = create_server(ServeApp(app, loop), host=app.config["serve.host"],
+                           port=app.config["serve.port"], threads=8, ident="eucadb")
+
+    def stop(signum, _frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    loop.start()
+    log.info("serving on http://%s:%s (status, readyz, healthz, metrics)",
+             app.config["serve.host"], server.effective_port)
+    try:
+        server.run()
+    finally:
+        server.close()
+        loop.stop()
+        log.info("stopped")
+
+
+def fetch_live(app) -> dict | None:
+    """The running server's status document, or None when no server answers."""
+    url = f"http://{app.config['serve.host']}:{app.config['serve.port']}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def print_status(doc: dict) -> None:
+    ready = "READY" if doc["ready"] else "NOT READY"
+    click.echo(f"eucadb deployment {doc['deployment'] or '(none yet)'}: {ready}")
+    loop = doc.get("loop")
+    click.echo(f"loop:      {loop['sentence']}" if loop else "loop:      `eucadb serve` is not running")
+    for item in doc.get("unmet_preconditions") or []:
+        click.echo(f"unmet:     {item}")
+    for name, svc in doc["services"].items():
+        extra = f" (admin-disabled by {svc['admin_disabled_by']} at {svc['admin_disabled_at']})" \
+            if svc["admin_disabled_by"] else ""
+        click.echo(f"service:   {name:<11} {svc['state']:<9} {svc['reason']}{extra}")
+    db = doc.get("database") or {}
+    if db.get("endpoint"):
+        health = "healthy" if db["healthy"] else f"unhealthy ({db['failed_checks']} checks): {db['error']}"
+        click.echo(f"database:  {db['endpoint']} ({db['dns_name']}) {health}")
+    for ctx, stats in (doc.get("pools") or {}).items():
+        click.echo(f"pool:      {ctx:<19} {stats['checked_out']} in use / {stats['size']} size")
+    run = doc.get("workflow")
+    if run:
+        done = sum(1 for s in run["steps"] if s["state"] == "done")
+        click.echo(f"workflow:  run {run['run']} {run['kind']} {run['state']} ({done}/{len(run['steps'])} steps)"
+                   + (f": {run['error']}" if run["error"] else ""))
+
+
+@click.command("status")
+@OUTPUT_OPTION
+@click.option("--watch", is_flag=True, help="refresh every 2 seconds until interrupted")
+@click.pass_obj
+def status_cmd(app, output: str, watch: bool) -> None:
+    """One screen: services, unmet preconditions, workflow, database endpoint and pools."""
+    while True:
+        doc = fetch_live(app) or status_doc.build(app)
+        if output == "json":
+            click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        else:
+            if watch:
+                click.clear()
+            print_status(doc)
+        if not watch:
+            return
+        time.sleep(2)
+
+
+@click.group("service")
+def service_group() -> None:
+    """List the dependent services or move them by hand."""
+
+
+@service_group.command("list")
+@OUTPUT_OPTION
+@click.pass_obj
+def service_list(app, output: str) -> None:
+    """Each service's state, reason and since when."""
+    rows = [s.as_dict() for s in ServiceRegistry(app.store).all().values()]
+    emit(rows, output, ["name", "state", "reason", "since", "admin_disabled_by"])
+
+
+@service_group.command("enable")
+@click.argument("name")
+@click.pass_obj
+def service_enable(app, name: str) -> None:
+    """Let the loop enable NAME again (undoes an admin disable)."""
+    s = ServiceRegistry(app.store).admin(name, enable=True)
+    click.echo(f"{name}: {s.state.value} ({s.reason})")
+
+
+@service_group.command("disable")
+@click.argument("name")
+@click.pass_obj
+def service_disable(app, name: str) -> None:
+    """Disable NAME until an admin enables it; the loop never overrides this."""
+    s = ServiceRegistry(app.store).admin(name, enable=False)
+    click.echo(f"{name}: {s.state.value} ({s.reason})")

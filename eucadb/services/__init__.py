@@ -1,0 +1,1 @@
+"""The dependent services (CloudWatch-compatible metrics, usage reporting) and their schemas."""

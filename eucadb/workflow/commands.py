@@ -1,0 +1,77 @@
+"""`eucadb workflow show | launch | teardown` — the launch workflow by hand.
+
+`eucadb serve` drives these automatically; by hand they take the same leader lease, so a manual run
+never races a running server.
+"""
+from __future__ import annotations
+
+import click
+
+from eucadb.bootstrap.lease import LeaderLease
+from eucadb.errors import UserError
+from eucadb.output import OUTPUT_OPTION, emit
+from eucadb.workflow.engine import RunState, history
+from eucadb.workflow.launch import LAUNCH, TEARDOWN
+from eucadb.workflow.service import run_workflow
+
+
+@click.group("workflow")
+def workflow_group() -> None:
+    """Show, run or undo the launch workflow of the append-only database."""
+
+
+@workflow_group.command("show")
+@click.option("--run", "run_id", type=int, default=None, help="a run id (default: the latest run)")
+@OUTPUT_OPTION
+@click.pass_obj
+def show_cmd(app, run_id: int | None, output: str) -> None:
+    """Steps, states, resource ids, errors and timings of a workflow run."""
+    runs = history(app.store, run_id=run_id)
+    if run_id is not None and not runs:
+        raise UserError(f"no workflow run {run_id}; `eucadb workflow show` lists the latest")
+    if output == "json":
+        emit(runs if run_id is None else runs[0], output)
+        return
+    if not runs:
+        click.echo("no workflow has run yet")
+        return
+    run = runs[0]
+    click.echo(f"run {run['run']} ({run['kind']}, deployment {run['deployment']}): {run['state']}"
+               f"  started {run['started_at']}" + (f"  finished {run['finished_at']}" if run['finished_at'] else ""))
+    if run["error"]:
+        click.echo(f"error: {run['error']}")
+    rows = [{**s, "resources": " ".join(f"{k}={v}" for k, v in s["resources"].items()
+                                        if k not in ("subnets", "zones"))} for s in run["steps"]]
+    emit(rows, "table", ["step", "state", "attempts", "seconds", "resources", "error"])
+
+
+def _run(app, workflow, options) -> None:
+    lease = LeaderLease(app.store, ttl=app.config["lease.ttl"] * 20)
+    if not lease.acquire():
+        holder = lease.current()
+        raise UserError(f"another eucadb process ({holder.holder}) holds the leader lease; "
+                        "stop it or wait for it to finish")
+    try:
+        result = run_workflow(app, workflow, options, fence=lease.check,
+                              on_progress=lambda m: click.echo(m, err=True))
+    finally:
+        lease.release()
+    if result.state != RunState.SUCCEEDED:
+        raise UserError(f"{workflow.kind} {result.state.value}: {result.error} "
+                        f"(see `eucadb workflow show --run {result.run_id}`)")
+    click.echo(f"{workflow.kind} succeeded (run {result.run_id})")
+
+
+@workflow_group.command("launch")
+@click.pass_obj
+def launch_cmd(app) -> None:
+    """Run (or resume) the launch workflow until the database accepts TLS connections."""
+    _run(app, LAUNCH, {})
+
+
+@workflow_group.command("teardown")
+@click.option("--delete-volume", is_flag=True, help="also delete the data volume (its data is lost)")
+@click.pass_obj
+def teardown_cmd(app, delete_volume: bool) -> None:
+    """Remove every cloud resource of the deployment; the data volume is kept unless asked."""
+    _run(app, TEARDOWN, {"delete_volume": delete_volume})

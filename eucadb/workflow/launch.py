@@ -1,0 +1,30 @@
+"""The launch and teardown workflows (DESIGN §5), declared as tables of steps."""
+from __future__ import annotations
+
+from eucadb.workflow.engine import Workflow
+from eucadb.workflow.steps.admission import AdmissionStep
+from eucadb.workflow.steps.autoscaling import AutoScalingGroupStep
+from eucadb.workflow.steps.certificate import ServerCertificateStep
+from eucadb.workflow.steps.instance_role import InstanceRoleStep
+from eucadb.workflow.steps.key_delivery import KeyDeliveryStep
+from eucadb.workflow.steps.launch_template import LaunchTemplateStep
+from eucadb.workflow.steps.security_group import SecurityGroupStep
+from eucadb.workflow.steps.volume import VolumeStep
+from eucadb.workflow.steps.wait import WaitDatabaseStep, WaitInstanceStep
+
+LAUNCH_STEPS = (
+    AdmissionStep(),
+    SecurityGroupStep(),
+    ServerCertificateStep(),
+    InstanceRoleStep(),
+    KeyDeliveryStep(),
+    VolumeStep(),
+    LaunchTemplateStep(),
+    AutoScalingGroupStep(),
+    WaitInstanceStep(),
+    WaitDatabaseStep(),
+)
+
+LAUNCH = Workflow("launch", LAUNCH_STEPS)
+# Teardown undoes the launch steps, last first; each rollback finds its resources by name and tag.
+TEARDOWN = Workflow("teardown", tuple(reversed(LAUNCH_STEPS)), reverse=True)

@@ -1,0 +1,1 @@
+"""The launch steps, in DESIGN §5 order. Adding a step means adding one class and one table entry."""

@@ -1,0 +1,73 @@
+"""Step 1: admission checks — refuse to build anything the cloud cannot run.
+
+Checks every property the cloud must confirm (image, instance type, key pair, zones, volume) and picks
+the network: the VPC tagged `eucadb:vpc` (else the default VPC, else the only one) and its subnets in the
+configured zones. Nothing is created, so there is nothing to roll back.
+"""
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlparse
+
+from eucadb.errors import WorkflowError
+from eucadb.properties.registry import BY_NAME, WORKER
+from eucadb.properties.validators import check
+from eucadb.workflow.engine import StepContext
+from eucadb.workflow.steps.base import BaseStep, first
+
+VPC_TAG = "eucadb:vpc"
+
+
+def front_end_address(endpoint: str | None) -> str:
+    """The address this host uses towards the cloud (a UDP connect sends no packet)."""
+    host = urlparse(endpoint).hostname if endpoint and endpoint != "default" else None
+    if host is None:
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((socket.gethostbyname(host), 9))
+        return s.getsockname()[0]
+
+
+class AdmissionStep(BaseStep):
+    name = "admission"
+    title = "admission checks"
+
+    def apply(self, ctx: StepContext) -> dict:
+        props = ctx.properties
+        if not props[WORKER + "image"]:
+            raise WorkflowError(f"{WORKER}image is not set")
+        facts = ctx.services.facts
+        for prop in BY_NAME.values():
+            if prop.cloud_check and prop.name.startswith(WORKER):
+                problem = check(prop.cloud_check, facts, props[prop.name])
+                if problem:
+                    raise WorkflowError(f"{prop.name}: {problem}")
+        zones = props[WORKER + "availability_zones"] or facts.zones()
+        vpc_id, subnets = self._network(ctx, zones)
+        volume_zone = None
+        if props[WORKER + "volume"]:
+            volume_zone = facts.volume(props[WORKER + "volume"])["AvailabilityZone"]
+            if volume_zone not in zones:
+                raise WorkflowError(f"volume {props[WORKER + 'volume']} is in {volume_zone}, "
+                                    f"which is not one of the configured zones {', '.join(zones)}")
+        cidrs = props[WORKER + "allowed_cidrs"] or [
+            f"{front_end_address(ctx.services.clients.endpoint)}/32"]
+        return {"vpc_id": vpc_id, "subnets": subnets, "zones": zones, "allowed_cidrs": cidrs,
+                "volume_zone": volume_zone or zones[0]}
+
+    def _network(self, ctx: StepContext, zones: list[str]) -> tuple[str, dict[str, str]]:
+        vpcs = self.call(ctx, "ec2", "describe_vpcs")["Vpcs"]
+        vpc = first(vpcs, lambda v: any(t["Key"] == VPC_TAG for t in v.get("Tags", []))) or \
+            first(vpcs, lambda v: v.get("IsDefault")) or (vpcs[0] if len(vpcs) == 1 else None)
+        if vpc is None:
+            raise WorkflowError(f"no VPC to launch into: tag one with {VPC_TAG}, or have a default VPC")
+        found = self.call(ctx, "ec2", "describe_subnets", Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "availability-zone", "Values": list(zones)}])["Subnets"]
+        subnets: dict[str, str] = {}
+        for subnet in sorted(found, key=lambda s: s["SubnetId"]):
+            subnets.setdefault(subnet["AvailabilityZone"], subnet["SubnetId"])
+        missing = [z for z in zones if z not in subnets]
+        if missing:
+            raise WorkflowError(f"VPC {vpc['VpcId']} has no subnet in zone(s) {', '.join(missing)}")
+        return vpc["VpcId"], subnets

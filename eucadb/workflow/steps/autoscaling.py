@@ -1,0 +1,70 @@
+"""Step 8: the autoscaling group — exactly one instance, replaced by the cloud when it dies.
+
+The data volume pins the zone (an EBS volume attaches only in its own zone), so the group's subnets
+are those of the volume's zone.
+"""
+from __future__ import annotations
+
+from eucadb.retry import Retry
+from eucadb.workflow.deployment import TAG
+from eucadb.workflow.engine import StepContext
+from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.steps.volume import NotYet
+
+
+class AutoScalingGroupStep(BaseStep):
+    name = "autoscaling_group"
+    title = "autoscaling group"
+
+    def _group(self, ctx: StepContext) -> dict | None:
+        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
+                           AutoScalingGroupNames=[self.names(ctx).db])["AutoScalingGroups"]
+        return groups[0] if groups else None
+
+    def _template(self, ctx: StepContext) -> dict:
+        return {"LaunchTemplateId": ctx.resources["launch_template_id"],
+                "Version": ctx.resources["launch_template_version"]}
+
+    def adopt(self, ctx: StepContext) -> dict | None:
+        group = self._group(ctx)
+        if group and group.get("LaunchTemplate", {}).get("Version") == ctx.resources["launch_template_version"]:
+            return {"autoscaling_group": group["AutoScalingGroupName"]}
+        return None
+
+    def apply(self, ctx: StepContext) -> dict:
+        name = self.names(ctx).db
+        subnet = ctx.resources["subnets"][ctx.resources["volume_zone"]]
+        if self._group(ctx) is None:
+            self.call(ctx, "autoscaling", "create_auto_scaling_group", AutoScalingGroupName=name,
+                      LaunchTemplate=self._template(ctx), MinSize=1, MaxSize=1, DesiredCapacity=1,
+                      VPCZoneIdentifier=subnet, HealthCheckType="EC2", HealthCheckGracePeriod=60,
+                      Tags=[{"Key": TAG, "Value": ctx.deployment, "PropagateAtLaunch": True,
+                             "ResourceId": name, "ResourceType": "auto-scaling-group"}])
+        else:
+            self.call(ctx, "autoscaling", "update_auto_scaling_group", AutoScalingGroupName=name,
+                      LaunchTemplate=self._template(ctx), VPCZoneIdentifier=subnet,
+                      MinSize=1, MaxSize=1, DesiredCapacity=1)
+        return {"autoscaling_group": name}
+
+    def rollback(self, ctx: StepContext) -> None:
+        group = self._group(ctx)
+        if group is None:
+            return
+        instance_ids = [i["InstanceId"] for i in group.get("Instances", [])]
+        self.call_absent_ok(ctx, "autoscaling", "delete_auto_scaling_group",
+                            AutoScalingGroupName=group["AutoScalingGroupName"], ForceDelete=True)
+        if instance_ids:
+            self.call_absent_ok(ctx, "ec2", "terminate_instances", InstanceIds=instance_ids)
+        Retry(deadline=120, retry_on=(NotYet,)).call(lambda: self._gone(ctx, instance_ids),
+                                                     "wait for the group's instances to terminate")
+
+    def _gone(self, ctx: StepContext, instance_ids: list[str]) -> None:
+        if self._group(ctx) is not None:
+            raise NotYet("group still exists")
+        if not instance_ids:
+            return
+        reservations = self.call(ctx, "ec2", "describe_instances", InstanceIds=instance_ids)["Reservations"]
+        alive = [i["InstanceId"] for r in reservations for i in r["Instances"]
+                 if i["State"]["Name"] != "terminated"]
+        if alive:
+            raise NotYet(f"instances {', '.join(alive)} not terminated yet")

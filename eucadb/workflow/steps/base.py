@@ -1,0 +1,65 @@
+"""What every step shares: names, tags, the cloud call wrapper and "absent is fine" deletes."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from eucadb.cloud.client import CloudClients, error_code
+from eucadb.workflow.deployment import TAG, Names, Vault
+from eucadb.workflow.engine import StepContext
+
+NOT_FOUND = frozenset({
+    "NoSuchEntity", "ResourceNotFoundException", "InvalidGroup.NotFound", "InvalidVolume.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound",
+    "ValidationError",  # autoscaling: "AutoScalingGroup name not found"
+})
+
+
+class BaseStep:
+    name = "step"
+    title = "step"
+
+    # helpers ------------------------------------------------------------------------------------
+    @staticmethod
+    def names(ctx: StepContext) -> Names:
+        return Names(ctx.deployment)
+
+    @staticmethod
+    def clients(ctx: StepContext) -> CloudClients:
+        return ctx.services.clients
+
+    @staticmethod
+    def vault(ctx: StepContext) -> Vault:
+        return ctx.services.vault(ctx.deployment)
+
+    def call(self, ctx: StepContext, service: str, operation: str, **params: Any) -> dict:
+        return self.clients(ctx).call(service, operation, **params)
+
+    def call_absent_ok(self, ctx: StepContext, service: str, operation: str, **params: Any) -> dict | None:
+        """For deletes and lookups: a resource that is already gone is not an error."""
+        try:
+            return self.call(ctx, service, operation, **params)
+        except ClientError as exc:
+            if error_code(exc) in NOT_FOUND:
+                return None
+            raise
+
+    @staticmethod
+    def tag_filter(ctx: StepContext) -> list[dict]:
+        return [{"Name": f"tag:{TAG}", "Values": [ctx.deployment]}]
+
+    # defaults: steps without cloud resources -----------------------------------------------------
+    def adopt(self, ctx: StepContext) -> dict | None:
+        return None
+
+    def rollback(self, ctx: StepContext) -> None:
+        return None
+
+
+def tags_dict(tags: list[dict] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+def first(items: list, predicate: Callable[[Any], bool] = lambda _: True) -> Any:
+    return next((i for i in items if predicate(i)), None)

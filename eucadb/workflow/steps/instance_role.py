@@ -1,0 +1,79 @@
+"""Step 4: IAM role + instance profile with least privilege.
+
+The instance may read its own key secret and attach/describe volumes tagged with its deployment —
+nothing else. Eucalyptus and AWS both evaluate these policies; moto stores them.
+"""
+from __future__ import annotations
+
+import json
+
+from eucadb.workflow.deployment import TAG
+from eucadb.workflow.engine import StepContext
+from eucadb.workflow.steps.base import BaseStep
+
+TRUST = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+POLICY_NAME = "eucadb-db-instance"
+
+
+def instance_policy(deployment: str, region: str, account: str, secret_name: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadOwnKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_name}-*"},
+        {"Sid": "AttachOwnVolume", "Effect": "Allow", "Action": ["ec2:AttachVolume"],
+         "Resource": [f"arn:aws:ec2:{region}:{account}:volume/*",
+                      f"arn:aws:ec2:{region}:{account}:instance/*"],
+         "Condition": {"StringEquals": {f"aws:ResourceTag/{TAG}": deployment}}},
+        {"Sid": "DescribeVolumes", "Effect": "Allow", "Action": ["ec2:DescribeVolumes"],
+         "Resource": "*"},
+    ]}
+
+
+class InstanceRoleStep(BaseStep):
+    name = "instance_role"
+    title = "instance role and profile"
+
+    def _profile(self, ctx: StepContext) -> dict | None:
+        found = self.call_absent_ok(ctx, "iam", "get_instance_profile",
+                                    InstanceProfileName=self.names(ctx).db)
+        return found["InstanceProfile"] if found else None
+
+    def adopt(self, ctx: StepContext) -> dict | None:
+        profile = self._profile(ctx)
+        name = self.names(ctx).db
+        if not profile or not any(r["RoleName"] == name for r in profile.get("Roles", [])):
+            return None
+        if self.call_absent_ok(ctx, "iam", "get_role_policy", RoleName=name, PolicyName=POLICY_NAME) is None:
+            return None
+        return {"instance_profile": name, "instance_profile_arn": profile["Arn"], "role": name}
+
+    def apply(self, ctx: StepContext) -> dict:
+        name = self.names(ctx).db
+        path = f"/eucadb/{ctx.deployment}/"
+        if self.call_absent_ok(ctx, "iam", "get_role", RoleName=name) is None:
+            self.call(ctx, "iam", "create_role", RoleName=name, Path=path,
+                      AssumeRolePolicyDocument=json.dumps(TRUST), Tags=self.names(ctx).tags())
+        account = self.call(ctx, "sts", "get_caller_identity")["Account"]
+        policy = instance_policy(ctx.deployment, self.clients(ctx).config["cloud.region"], account,
+                                 self.names(ctx).secret)
+        self.call(ctx, "iam", "put_role_policy", RoleName=name, PolicyName=POLICY_NAME,
+                  PolicyDocument=json.dumps(policy))
+        profile = self._profile(ctx)
+        if profile is None:
+            profile = self.call(ctx, "iam", "create_instance_profile", InstanceProfileName=name,
+                                Path=path, Tags=self.names(ctx).tags())["InstanceProfile"]
+        if not any(r["RoleName"] == name for r in profile.get("Roles", [])):
+            self.call(ctx, "iam", "add_role_to_instance_profile", InstanceProfileName=name, RoleName=name)
+        return {"instance_profile": name, "instance_profile_arn": profile["Arn"], "role": name}
+
+    def rollback(self, ctx: StepContext) -> None:
+        name = self.names(ctx).db
+        profile = self._profile(ctx)
+        if profile:
+            for role in profile.get("Roles", []):
+                self.call_absent_ok(ctx, "iam", "remove_role_from_instance_profile",
+                                    InstanceProfileName=name, RoleName=role["RoleName"])
+            self.call_absent_ok(ctx, "iam", "delete_instance_profile", InstanceProfileName=name)
+        if self.call_absent_ok(ctx, "iam", "get_role", RoleName=name) is not None:
+            self.call_absent_ok(ctx, "iam", "delete_role_policy", RoleName=name, PolicyName=POLICY_NAME)
+            self.call_absent_ok(ctx, "iam", "delete_role", RoleName=name)

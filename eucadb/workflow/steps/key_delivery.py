@@ -1,0 +1,66 @@
+"""Step 5: deliver the server private key through Secrets Manager, readable only by the instance role.
+
+(On Eucalyptus the instance would call IAM DownloadServerCertificate instead; both sit behind this one
+step.) The instance also fetches from here the passphrase that protects its on-disk copy of the key.
+"""
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+
+from eucadb.workflow.engine import StepContext
+from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.steps.certificate import SERVER_KEY, ensure_key_material
+
+KEY_PASSPHRASE = "key_passphrase"
+
+
+def secret_payload(ctx: StepContext, vault) -> str:
+    material = ensure_key_material(ctx, vault)
+    passphrase = vault.get_or_create(KEY_PASSPHRASE, lambda: pysecrets.token_urlsafe(32))
+    return json.dumps({"private_key": material[SERVER_KEY], "key_passphrase": passphrase},
+                      sort_keys=True)
+
+
+def resource_policy(role_arn: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:PrincipalArn": role_arn}}}]}
+
+
+class KeyDeliveryStep(BaseStep):
+    name = "key_delivery"
+    title = "key delivery (Secrets Manager)"
+
+    def _describe(self, ctx: StepContext) -> dict | None:
+        return self.call_absent_ok(ctx, "secretsmanager", "describe_secret", SecretId=self.names(ctx).secret)
+
+    def adopt(self, ctx: StepContext) -> dict | None:
+        described = self._describe(ctx)
+        if not described or described.get("DeletedDate"):
+            return None
+        current = self.call(ctx, "secretsmanager", "get_secret_value", SecretId=described["ARN"])
+        if current.get("SecretString") != secret_payload(ctx, self.vault(ctx)):
+            return None
+        return {"secret_arn": described["ARN"], "secret_id": self.names(ctx).secret}
+
+    def apply(self, ctx: StepContext) -> dict:
+        payload = secret_payload(ctx, self.vault(ctx))
+        described = self._describe(ctx)
+        if described and described.get("DeletedDate"):
+            self.call(ctx, "secretsmanager", "restore_secret", SecretId=described["ARN"])
+        if described:
+            arn = described["ARN"]
+            self.call(ctx, "secretsmanager", "put_secret_value", SecretId=arn, SecretString=payload)
+        else:
+            arn = self.call(ctx, "secretsmanager", "create_secret", Name=self.names(ctx).secret,
+                            SecretString=payload, Tags=self.names(ctx).tags(),
+                            Description=f"eucadb {ctx.deployment}: database server key")["ARN"]
+        role_arn = self.call(ctx, "iam", "get_role", RoleName=ctx.resources["role"])["Role"]["Arn"]
+        self.call(ctx, "secretsmanager", "put_resource_policy", SecretId=arn,
+                  ResourcePolicy=json.dumps(resource_policy(role_arn)))
+        return {"secret_arn": arn, "secret_id": self.names(ctx).secret}
+
+    def rollback(self, ctx: StepContext) -> None:
+        self.call_absent_ok(ctx, "secretsmanager", "delete_secret", SecretId=self.names(ctx).secret,
+                            ForceDeleteWithoutRecovery=True)

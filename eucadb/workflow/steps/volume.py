@@ -1,0 +1,70 @@
+"""Step 6: the data volume — the operator's (property `volume`) or one eucadb creates and tags.
+
+A volume holds the database: rollback deletes only a volume this deployment created and that never
+held data (a launch that failed before any instance booted); teardown keeps it unless asked.
+"""
+from __future__ import annotations
+
+from eucadb.errors import WorkflowError
+from eucadb.properties.registry import WORKER
+from eucadb.retry import Retry
+from eucadb.workflow.engine import StepContext
+from eucadb.workflow.steps.base import BaseStep
+
+
+class NotYet(Exception):
+    """A state the cloud is still moving towards; retried until the step's deadline."""
+
+
+class VolumeStep(BaseStep):
+    name = "volume"
+    title = "data volume"
+
+    def _tagged(self, ctx: StepContext) -> dict | None:
+        found = self.call(ctx, "ec2", "describe_volumes", Filters=[
+            *self.tag_filter(ctx), {"Name": "tag:Name", "Values": [self.names(ctx).volume]}])["Volumes"]
+        live = [v for v in found if v["State"] not in ("deleting", "deleted", "error")]
+        return live[0] if live else None
+
+    def adopt(self, ctx: StepContext) -> dict | None:
+        chosen = ctx.properties[WORKER + "volume"]
+        volume = (ctx.services.facts.volume(chosen) if chosen else self._tagged(ctx))
+        if volume is None:
+            return None
+        if chosen and not any(t["Key"] == "eucadb:deployment" for t in volume.get("Tags", [])):
+            self.call(ctx, "ec2", "create_tags", Resources=[chosen], Tags=self.names(ctx).tags())
+        self._wait_usable(ctx, volume["VolumeId"])
+        return {"volume_id": volume["VolumeId"], "volume_zone": volume["AvailabilityZone"],
+                "volume_created": False}
+
+    def apply(self, ctx: StepContext) -> dict:
+        zone = ctx.resources["volume_zone"]
+        volume = self.call(ctx, "ec2", "create_volume", AvailabilityZone=zone,
+                           Size=ctx.properties[WORKER + "volume_size"], VolumeType="gp2",
+                           TagSpecifications=[{"ResourceType": "volume",
+                                               "Tags": self.names(ctx).tags(self.names(ctx).volume)}])
+        self._wait_usable(ctx, volume["VolumeId"])
+        return {"volume_id": volume["VolumeId"], "volume_zone": zone, "volume_created": True}
+
+    def _wait_usable(self, ctx: StepContext, volume_id: str) -> None:
+        def state() -> None:
+            vol = self.call(ctx, "ec2", "describe_volumes", VolumeIds=[volume_id])["Volumes"][0]
+            if vol["State"] == "creating":
+                raise NotYet(f"volume {volume_id} is still creating")
+            if vol["State"] not in ("available", "in-use"):
+                raise WorkflowError(f"volume {volume_id} is {vol['State']}")
+        Retry(deadline=120, retry_on=(NotYet,)).call(state, f"wait for volume {volume_id}")
+
+    def rollback(self, ctx: StepContext) -> None:
+        delete = ctx.options.get("delete_volume") or (
+            ctx.rolling_back and ctx.resources.get("volume_created"))
+        if not delete:
+            return
+        volume = self._tagged(ctx)
+        if volume is None:
+            return
+        for attachment in volume.get("Attachments", []):
+            self.call_absent_ok(ctx, "ec2", "detach_volume", VolumeId=volume["VolumeId"],
+                                InstanceId=attachment["InstanceId"], Force=True)
+        # VolumeInUse while the detach completes is transient: the engine retries.
+        self.call_absent_ok(ctx, "ec2", "delete_volume", VolumeId=volume["VolumeId"])

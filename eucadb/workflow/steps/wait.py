@@ -1,0 +1,67 @@
+"""Steps 9 and 10: wait for the instance to run, then for its database to accept TLS verify-full.
+
+Neither creates anything; both poll with their own deadline (booting takes longer than one API call's
+retry budget) and fail the launch — which rolls it back — when the deadline passes.
+"""
+from __future__ import annotations
+
+import json
+
+from eucadb.errors import DatabaseError, WorkflowError
+from eucadb.pool.endpoint import Endpoint, probe, write_ca_file
+from eucadb.retry import Retry, RetryTimeout
+from eucadb.workflow.credentials import ADMIN
+from eucadb.workflow.engine import StepContext
+from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.steps.certificate import CA_CERT
+from eucadb.workflow.steps.launch_template import db_credentials
+from eucadb.workflow.steps.volume import NotYet
+
+INSTANCE_DEADLINE = 300.0
+DB_DEADLINE = 300.0
+MIN_SERVER_VERSION = 150000
+
+
+class WaitInstanceStep(BaseStep):
+    name = "wait_instance"
+    title = "wait for the instance"
+
+    def apply(self, ctx: StepContext) -> dict:
+        try:
+            return Retry(deadline=INSTANCE_DEADLINE, max_delay=2, retry_on=(NotYet,)).call(
+                lambda: self._running(ctx), "wait for the instance")
+        except RetryTimeout as exc:
+            raise WorkflowError(f"no running instance after {INSTANCE_DEADLINE:.0f}s: {exc.last}") from None
+
+    def _running(self, ctx: StepContext) -> dict:
+        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
+                           AutoScalingGroupNames=[ctx.resources["autoscaling_group"]])["AutoScalingGroups"]
+        ids = [i["InstanceId"] for g in groups for i in g.get("Instances", [])
+               if i.get("LifecycleState") == "InService"]
+        if not ids:
+            raise NotYet("the group has no instance in service yet")
+        reservations = self.call(ctx, "ec2", "describe_instances", InstanceIds=ids)["Reservations"]
+        for inst in (i for r in reservations for i in r["Instances"]):
+            if inst["State"]["Name"] == "running" and inst.get("PrivateIpAddress"):
+                return {"instance_id": inst["InstanceId"], "private_ip": inst["PrivateIpAddress"]}
+        raise NotYet("the instance is not running yet")
+
+
+class WaitDatabaseStep(BaseStep):
+    name = "wait_database"
+    title = "wait for the database (TLS verify-full)"
+
+    def apply(self, ctx: StepContext) -> dict:
+        vault = self.vault(ctx)
+        ca_file = write_ca_file(ctx.services.config.home, ctx.deployment, vault.get(CA_CERT))
+        endpoint = Endpoint(ctx.resources["private_ip"], 5432, self.names(ctx).dns_name, ca_file)
+        admin = db_credentials(vault)[ADMIN]
+        try:
+            version = Retry(deadline=DB_DEADLINE, max_delay=2, retry_on=(DatabaseError,)).call(
+                lambda: probe(endpoint, admin["user"], admin["password"]), "wait for the database")
+        except RetryTimeout as exc:
+            raise WorkflowError(f"database at {endpoint.address} not ready after {DB_DEADLINE:.0f}s: "
+                                f"{exc.last}") from None
+        if version < MIN_SERVER_VERSION:
+            raise WorkflowError(f"database at {endpoint.address} runs {version}; eucadb needs 15+")
+        return {"db_address": endpoint.address, "db_port": endpoint.port, "server_version": version}

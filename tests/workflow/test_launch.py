@@ -1,0 +1,226 @@
+"""The launch workflow end to end: embedded cloud, real instances, real PostgreSQL, real TLS.
+
+Slow by nature (instances boot and run initdb); every wait is bounded.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import struct
+import subprocess
+import time
+
+import psycopg2
+import pytest
+
+from e2e import make_env
+from eucadb.pool.contexts import REMOTE
+from eucadb.pool.endpoint import Endpoint, write_ca_file
+from eucadb.pool.migrate import migrate_remote
+from eucadb.workflow.credentials import ADMIN
+from eucadb.workflow.deployment import Names, current_deployment
+from eucadb.workflow.launch import LAUNCH_STEPS
+from eucadb.workflow.steps.certificate import CA_CERT, SERVER_KEY
+from eucadb.workflow.steps.launch_template import db_credentials
+
+pytestmark = pytest.mark.slow
+W = "services.database.worker."
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    env = make_env(tmp_path_factory.mktemp("launch"))
+    env.run("cloud", "up")
+    image = env.run("image", "install", "--local").stdout.strip().split()[-1]
+    env.image = image
+    yield env
+    env.run("cloud", "down", check=False)
+
+
+def deployment_resources(env, deployment: str) -> dict[str, list]:
+    """Everything in the cloud that carries this deployment's name or tag."""
+    ec2, iam = env.client("ec2"), env.client("iam")
+    asg, sm = env.client("autoscaling"), env.client("secretsmanager")
+    tag = [{"Name": "tag:eucadb:deployment", "Values": [deployment]}]
+    names = Names(deployment)
+    return {
+        "security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]],
+        "volumes": [v["VolumeId"] for v in ec2.describe_volumes(Filters=tag)["Volumes"]],
+        "instances": [i["InstanceId"] for r in ec2.describe_instances(Filters=tag)["Reservations"]
+                      for i in r["Instances"] if i["State"]["Name"] != "terminated"],
+        "launch_templates": [t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
+                             if t["LaunchTemplateName"] == names.db],
+        "asgs": [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+                 if g["AutoScalingGroupName"] == names.db],
+        "certificates": [c["ServerCertificateName"] for c in
+                         iam.list_server_certificates()["ServerCertificateMetadataList"]
+                         if c["ServerCertificateName"] == names.server_certificate],
+        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == names.db],
+        "profiles": [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+                     if p["InstanceProfileName"] == names.db],
+        "secrets": [s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"] == names.secret],
+    }
+
+
+def fresh_home(cloud, tmp_path):
+    """A new eucadb home (new deployment) sharing the module's cloud."""
+    env = make_env(tmp_path)
+    env.home.mkdir(parents=True, exist_ok=True)
+    (env.home / "eucadb.yaml").write_text((cloud.home / "eucadb.yaml").read_text())
+    env.vpc, env.data_dir, env.image = cloud.vpc, cloud.data_dir, cloud.image
+    env.run("property", "set", f"{W}image={cloud.image}")
+    return env
+
+
+def startup_from(source: str, endpoint: Endpoint, user: str, db: str) -> str:
+    """Speak the PostgreSQL protocol from `source` (libpq cannot bind a source address) and return
+    the server's answer to the startup: 'auth' if it asks for a password, else its error message."""
+    raw = socket.create_connection((endpoint.address, endpoint.port), timeout=5, source_address=(source, 0))
+    raw.sendall(struct.pack("!ii", 8, 80877103))            # SSLRequest
+    assert raw.recv(1) == b"S"
+    tls = ssl.create_default_context(cafile=str(endpoint.ca_file))
+    conn = tls.wrap_socket(raw, server_hostname=endpoint.dns_name)
+    body = struct.pack("!i", 196608) + f"user\0{user}\0database\0{db}\0\0".encode()
+    conn.sendall(struct.pack("!i", len(body) + 4) + body)
+    kind = conn.recv(1)
+    length = struct.unpack("!i", conn.recv(4))[0]
+    payload = conn.recv(length - 4)
+    conn.close()
+    if kind == b"R":
+        return "auth"
+    fields = dict((f[:1], f[1:]) for f in payload.split(b"\0") if f)
+    return fields.get(b"M", b"").decode()
+
+
+def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
+    env = fresh_home(cloud, tmp_path)
+    env.run("workflow", "launch")
+    app = env.app()
+    deployment = current_deployment(app.store)
+    vault = app.vault(deployment)
+    creds = db_credentials(vault)
+    shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
+    assert shown["state"] == "succeeded" and [s["state"] for s in shown["steps"]] == ["done"] * len(LAUNCH_STEPS)
+    ip = shown["steps"][-1]["resources"]["db_address"]
+    endpoint = Endpoint(ip, 5432, Names(deployment).dns_name,
+                        write_ca_file(app.config.home, deployment, vault.get(CA_CERT)))
+    admin = creds[ADMIN]
+    for ctx in REMOTE:
+        migrate_remote(ctx, endpoint, admin["user"], admin["password"])
+    ctx = REMOTE[0]
+    writer = creds[ctx.writer]
+    with psycopg2.connect(**endpoint.connect_args(writer["user"], writer["password"], ctx.database)) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cur.fetchone()[0] is True
+        cur.execute("INSERT INTO metric_datapoints (series_id, ts, sample_count, sum, minimum, maximum) "
+                    "VALUES (1, now(), 1, 2, 2, 2)")
+        cur.execute("SELECT count(*) FROM metric_datapoints")
+        assert cur.fetchone()[0] == 1
+    for statement in ("UPDATE metric_datapoints SET sum = 0", "DELETE FROM metric_datapoints",
+                      "TRUNCATE metric_datapoints"):
+        with psycopg2.connect(**endpoint.connect_args(writer["user"], writer["password"], ctx.database)) as conn:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                conn.cursor().execute(statement)
+    plain = dict(endpoint.connect_args(writer["user"], writer["password"], ctx.database), sslmode="disable")
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        psycopg2.connect(**plain)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(**endpoint.connect_args(writer["user"], "wrong-password", ctx.database))
+    assert startup_from("127.0.0.1", endpoint, writer["user"], ctx.database) == "auth"
+    refused = startup_from("127.0.0.7", endpoint, writer["user"], ctx.database)
+    assert "no pg_hba.conf entry" in refused and "127.0.0.7" in refused
+
+    # secrets probe: no password or private key in plaintext anywhere it could leak
+    secrets = [c["password"] for c in creds.values()]
+    key_body = vault.get(SERVER_KEY).splitlines()[1]
+    lt = env.client("ec2").describe_launch_template_versions(
+        LaunchTemplateName=Names(deployment).db, Versions=["$Latest"])["LaunchTemplateVersions"][0]
+    haystacks = {"user-data": lt["LaunchTemplateData"]["UserData"],
+                 "ps": subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout,
+                 "store": (env.home / "store.db").read_bytes().decode("latin-1")}
+    instance_id = shown["steps"][-2]["resources"]["instance_id"]
+    for path in (cloud.data_dir).rglob("*"):
+        if path.is_file() and instance_id in str(path) or (path.is_file() and "volumes" in str(path)
+                                                          and path.stat().st_size < 5_000_000):
+            haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    for where, text in haystacks.items():
+        for secret in [*secrets, key_body]:
+            assert secret not in text, f"plaintext secret found in {where}"
+    env.run("workflow", "teardown", "--delete-volume")
+    assert not any(deployment_resources(env, deployment).values())
+
+
+def test_kill_at_every_step_boundary_resumes_without_duplicates(cloud, tmp_path):
+    env = fresh_home(cloud, tmp_path)
+    for step in LAUNCH_STEPS:
+        for point in ("before", "inside", "after"):
+            killed = env.run("workflow", "launch", check=False, EUCADB_FAULT=f"kill:{step.name}:{point}")
+            assert killed.returncode == -9, (step.name, point, killed.stderr)
+    env.run("workflow", "launch")
+    deployment = current_deployment(env.app().store)
+    found = deployment_resources(env, deployment)
+    assert {k: len(v) for k, v in found.items()} == {k: 1 for k in found}
+    for step in reversed(LAUNCH_STEPS):
+        killed = env.run("workflow", "teardown", check=False, EUCADB_FAULT=f"kill:{step.name}:inside")
+        assert killed.returncode == -9, (step.name, killed.stderr)
+    env.run("workflow", "teardown")
+    left = deployment_resources(env, deployment)
+    assert left.pop("volumes") and not any(left.values())   # the data volume is kept unless asked
+    env.run("workflow", "teardown", "--delete-volume")
+    assert not any(deployment_resources(env, deployment).values())
+
+
+def test_injected_failure_rolls_back_and_is_shown(cloud, tmp_path):
+    env = fresh_home(cloud, tmp_path)
+    failed = env.run("workflow", "launch", check=False, EUCADB_FAULT="fail:launch_template:before")
+    assert failed.returncode == 1 and "injected failure" in failed.stderr
+    shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
+    assert shown["state"] == "rolled_back" and "launch_template" in shown["error"]
+    states = [s["state"] for s in shown["steps"]]
+    assert states[:6] == ["rolled_back"] * 6 and states[6] == "failed" and states[7:] == ["pending"] * 3
+    table = env.run("workflow", "show").stdout
+    assert "injected failure" in table
+    deployment = current_deployment(env.app().store)
+    assert not any(deployment_resources(env, deployment).values())
+
+
+def test_replacement_instance_keeps_the_data(cloud, tmp_path):
+    env = fresh_home(cloud, tmp_path)
+    env.run("workflow", "launch")
+    app = env.app()
+    deployment = current_deployment(app.store)
+    vault = app.vault(deployment)
+    admin = db_credentials(vault)[ADMIN]
+    shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
+    first = shown["steps"][-2]["resources"]
+    endpoint = Endpoint(first["private_ip"], 5432, Names(deployment).dns_name,
+                        write_ca_file(app.config.home, deployment, vault.get(CA_CERT)))
+    with psycopg2.connect(**endpoint.connect_args(admin["user"], admin["password"], "postgres")) as conn:
+        conn.cursor().execute("CREATE TABLE kept AS SELECT 42 AS answer")
+    env.client("ec2").terminate_instances(InstanceIds=[first["instance_id"]])
+    asg = env.client("autoscaling")
+    deadline = time.monotonic() + 240
+    new = None
+    while time.monotonic() < deadline and new is None:
+        group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[Names(deployment).db])["AutoScalingGroups"][0]
+        ids = [i["InstanceId"] for i in group["Instances"] if i["InstanceId"] != first["instance_id"]]
+        if ids:
+            inst = env.client("ec2").describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"][0]
+            if inst["State"]["Name"] == "running":
+                new = inst
+        time.sleep(1)
+    assert new is not None and new["PrivateIpAddress"] != first["private_ip"]
+    moved = Endpoint(new["PrivateIpAddress"], 5432, endpoint.dns_name, endpoint.ca_file)
+    answer = None
+    while time.monotonic() < deadline and answer is None:
+        try:
+            with psycopg2.connect(**moved.connect_args(admin["user"], admin["password"], "postgres")) as conn:
+                cur = conn.cursor()
+                cur.execute("SELECT answer FROM kept")
+                answer = cur.fetchone()[0]
+        except psycopg2.OperationalError:
+            time.sleep(1)
+    assert answer == 42
+    env.run("workflow", "teardown", "--delete-volume")
