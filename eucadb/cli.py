@@ -47,11 +47,29 @@ cli.add_command(service_group)
 @cli.command("up")
 @click.pass_obj
 def up_cmd(app: App) -> None:
-    """Bring eucadb up on the embedded default: initialise the store and show the properties."""
-    click.echo(f"store: {app.store.safe_url} (schema up to date)")
-    from eucadb.output import table
-    rows = [v.as_dict() for v in app.properties.list()]
-    click.echo(table(rows, ["name", "value", "description"]))
+    """Run everything on the embedded default: cloud, image, properties, serve — until ENABLED."""
+    from eucadb.serve.lifecycle import up
+    doc = up(app, say=lambda m: click.echo(f"up: {m}", err=True))
+    db = doc.get("database") or {}
+    click.echo(f"""eucadb is up: cloudwatch and reporting ENABLED; database {db.get('endpoint')} \
+({db.get('dns_name')}), TLS verify-full.
+  eucadb status                  one screen of state (add --watch)
+  curl {_serve_url(app)}/status  the same as JSON; /readyz /metrics /healthz
+  eucadb property list           what an admin can change
+  eucadb down                    stop the server and the embedded cloud""")
+
+
+@cli.command("down")
+@click.pass_obj
+def down_cmd(app: App) -> None:
+    """Stop what `eucadb up` started: the server and the embedded cloud."""
+    from eucadb.serve.lifecycle import down
+    stopped = down(app)
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+def _serve_url(app: App) -> str:
+    return f"http://{app.config['serve.host']}:{app.config['serve.port']}"
 
 
 def main(argv: list[str] | None = None) -> None:

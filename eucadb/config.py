@@ -94,6 +94,8 @@ KEYS: tuple[Key, ...] = (
         "eucadb runs as root (PostgreSQL refuses root)"),
     Key("cloud.instance_python", str, "/usr/bin/python3", "embedded cloud: interpreter the local image's "
         "runtime is built from (must be readable by the instance user)"),
+    Key("cloud.runtime_dir", str, None, "embedded cloud: cache of built image runtimes (content-keyed, "
+        "safe to share between clouds); default <cloud data dir>/runtimes"),
     Key("cloud.poll_interval", float, 1.0, "embedded cloud: seconds between realizer polls", _positive),
     Key("cloud.stop_timeout", float, 10.0, "embedded cloud: seconds an instance gets after SIGTERM "
         "before SIGKILL", _positive),

@@ -99,14 +99,18 @@ class NotYet(Exception):
 
 def until(what: str, fn: Callable[[], T], deadline: float, retry_on: tuple = (NotYet,)) -> T:
     """Call fn until it returns, retrying `retry_on` with capped backoff up to `deadline` seconds."""
-    end, delay = time.monotonic() + deadline, 0.2
+    start = time.monotonic()
+    delay, next_note = 0.2, start + 10
     while True:
         try:
             return fn()
         except retry_on as exc:
-            if time.monotonic() >= end:
+            now = time.monotonic()
+            if now - start >= deadline:
                 raise SetupError(f"{what}: gave up after {deadline:.0f}s: {exc}") from None
-            log.debug("%s: %s; retrying", what, exc)
+            if now >= next_note:                       # long waits say why, every ~10 s
+                log.info("%s: still waiting (%s)", what, exc)
+                next_note = now + 10
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -716,10 +720,12 @@ def apply_sql(server: TemporaryServer, ud: UserData, passwords: Mapping[str, str
             for stmt in (
                 "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
                 "GRANT USAGE ON SCHEMA public TO {w}",
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {a} IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO {w}",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {a} IN SCHEMA public"
+                " GRANT SELECT, INSERT ON TABLES TO {w}",
                 "ALTER DEFAULT PRIVILEGES FOR ROLE {a} IN SCHEMA public GRANT USAGE ON SEQUENCES TO {w}",
                 "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {w}",
-                "REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {w}",
+                "REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
+                " ON ALL TABLES IN SCHEMA public FROM {w}",
                 "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {w}",
             ):
                 cur.execute(sql.SQL(stmt).format(a=admin, w=writer))
@@ -785,7 +791,10 @@ def passphrase_command(root: Path) -> str:
 
 def print_passphrase() -> int:
     """ssl_passphrase_command: print the key passphrase, fetched through the instance role."""
-    ud = parse_user_data(instance_facts(Imds()).user_data)
+    raw = Imds().get("latest/user-data")
+    if not raw:
+        raise SetupError("this instance has no user-data")
+    ud = parse_user_data(raw)
     sys.stdout.write(fetch_key_secret(ud, deadline=60).passphrase + "\n")
     return 0
 
@@ -820,8 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "passphrase":
             return print_passphrase()
         postgres = boot(root)
-    except SetupError as exc:
-        log.error("%s failed: %s", args.command, exc)
+    except (SetupError, psycopg2.Error, OSError, subprocess.SubprocessError) as exc:
+        log.error("%s failed: %s", args.command, str(exc).strip())
         return 2
     log.info("setup done; exec %s", " ".join(postgres))
     logging.shutdown()

@@ -116,5 +116,6 @@ def _services(s: Snapshot) -> Action:
     action = _set_all(s, ServiceState.ENABLED, f"database at {s.pool_address} healthy", drain=False)
     if action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
-        return SetServices(f"enabled {', '.join(names)}", ServiceState.ENABLED)
+        return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
+                           ServiceState.ENABLED)
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

@@ -125,8 +125,7 @@ class Bootstrapper:
 
     def _swap_pools(self, action: SwapPools, s: Snapshot) -> str:
         for name, status in s.services.items():
-            if not status.admin_disabled and status.state is not ServiceState.ENABLED:
-                self.services.set(name, ServiceState.ENABLING, action.reason)
+            self.services.set(name, self._while_swapping(status.state, s), action.reason)
         deployment = current_deployment(self.app.store)
         vault = self.app.vault(deployment)
         creds = db_credentials(vault)
@@ -149,6 +148,15 @@ class Bootstrapper:
         self._failures, self._last_health_error = 0, ""
         self._last_health = time.monotonic()
         return action.reason
+
+    def _while_swapping(self, state: ServiceState, s: Snapshot) -> ServiceState:
+        """Services cannot serve while their pools move: ENABLED ones are DEGRADED, and after
+        `unhealthy_limit` failed attempts everything is DISABLED until a swap succeeds."""
+        if self._failures >= s.unhealthy_limit:
+            return ServiceState.DISABLED
+        if state in (ServiceState.ENABLED, ServiceState.DEGRADED):
+            return ServiceState.DEGRADED
+        return ServiceState.ENABLING
 
     # --- cycle -----------------------------------------------------------------------------------
     def cycle(self) -> str:

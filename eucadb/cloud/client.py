@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.parsers import ResponseParserError
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
                                  EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
 
@@ -86,5 +87,5 @@ class CloudClients:
                              "and cloud.secret_access_key, or boto3's usual environment") from None
         except ClientError:
             raise
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise CloudError(f"{what}: {exc}") from None

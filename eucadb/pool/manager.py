@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from eucadb.errors import DatabaseError, ServiceUnavailable
 from eucadb.pool.contexts import BY_NAME, REMOTE, Context, Location
-from eucadb.pool.endpoint import Endpoint
+from eucadb.pool.endpoint import Endpoint, probe
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class PoolManager:
         self._lock = threading.Lock()
         self._remote: dict[str, Engine] = {}
         self._target: RemoteTarget | None = None
+        self._logins: dict[str, tuple[str, str]] = {}
 
     @property
     def target(self) -> RemoteTarget | None:
@@ -104,6 +105,7 @@ class PoolManager:
             raise
         with self._lock:
             old, self._remote, self._target = self._remote, fresh, target
+            self._logins = dict(logins)
         for engine in old.values():
             engine.dispose()   # checked-out connections close when returned
         log.info("pools now point at %s:%s", target.endpoint.address, target.endpoint.port)
@@ -146,14 +148,18 @@ class PoolManager:
         return out
 
     def check(self) -> str | None:
-        """Health: None if every remote engine answers, else the first error."""
+        """Health: None if every remote context accepts a fresh TLS login, else the first error.
+
+        A fresh connection (bounded by connect_timeout) rather than a pooled one: a pooled socket to a
+        frozen or vanished server can block far longer than a health check may take."""
         with self._lock:
-            engines = dict(self._remote)
-        if not engines:
+            target, logins = self._target, dict(self._logins)
+        if target is None:
             return "no remote pools"
-        for name, engine in engines.items():
+        for ctx in REMOTE:
+            user, password = logins[ctx.name]
             try:
-                verify(engine)
+                probe(target.endpoint, user, password, ctx.database)
             except DatabaseError as exc:
-                return f"{name}: {exc}"
+                return f"{ctx.name}: {exc}"
         return None

@@ -80,6 +80,9 @@ class StepContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     rolling_back: bool = False         # set while a failed launch is being undone
+    # A failed first launch is rolled back (no half-built deployment, Trove's stuck BUILD); a failed
+    # update of a deployment that once worked is left in place for the next attempt (no outage).
+    rollback_on_failure: bool = True
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,9 @@ class Runner:
         self._save_step(run_id, position, state=StepState.FAILED.value, last_error=str(exc),
                         finished_at=utcnow())
         log.error("%s failed at %s", workflow.kind, error)
-        if workflow.reverse:
-            # A teardown is never "rolled back" by re-creating things; it stays resumable.
+        if workflow.reverse or not ctx.rollback_on_failure:
+            # A teardown is never "rolled back" by re-creating things, and an update of a working
+            # deployment keeps what runs; both are retried later from where they stopped.
             self._finish_run(run_id, RunState.FAILED, error)
             return RunResult(run_id, RunState.FAILED, error, dict(ctx.resources))
         rollback_errors = self._roll_back(workflow, run_id, position, ctx)

@@ -8,6 +8,7 @@ from eucadb.workflow.steps.certificate import ServerCertificateStep
 from eucadb.workflow.steps.instance_role import InstanceRoleStep
 from eucadb.workflow.steps.key_delivery import KeyDeliveryStep
 from eucadb.workflow.steps.launch_template import LaunchTemplateStep
+from eucadb.workflow.steps.replace import ReplaceOutdatedStep
 from eucadb.workflow.steps.security_group import SecurityGroupStep
 from eucadb.workflow.steps.volume import VolumeStep
 from eucadb.workflow.steps.wait import WaitDatabaseStep, WaitInstanceStep
@@ -21,6 +22,7 @@ LAUNCH_STEPS = (
     VolumeStep(),
     LaunchTemplateStep(),
     AutoScalingGroupStep(),
+    ReplaceOutdatedStep(),
     WaitInstanceStep(),
     WaitDatabaseStep(),
 )

@@ -5,7 +5,19 @@ from typing import Any, Callable, Mapping
 
 from eucadb.retry import Retry
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.engine import Runner, RunResult, StepContext, Workflow, transient
+from sqlalchemy import select
+
+from eucadb.store.models import WorkflowRun
+from eucadb.workflow.engine import Runner, RunResult, RunState, StepContext, Workflow, transient
+
+
+def launched_before(store, deployment: str) -> bool:
+    """Has a launch of this deployment ever succeeded (since the last completed teardown)?"""
+    with store.session() as s:
+        runs = s.scalars(select(WorkflowRun).where(WorkflowRun.deployment == deployment,
+                                                   WorkflowRun.state == RunState.SUCCEEDED.value)
+                         .order_by(WorkflowRun.id.desc())).all()
+    return bool(runs) and runs[0].kind == "launch"
 
 
 def run_workflow(app: Any, workflow: Workflow, options: Mapping[str, Any] | None = None,
@@ -15,5 +27,6 @@ def run_workflow(app: Any, workflow: Workflow, options: Mapping[str, Any] | None
     retry = Retry(deadline=app.config["retry.timeout"] * 3, max_delay=2.0, is_transient=transient)
     runner = Runner(app.store, retry, fence=fence, on_progress=on_progress)
     ctx = StepContext(deployment=deployment, properties=app.properties.values(), services=app,
-                      options=dict(options or {}))
+                      options=dict(options or {}),
+                      rollback_on_failure=not launched_before(app.store, deployment))
     return runner.run(workflow, ctx)

@@ -139,10 +139,12 @@ def test_aad_is_identical_in_both_implementations(setup_db):
 def build(keys, creds=None, **overrides) -> str:
     kwargs = dict(
         deployment=DEPLOYMENT, endpoint_url="http://127.80.0.1:5000", region="eucalyptus",
-        secret_id=f"eucadb/{DEPLOYMENT}/server-key", volume_id="vol-0123", dns_name=f"db.{DEPLOYMENT}.eucadb.internal",
+        secret_id=f"eucadb/{DEPLOYMENT}/server-key", volume_id="vol-0123",
+        dns_name=f"db.{DEPLOYMENT}.eucadb.internal",
         server_cert=keys["cert"], ca_cert=keys["ca"], allowed_cidrs=["10.1.2.3", "192.168.0.0/16"],
         instance_type="t2.micro", init_script="echo hi", ntp_server="ntp.example.org",
-        sealed_credentials=seal(json.dumps(creds or credentials.generate()).encode(), keys["cert"], DEPLOYMENT))
+        sealed_credentials=seal(json.dumps(creds or credentials.generate()).encode(), keys["cert"],
+                                DEPLOYMENT))
     kwargs.update(overrides)
     return userdata.build_user_data(**kwargs)
 

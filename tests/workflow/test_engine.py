@@ -120,3 +120,13 @@ def test_fence_refusal_stops_all_writes(store):
         r.run(Workflow("launch", (RecordingStep("a", Ledger()),)), ctx())
     with store.session() as s:
         assert s.query(WorkflowStep).count() == 0
+
+
+def test_failed_update_of_a_working_deployment_is_not_rolled_back(store):
+    ledger = Ledger()
+    steps = (RecordingStep("a", ledger), RecordingStep("b", ledger, fail=WorkflowError("boot timeout")))
+    c = ctx()
+    c.rollback_on_failure = False
+    result = runner(store).run(Workflow("launch", steps), c)
+    assert result.state == RunState.FAILED and ledger.resources == {"a"}
+    assert not any(call.startswith("rollback") for call in ledger.calls)

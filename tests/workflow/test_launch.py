@@ -179,7 +179,7 @@ def test_injected_failure_rolls_back_and_is_shown(cloud, tmp_path):
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     assert shown["state"] == "rolled_back" and "launch_template" in shown["error"]
     states = [s["state"] for s in shown["steps"]]
-    assert states[:6] == ["rolled_back"] * 6 and states[6] == "failed" and states[7:] == ["pending"] * 3
+    assert states[:6] == ["rolled_back"] * 6 and states[6] == "failed" and states[7:] == ["pending"] * 4
     table = env.run("workflow", "show").stdout
     assert "injected failure" in table
     deployment = current_deployment(env.app().store)

@@ -30,7 +30,8 @@ def test_server_certificate_is_signed_by_the_ca_for_the_dns_name(material):
     san = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [DNS]
     assert san.get_values_for_type(x509.IPAddress) == []
-    assert ExtendedKeyUsageOID.SERVER_AUTH in c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    usages = c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usages
     assert not c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     lifetime = c.not_valid_after_utc - c.not_valid_before_utc

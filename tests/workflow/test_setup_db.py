@@ -179,7 +179,8 @@ def query(conn, text: str, args=()):
 def test_writers_connect_with_verify_full_over_tls(instance):
     for key, db in (("cloudwatch", CW_DB), ("reporting", RP_DB)):
         conn = instance.connect(key, db)
-        ssl, user, addr = query(conn, "SELECT s.ssl, current_user, inet_server_addr()::text FROM pg_stat_ssl s "
+        ssl, user, addr = query(conn, "SELECT s.ssl, current_user, inet_server_addr()::text "
+                                      "FROM pg_stat_ssl s "
                                       "WHERE s.pid = pg_backend_pid()")[0]
         assert ssl and user == instance.creds[key]["user"] and addr == f"{instance.ip}/32"
         conn.close()

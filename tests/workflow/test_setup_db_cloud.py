@@ -52,7 +52,8 @@ class FakeImds:
                 self.wfile.write(body.encode())
 
             def do_PUT(self):
-                ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+                ok = (self.path == "/latest/api/token"
+                      and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"))
                 self._send(200, imds.token) if ok else self._send(400)
 
             def do_GET(self):
@@ -100,7 +101,8 @@ def cloud(moto):
     key, cert = pki.issue_server_certificate(ca_key, ca, f"db.{DEPLOYMENT}.eucadb.internal", 30)
     passphrase = credentials.new_password()
     secret_id = f"eucadb/{DEPLOYMENT}/server-key"
-    sm.create_secret(Name=secret_id, SecretString=json.dumps({"private_key": key, "key_passphrase": passphrase}))
+    sm.create_secret(Name=secret_id,
+                     SecretString=json.dumps({"private_key": key, "key_passphrase": passphrase}))
     creds = credentials.generate()
     text = userdata.build_user_data(
         deployment=DEPLOYMENT, endpoint_url=moto, region="us-east-1", secret_id=secret_id, volume_id=volume,

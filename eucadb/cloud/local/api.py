@@ -11,6 +11,7 @@ from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequ
                                            create_backend_app)
 from werkzeug.serving import make_server
 
+from eucadb.cloud.local import moto_fixes
 from eucadb.cloud.local.gateway import Gateway
 from eucadb.cloud.local.layout import Layout
 from eucadb.config import Config
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def serve(config: Config, host: str, port: int) -> None:
     """Serve until killed (SIGTERM's default action is fine: there is nothing to flush)."""
+    moto_fixes.apply()
     layout = Layout.from_config(config)
     layout.ensure()
     endpoint = f"http://{host}:{port}"

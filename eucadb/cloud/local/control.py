@@ -24,7 +24,7 @@ from eucadb.cloud.local.network import Network, ensure_network
 from eucadb.cloud.local.procs import PidRecord, spawn, stop
 from eucadb.cloud.local.realizer import realized_pids
 from eucadb.config import Config, load, update_file
-from eucadb.errors import CloudError
+from eucadb.errors import CloudError, UserError
 from eucadb.retry import Retry, RetryTimeout
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,24 @@ def up(config: Config) -> tuple[Config, Network]:
     """Idempotent: reuse running daemons, create what is missing. Returns the updated config."""
     layout = Layout.from_config(config)
     layout.ensure()
+    layout.check_traversable()
     api = _running(layout.api_pidfile)
     endpoint = (api.info or {}).get("endpoint", "") if api else ""
+    realizer = _running(layout.realizer_pidfile)
     if api is None or not _healthy(endpoint, layout):
         if api is not None:
             stop(api, DAEMON_STOP_TIMEOUT)
+        if realizer is not None:  # it polls the old endpoint: restart it with the new one
+            stop(realizer, DAEMON_STOP_TIMEOUT)
+            realizer = None
         endpoint = _start_api(config, layout)
-    update_file(config, {"cloud.endpoint_url": endpoint, **CREDENTIALS})
+    update_file(config, {"cloud.endpoint_url": endpoint, "cloud.region": config["cloud.region"], **CREDENTIALS})
     config = load(config.path)
+    if config["cloud.endpoint_url"] != endpoint:
+        raise UserError(f"the environment overrides cloud.endpoint_url ({config['cloud.endpoint_url']}); "
+                        f"unset EUCADB_CLOUD_ENDPOINT_URL to use the embedded cloud at {endpoint}")
     network = ensure_network(CloudClients(config), config["cloud.vpc_cidr"], config["cloud.zones"])
-    if _running(layout.realizer_pidfile) is None:
+    if realizer is None:
         _daemon(config, layout, "realizer").save(layout.realizer_pidfile)
     return config, network
 
@@ -122,6 +130,8 @@ def down(config: Config) -> list[str]:
                     stopped.append(f"{instance_id} (pid {record.pid})")
                 instances.halt(layout, instance_id, config["cloud.stop_timeout"])
     layout.wipe_data()
+    for lock in (layout.cloud_dir / "instances").glob("*.lock"):  # nothing can hold them any more
+        lock.unlink()
     if config["cloud.endpoint_url"] and config["cloud.endpoint_url"].startswith(f"http://{HOST}:"):
         update_file(config, {"cloud.endpoint_url": None, "cloud.access_key_id": None,
                              "cloud.secret_access_key": None})

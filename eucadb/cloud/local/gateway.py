@@ -9,8 +9,8 @@ and for the few actions that touch data it acts synchronously, at API time, as a
 - CreateVolume(SnapshotId) copies the snapshot's data before answering; CreateSnapshot freezes the
   attached instance and copies before answering (so "completed" is true);
 - DeleteVolume/DeleteSnapshot free the directory; DetachVolume unplugs;
-- StopInstances/TerminateInstances stop the instance's processes before moto frees its volumes, so a
-  volume is never available while its old instance still writes to it.
+- StopInstances/TerminateInstances stop the instance's processes before answering; a concurrent
+  AttachVolume of a freed volume waits for that, so no volume is ever used by two instances.
 Everything else goes straight to moto.
 """
 from __future__ import annotations
@@ -195,8 +195,17 @@ def _check_attach(gw: Gateway, p: Params) -> None:
     # pass through here): make sure nothing of it runs before the volume is plugged in elsewhere
     previous = disks.attached_instance(gw.layout, volume["VolumeId"])
     if previous and previous != instance["InstanceId"]:
-        instances.halt(gw.layout, previous, gw.stop_timeout)
-        disks.unlink_volume(gw.layout, volume["VolumeId"])
+        with instances.locked(gw.layout, previous):
+            if not _running(gw, previous):
+                instances.halt(gw.layout, previous, gw.stop_timeout)
+            disks.unlink_volume(gw.layout, volume["VolumeId"])
+
+
+def _running(gw: Gateway, instance_id: str) -> bool:
+    try:
+        return gw.describe("instance", instance_id)["State"]["Name"] in ("pending", "running")
+    except ApiError:
+        return False
 
 
 def _complete_detach(gw: Gateway, p: Params) -> dict[str, str] | None:
@@ -209,14 +218,20 @@ def _complete_detach(gw: Gateway, p: Params) -> dict[str, str] | None:
     return {"InstanceId": attachments[0]["InstanceId"]}
 
 
-def _halt_all(gw: Gateway, p: Params) -> None:
+def _halt_stopped(gw: Gateway, p: Params, body: bytes) -> None:
+    """Moto already says "stopped": the caller gets its answer once the processes are down."""
     for instance_id in _listed(p, "InstanceId"):
-        instances.halt(gw.layout, instance_id, gw.stop_timeout)
+        with instances.locked(gw.layout, instance_id):
+            instances.halt(gw.layout, instance_id, gw.stop_timeout)
 
 
-def _unplug_terminated(gw: Gateway, p: Params, body: bytes) -> None:
+def _halt_terminated(gw: Gateway, p: Params, body: bytes) -> None:
+    """Moto already freed the volumes; attaching them elsewhere waits for this (same lock), so no
+    volume is used by two instances at once."""
     for instance_id in _listed(p, "InstanceId"):
-        disks.sync_devices(gw.layout, instance_id, {})
+        with instances.locked(gw.layout, instance_id):
+            instances.halt(gw.layout, instance_id, gw.stop_timeout)
+            disks.sync_devices(gw.layout, instance_id, {})
 
 
 def _new_volume(gw: Gateway, p: Params, body: bytes) -> None:
@@ -245,6 +260,6 @@ ACTIONS: dict[str, Action] = {
     "DeleteVolume": Action(after=lambda gw, p, b: disks.delete_dir(gw.layout.volume_dir(p["VolumeId"]))),
     "CreateSnapshot": Action(after=_new_snapshot, undo=_undo("snapshot")),
     "DeleteSnapshot": Action(after=lambda gw, p, b: disks.delete_dir(gw.layout.snapshot_dir(p["SnapshotId"]))),
-    "StopInstances": Action(before=_halt_all),
-    "TerminateInstances": Action(before=_halt_all, after=_unplug_terminated),
+    "StopInstances": Action(after=_halt_stopped),
+    "TerminateInstances": Action(after=_halt_terminated),
 }

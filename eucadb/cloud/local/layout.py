@@ -6,13 +6,16 @@ realized instances run as that user when eucadb runs as root). Data is keyed by 
 """
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from eucadb.config import Config
+from eucadb.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,13 @@ class Layout:
     cloud_dir: Path
     data_dir: Path
     user: InstanceUser
+    runtime_cache: Path | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> "Layout":
+        cache = config["cloud.runtime_dir"]
         return cls(config.cloud_dir, config.cloud_data_dir,
-                   InstanceUser.resolve(config["cloud.instance_user"]))
+                   InstanceUser.resolve(config["cloud.instance_user"]), Path(cache) if cache else None)
 
     # control plane ---------------------------------------------------------------------------
     @property
@@ -62,6 +67,12 @@ class Layout:
     def instance_pidfile(self, instance_id: str) -> Path:
         """Outside the instance's root on purpose: the instance user must not be able to forge it."""
         return self.cloud_dir / "instances" / f"{instance_id}.json"
+
+    def cgroup_name(self, instance_id: str) -> str:
+        """Relative cgroup path of an instance, scoped by this cloud (several clouds may share a host)."""
+        import hashlib
+        scope = hashlib.sha256(str(self.cloud_dir.resolve()).encode()).hexdigest()[:10]
+        return f"eucadb-{scope}/{instance_id}"
 
     def log(self, name: str) -> Path:
         return self.cloud_dir / "logs" / f"{name}.log"
@@ -81,7 +92,7 @@ class Layout:
 
     @property
     def runtimes_dir(self) -> Path:
-        return self.data_dir / "runtimes"
+        return self.runtime_cache or self.data_dir / "runtimes"
 
     def ensure(self) -> None:
         """Create both roots; every data-plane ancestor must be traversable (0755) by the instance user."""
@@ -89,10 +100,24 @@ class Layout:
             (self.cloud_dir / sub).mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o755)
-        for sub in ("instances", "volumes", "snapshots", "images", "runtimes"):
-            path = self.data_dir / sub
-            path.mkdir(exist_ok=True)
-            os.chmod(path, 0o755 if sub != "snapshots" else 0o700)
+        for path in (self.data_dir / "instances", self.data_dir / "volumes", self.data_dir / "snapshots",
+                     self.data_dir / "images", self.runtimes_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o700 if path.name == "snapshots" else 0o755)
+
+    def check_traversable(self) -> None:
+        """Fail early, naming the directory, when the instance user could not reach its instances
+        (e.g. a data dir under /root, mode 700): otherwise every boot would fail obscurely."""
+        if self.user.uid is None:
+            return
+        groups = {self.user.gid} | {g.gr_gid for g in grp.getgrall() if self.user.name in g.gr_mem}
+        for path in (self.data_dir, *self.data_dir.parents):
+            st = path.stat()
+            bit = (stat.S_IXUSR if st.st_uid == self.user.uid else
+                   stat.S_IXGRP if st.st_gid in groups else stat.S_IXOTH)
+            if not st.st_mode & bit:
+                raise UserError(f"{path} is not traversable by {self.user.name}, the user instances run "
+                                f"as: set cloud.data_dir to a directory it can reach (e.g. under /var/lib)")
 
     def make_owned_dir(self, path: Path, mode: int = 0o755) -> Path:
         """A directory the instance user owns (an instance's root, a volume)."""

@@ -2,9 +2,10 @@
 
 A pid alone is not proof: it can be reused. A record stores the pid with the kernel's start time of
 that process (/proc/<pid>/stat field 22), so `alive()` answers "is *our* process still running".
-An instance's processes are found as its process group plus every process whose environment holds
-the instance's marker (its metadata endpoint): daemons such as `pg_ctl start` call setsid() and leave
-the group, but they keep the environment.
+An instance's processes are its cgroup (cgroups.py) when one could be made. Without cgroups (not
+root) they are found as its process group plus every process whose environment holds the instance's
+marker (its metadata endpoint) — best effort: PostgreSQL's children leave the group and overwrite
+their environment.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from eucadb.cloud.local.cgroups import Cgroup, cgroup_of, close_gate, gate_argv
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +59,22 @@ class PidRecord:
     start_time: int
     marker: str = ""          # "NAME=value" in the environment of every process of this set
     info: dict | None = None  # anything the owner wants to remember (ip, image…)
+    cgroup: str = ""          # the set's cgroup directory, when there is one
+    cgroup_version: int = 0
 
     def alive(self) -> bool:
         return start_time(self.pid) == self.start_time
 
+    @property
+    def group(self) -> Cgroup | None:
+        return cgroup_of(self.cgroup, self.cgroup_version)
+
     def members(self) -> list[int]:
-        """Live (non-zombie) processes of this set: the group, plus marked processes."""
+        """Live (non-zombie) processes of this set: its cgroup, or else its process group plus
+        marked processes."""
+        group = self.group
+        if group is not None and group.exists():
+            return [pid for pid in group.pids() if _pgid(pid) is not None]
         marker = self.marker.encode()
         leader_alive = self.alive()
         found = []
@@ -94,17 +107,29 @@ class PidRecord:
 
 
 def spawn(argv: Sequence[str | os.PathLike], *, log_path: Path, env: dict[str, str], cwd: Path,
-          marker: str = "", info: dict | None = None, **popen: object) -> tuple[subprocess.Popen, PidRecord]:
-    """Start `argv` detached in its own session, output appended to `log_path`."""
+          marker: str = "", info: dict | None = None, cgroup: Cgroup | None = None,
+          **popen: object) -> tuple[subprocess.Popen, PidRecord]:
+    """Start `argv` detached in its own session (and inside `cgroup`), output appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    args = [str(a) for a in argv]
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(gate_argv(args) if cgroup else args,
+                                stdin=subprocess.PIPE if cgroup else subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
                                 close_fds=True, **popen)
+    if cgroup is not None:
+        try:
+            cgroup.add(proc.pid)
+        except OSError:
+            proc.kill()  # still waiting at the gate: nothing of it ran
+            proc.wait()
+            raise
+        close_gate(proc.stdin)
     started = start_time(proc.pid)
     if started is None:  # already exited: report it as a record that is not alive
         started = -1
-    return proc, PidRecord(proc.pid, started, marker, info)
+    return proc, PidRecord(proc.pid, started, marker, info, str(cgroup.path) if cgroup else "",
+                           cgroup.version if cgroup else 0)
 
 
 def _signal_all(pids: Iterable[int], sig: int) -> None:
@@ -117,6 +142,8 @@ def _signal_all(pids: Iterable[int], sig: int) -> None:
 
 def stop(record: PidRecord, timeout: float, reap: subprocess.Popen | None = None) -> bool:
     """SIGTERM the whole set, SIGKILL what is left after `timeout`. True if it stopped in time."""
+    if record.group is not None and record.group.exists():
+        record.group.thaw()  # a frozen process cannot act on SIGTERM (a snapshot may have crashed)
     members = record.members()
     _signal_all(members, signal.SIGTERM)
     _signal_all(members, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
@@ -132,23 +159,31 @@ def stop(record: PidRecord, timeout: float, reap: subprocess.Popen | None = None
         members = record.members()
     if reap is not None:
         reap.wait(timeout=5)
+    if record.group is not None:
+        record.group.remove()
     return graceful
 
 
 class Frozen:
-    """Context manager: SIGSTOP every process of the set (crash-consistent snapshot), SIGCONT after.
+    """Context manager: freeze every process of the set (crash-consistent snapshot), thaw after.
 
-    Stopping is repeated until no new member appears, so a process forked during the freeze is
-    frozen too. Thawing always happens, even if the copy inside fails.
+    With a cgroup the kernel freezes the whole group atomically. Without, each member gets SIGSTOP,
+    repeated until no new member appears (a process forked meanwhile is stopped too). Thawing always
+    happens, even if the copy inside fails.
     """
 
     def __init__(self, record: PidRecord | None):
         self.record = record
         self.stopped: set[int] = set()
+        self.group = record.group if record is not None else None
 
     def __enter__(self) -> "Frozen":
         if self.record is None:
             return self
+        if self.group is not None and self.group.exists():
+            self.group.freeze()
+            return self
+        self.group = None
         for _ in range(20):
             new = set(self.record.members()) - self.stopped
             if not new:
@@ -175,4 +210,6 @@ class Frozen:
                 time.sleep(0.005)
 
     def __exit__(self, *exc: object) -> None:
+        if self.group is not None:
+            self.group.thaw()
         _signal_all(self.stopped, signal.SIGCONT)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from eucadb.cloud.client import CloudClients
+from eucadb.cloud.client import CloudClients, error_code
 from eucadb.cloud.local import disks, instances
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.layout import Layout
@@ -40,13 +42,21 @@ class Realized:
 
 @dataclass(frozen=True)
 class CloudView:
-    """One poll's facts: instances (with their reservation owner), DB images, attachments."""
+    """One poll's facts: instances (with their reservation owner) and which images are DB images."""
     instances: dict[str, tuple[dict, str]]
     db_images: frozenset[str]
-    attachments: dict[str, dict[str, str]]  # instance id -> {device: volume id}
+
+
+def attached_devices(instance: dict) -> dict[str, str]:
+    """Non-root EBS devices of an instance: device name -> volume id."""
+    return {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", [])
+            if m.get("Ebs", {}).get("Status") in ("attaching", "attached")
+            and m["DeviceName"] != instance.get("RootDeviceName")}
 
 
 class Realizer:
+    NOT_DB_IMAGE_RECHECK = 5.0  # seconds: an image may be tagged just after it was registered
+
     def __init__(self, config: Config, clients: CloudClients):
         self.layout = Layout.from_config(config)
         self.clients = clients
@@ -55,12 +65,36 @@ class Realizer:
         self.interval = config["cloud.poll_interval"]
         self.identities = Identities(clients, config["cloud.region"])
         self.realized: dict[str, Realized] = {}
+        self._image_kind: dict[str, tuple[bool, float]] = {}  # image id -> (is DB image, checked at)
 
     # facts -----------------------------------------------------------------------------------
     def _pages(self, service: str, operation: str, key: str, **params: Any) -> list[dict]:
         paginator = self.clients.client(service).get_paginator(operation)
         pages = self.clients.guard(lambda: list(paginator.paginate(**params)), f"{service}.{operation}")
         return [item for page in pages for item in page[key]]
+
+    def _db_images(self, image_ids: set[str]) -> frozenset[str]:
+        """Which of these images are eucadb DB images (tag lookups cached: images rarely change)."""
+        now = time.monotonic()
+        stale = {i for i in image_ids if i not in self._image_kind or
+                 (not self._image_kind[i][0] and now - self._image_kind[i][1] > self.NOT_DB_IMAGE_RECHECK)}
+        if stale:
+            found = self._describe_images(sorted(stale))
+            db = {i["ImageId"] for i in found
+                  if {"Key": DB_IMAGE_TAG[0], "Value": DB_IMAGE_TAG[1]} in i.get("Tags", [])}
+            self._image_kind.update({i: (i in db, now) for i in stale})
+        return frozenset(i for i in image_ids if self._image_kind[i][0])
+
+    def _describe_images(self, image_ids: list[str]) -> list[dict]:
+        """Images that still exist (one deregistered image must not hide the others)."""
+        try:
+            return self.clients.call("ec2", "describe_images", ImageIds=image_ids)["Images"]
+        except ClientError as exc:
+            if not error_code(exc).startswith("InvalidAMIID"):
+                raise
+            if len(image_ids) == 1:
+                return []
+        return [image for i in image_ids for image in self._describe_images([i])]
 
     def observe(self) -> CloudView:
         # describing the groups is what makes moto launch ASG replacements
@@ -69,22 +103,15 @@ class Realizer:
         for reservation in self._pages("ec2", "describe_instances", "Reservations"):
             for instance in reservation["Instances"]:
                 found[instance["InstanceId"]] = (instance, reservation.get("OwnerId", ""))
-        images = self.clients.call("ec2", "describe_images", Filters=[
-            {"Name": f"tag:{DB_IMAGE_TAG[0]}", "Values": [DB_IMAGE_TAG[1]]}])["Images"]
-        attachments: dict[str, dict[str, str]] = {}
-        for volume in self._pages("ec2", "describe_volumes", "Volumes"):
-            for att in volume.get("Attachments", []):
-                if att.get("State") in ("attaching", "attached"):
-                    attachments.setdefault(att["InstanceId"], {})[att["Device"]] = volume["VolumeId"]
-        return CloudView(found, frozenset(i["ImageId"] for i in images), attachments)
+        running = {i["ImageId"] for i, _ in found.values() if i["State"]["Name"] == "running"}
+        return CloudView(found, self._db_images(running))
 
     # one poll --------------------------------------------------------------------------------
     def poll(self) -> None:
         view = self.observe()
         for instance_id, (instance, owner) in view.instances.items():
             state = instance["State"]["Name"]
-            devices = {d: v for d, v in view.attachments.get(instance_id, {}).items()
-                       if d != instance.get("RootDeviceName")}
+            devices = attached_devices(instance)
             try:
                 if state in ("shutting-down", "terminated"):
                     self._destroy(instance_id)
@@ -95,13 +122,17 @@ class Realizer:
             except (CloudError, ClientError, BotoCoreError, OSError) as exc:
                 # one instance's trouble (an address in use, a vanished profile) must not stall the rest
                 log.warning("%s: %s (retrying next poll)", instance_id, exc)
-        for root in (self.layout.data_dir / "instances").glob("*"):
-            if root.name not in view.instances:  # the cloud forgot it: nothing may keep running
-                self._destroy(root.name)
+        known = {p.name for p in (self.layout.data_dir / "instances").glob("*")}
+        known |= {p.stem for p in (self.layout.cloud_dir / "instances").glob("*.json")}
+        for instance_id in known - set(view.instances):  # the cloud forgot it: nothing may keep running
+            self._destroy(instance_id)
 
     def _realize(self, instance: dict, owner: str, devices: dict[str, str]) -> None:
         instance_id = instance["InstanceId"]
         current = self.realized.get(instance_id)
+        if current is not None and not self.layout.instance_pidfile(instance_id).exists():
+            self._forget(instance_id)  # halted behind our back (StopInstances): boot it again
+            current = None
         view = self.identities.view(instance, owner, tuple(sorted(devices)),
                                     current.imds.view if current else None)
         if current is not None:
@@ -116,6 +147,18 @@ class Realizer:
         if not (image_dir / "setup_db.py").is_file():
             log.warning("%s: image %s has no boot program at %s", instance_id, instance["ImageId"], image_dir)
             return
+        with instances.locked(self.layout, instance_id):
+            # this poll's view may be stale: only a fresh answer decides whether to boot
+            if not self._still_running(instance_id):
+                return
+            self._start(instance_id, view, image_dir, devices)
+
+    def _still_running(self, instance_id: str) -> bool:
+        found = self.clients.call("ec2", "describe_instances", InstanceIds=[instance_id])["Reservations"]
+        return bool(found) and found[0]["Instances"][0]["State"]["Name"] == "running"
+
+    def _start(self, instance_id: str, view: InstanceView, image_dir: Path, devices: dict[str, str]) -> None:
+        """Adopt the instance's processes if our record of this launch exists, else boot it."""
         imds = MetadataServer(view, self.identities, self.port)
         try:
             record = PidRecord.load(self.layout.instance_pidfile(instance_id))
@@ -126,7 +169,7 @@ class Realizer:
             else:
                 disks.prepare_root(self.layout, instance_id)
                 # add-only: volumes attached at launch (template block devices). Attach/detach
-                # through the API are plugged synchronously by the gateway; a poll's view can be stale
+                # through the API are plugged synchronously by the gateway
                 disks.sync_devices(self.layout, instance_id, devices, remove=False)
                 proc, record = instances.boot(self.layout, instance_id, image_dir, view.private_ip,
                                               self.port, view.launched)
@@ -145,13 +188,18 @@ class Realizer:
 
     def _halt(self, instance_id: str) -> None:
         proc = self._forget(instance_id)
-        instances.halt(self.layout, instance_id, self.stop_timeout, proc)
+        if self.layout.instance_pidfile(instance_id).exists():
+            with instances.locked(self.layout, instance_id):
+                instances.halt(self.layout, instance_id, self.stop_timeout, proc)
+        elif proc is not None:
+            proc.poll()
 
     def _destroy(self, instance_id: str) -> None:
         proc = self._forget(instance_id)
         if self.layout.instance_root(instance_id).exists() or \
                 self.layout.instance_pidfile(instance_id).exists():
-            instances.destroy(self.layout, instance_id, self.stop_timeout, proc)
+            with instances.locked(self.layout, instance_id):
+                instances.destroy(self.layout, instance_id, self.stop_timeout, proc)
             log.info("destroyed %s", instance_id)
 
     # the loop --------------------------------------------------------------------------------

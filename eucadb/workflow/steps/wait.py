@@ -1,4 +1,4 @@
-"""Steps 9 and 10: wait for the instance to run, then for its database to accept TLS verify-full.
+"""Steps 10 and 11: wait for the instance to run, then for its database to accept TLS verify-full.
 
 Neither creates anything; both poll with their own deadline (booting takes longer than one API call's
 retry budget) and fail the launch — which rolls it back — when the deadline passes.
@@ -15,6 +15,7 @@ from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
 from eucadb.workflow.steps.certificate import CA_CERT
 from eucadb.workflow.steps.launch_template import db_credentials
+from eucadb.workflow.steps.replace import template_versions
 from eucadb.workflow.steps.volume import NotYet
 
 INSTANCE_DEADLINE = 300.0
@@ -36,8 +37,10 @@ class WaitInstanceStep(BaseStep):
     def _running(self, ctx: StepContext) -> dict:
         groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
                            AutoScalingGroupNames=[ctx.resources["autoscaling_group"]])["AutoScalingGroups"]
-        ids = [i["InstanceId"] for g in groups for i in g.get("Instances", [])
-               if i.get("LifecycleState") == "InService"]
+        version = ctx.resources["launch_template_version"]
+        in_service = {"Instances": [i for g in groups for i in g.get("Instances", [])
+                                    if i.get("LifecycleState") == "InService"]}
+        ids = [iid for iid, v in template_versions(self, ctx, in_service).items() if v in (None, version)]
         if not ids:
             raise NotYet("the group has no instance in service yet")
         reservations = self.call(ctx, "ec2", "describe_instances", InstanceIds=ids)["Reservations"]

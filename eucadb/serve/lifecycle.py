@@ -1,0 +1,96 @@
+"""`eucadb up` / `eucadb down`: the whole system on the embedded default, in one command each.
+
+`up` starts the embedded cloud, installs the local image, sets the properties, starts `eucadb serve`
+in the background and follows its progress until the services are ENABLED. `down` stops exactly what
+`up` started: the server (by its pid record) and the embedded cloud.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from eucadb.app import App
+from eucadb.cloud.local import control
+from eucadb.cloud.local.image import install_local_image
+from eucadb.cloud.local.procs import PidRecord, spawn, stop
+from eucadb.config import load
+from eucadb.errors import EucadbError
+from eucadb.properties.registry import WORKER
+
+READY_DEADLINE = 600.0
+
+
+def serve_record_path(app: App) -> Path:
+    return app.config.home / "serve.pid"
+
+
+def start_server(app: App) -> PidRecord:
+    """`eucadb serve` as a background process (reused if one of ours already runs)."""
+    path = serve_record_path(app)
+    record = PidRecord.load(path)
+    if record and record.alive():
+        return record
+    env = dict(os.environ, EUCADB_HOME=str(app.config.home))
+    _, record = spawn([sys.executable, "-m", "eucadb.cli", "serve"], log_path=app.config.home / "serve.log",
+                      env=env, cwd=app.config.home)
+    record.save(path)
+    return record
+
+
+def fetch_status(app: App) -> dict | None:
+    url = f"http://{app.config['serve.host']}:{app.config['serve.port']}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: float) -> dict:
+    """Print each new loop sentence until every service is ENABLED (or the server dies)."""
+    last = None
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if not record.alive():
+            log = (app.config.home / "serve.log").read_text(errors="replace").splitlines()[-15:]
+            raise EucadbError("eucadb serve exited; last lines of its log:\n  " + "\n  ".join(log))
+        doc = fetch_status(app)
+        if doc:
+            sentence = (doc.get("loop") or {}).get("sentence")
+            if sentence and sentence != last:
+                say(sentence)
+                last = sentence
+            if doc["ready"]:
+                return doc
+        time.sleep(0.5)
+    raise EucadbError(f"services not ENABLED after {deadline:.0f}s; see `eucadb status` and "
+                      f"{app.config.home / 'serve.log'}")
+
+
+def up(app: App, say: Callable[[str], None], deadline: float = READY_DEADLINE) -> dict:
+    say("starting the embedded cloud")
+    control.up(app.config)
+    app = App(load(app.config.path if app.config.path.exists() else None))
+    say("installing the local database image")
+    image = install_local_image(app)
+    app.properties.set_many([f"{WORKER}image={image}", f"{WORKER}configured=true"])
+    say(f"image {image}; {WORKER}configured=true; starting eucadb serve")
+    record = start_server(app)
+    return follow(app, record, say, deadline)
+
+
+def down(app: App) -> list[str]:
+    stopped = []
+    path = serve_record_path(app)
+    record = PidRecord.load(path)
+    if record and record.alive():
+        stop(record, timeout=30)
+        stopped.append(f"serve (pid {record.pid})")
+    path.unlink(missing_ok=True)
+    return stopped + control.down(app.config)

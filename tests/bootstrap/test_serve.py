@@ -1,0 +1,182 @@
+"""`eucadb serve` end to end: from nothing to ENABLED, instance loss and replacement, a property
+change that rolls the instance, two servers and one leader, unconfigure. Real cloud, real PostgreSQL."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import psycopg2
+import pytest
+
+from e2e import EUCADB, make_env
+from eucadb.pool.endpoint import Endpoint, write_ca_file
+from eucadb.workflow.credentials import ADMIN, CLOUDWATCH
+from eucadb.workflow.deployment import Names, current_deployment
+from eucadb.workflow.steps.certificate import CA_CERT
+from eucadb.workflow.steps.launch_template import db_credentials
+from pg import free_port
+
+pytestmark = pytest.mark.slow
+W = "services.database.worker."
+FAST = {"EUCADB_LOOP_INTERVAL": "1", "EUCADB_RETRY_TIMEOUT": "3", "EUCADB_LEASE_TTL": "8"}
+
+
+class Server:
+    def __init__(self, env, port: int):
+        self.env, self.port = env, port
+        self.log = open(env.home / f"serve-{port}.log", "wb")
+        self.proc = subprocess.Popen([EUCADB, "serve"], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env.environ(EUCADB_SERVE_PORT=str(port), **FAST))
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+        except (urllib.error.URLError, OSError):
+            return 0, ""
+
+    def status(self) -> dict:
+        code, body = self.get("/status")
+        return json.loads(body) if code == 200 else {}
+
+    def wait(self, predicate, timeout: float, seen: list | None = None) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            doc = self.status()
+            if doc and seen is not None:
+                seen.append((doc.get("loop", {}).get("sentence"),
+                             tuple(s["state"] for s in doc["services"].values())))
+            if doc and predicate(doc):
+                return doc
+            time.sleep(0.3)
+        raise AssertionError(f"timed out; last status: {json.dumps(self.status(), default=str)[:2000]}")
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=60)
+        self.log.close()
+        return rc
+
+
+def enabled(doc) -> bool:
+    return doc["ready"] and doc["database"]["endpoint"] is not None
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    env = make_env(tmp_path_factory.mktemp("serve"))
+    env.run("cloud", "up")
+    image = env.run("image", "install", "--local").stdout.strip().split()[-1]
+    env.run("property", "set", f"{W}image={image}", f"{W}health_interval=1")
+    yield env
+    env.run("cloud", "down", check=False)
+
+
+def writer_connect(env, address: str):
+    app = env.app()
+    deployment = current_deployment(app.store)
+    vault = app.vault(deployment)
+    endpoint = Endpoint(address, 5432, Names(deployment).dns_name,
+                        write_ca_file(app.config.home, deployment, vault.get(CA_CERT)))
+    writer = db_credentials(vault)[CLOUDWATCH]
+    return psycopg2.connect(**endpoint.connect_args(writer["user"], writer["password"],
+                                                    "eucalyptus_cloudwatch_backend"))
+
+
+def insert_rows(env, address: str, first: int, count: int) -> None:
+    with writer_connect(env, address) as conn:
+        cur = conn.cursor()
+        for i in range(first, first + count):
+            cur.execute("INSERT INTO metric_datapoints (series_id, ts, sample_count, sum, minimum, maximum)"
+                        " VALUES (%s, now(), 1, 1, 1, 1)", (i,))
+
+
+def count_rows(env, address: str) -> int:
+    with writer_connect(env, address) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM metric_datapoints")
+        return cur.fetchone()[0]
+
+
+def test_serve_lifecycle(cloud):
+    server = Server(cloud, free_port())
+    try:
+        seen: list = []
+        code, _ = (0, "")
+        while code == 0:
+            code, body = server.get("/readyz")
+            time.sleep(0.1)
+        assert code == 503 and "DISABLED" in body or "NOTREADY" in body
+        cloud.run("property", "set", f"{W}configured=true")
+        doc = server.wait(enabled, 180, seen)
+        sentences = [s for s, _ in seen]
+        assert any(s and s.startswith("launching: step") for s in sentences)
+        assert server.get("/readyz")[0] == 200 and server.get("/healthz") == (200, "ok\n")
+        code, metrics = server.get("/metrics")
+        assert 'eucadb_service_state{service="cloudwatch"} 3' in metrics and "eucadb_leader 1" in metrics
+        html = urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/status", headers={"Accept": "text/html"})).read().decode()
+        assert "<table>" in html and "ENABLED" in html
+        cli = json.loads(cloud.run("status", "-o", "json", EUCADB_SERVE_PORT=str(server.port)).stdout)
+        assert cli["ready"] and cli["loop"]["leader"]
+
+        # the instance dies: services leave ENABLED, the replacement comes up on the same volume,
+        # pools are swapped without restarting the server, and no committed row is lost
+        first_ip = doc["database"]["endpoint"].split(":")[0]
+        insert_rows(cloud, first_ip, 0, 200)
+        cloud.client("ec2").terminate_instances(InstanceIds=[doc["instance"]["instance_id"]])
+        seen.clear()
+        doc = server.wait(lambda d: enabled(d) and not d["database"]["endpoint"].startswith(first_ip + ":"),
+                          240, seen)
+        assert any(set(states) & {"DEGRADED", "ENABLING", "DISABLED", "NOTREADY"} for _, states in seen)
+        second_ip = doc["database"]["endpoint"].split(":")[0]
+        assert count_rows(cloud, second_ip) == 200
+        assert server.proc.poll() is None
+
+        # a property that needs a new instance rolls it and keeps the data
+        cloud.run("property", "set", f"{W}instance_type=m1.medium")
+        doc = server.wait(lambda d: enabled(d) and not d["database"]["endpoint"].startswith(second_ip + ":")
+                          and d["workflow"]["state"] == "succeeded", 240)
+        third_ip = doc["database"]["endpoint"].split(":")[0]
+        ec2 = cloud.client("ec2")
+        running = ec2.describe_instances(InstanceIds=[doc["instance"]["instance_id"]])["Reservations"][0]
+        assert running["Instances"][0]["InstanceType"] == "m1.medium"
+        assert count_rows(cloud, third_ip) == 200
+
+        # a second server stands by; after kill -9 of the leader it takes over with a new token
+        standby = Server(cloud, free_port())
+        try:
+            doc2 = standby.wait(lambda d: "loop" in d and d["loop"]["cycles"] > 2, 60)
+            assert not doc2["loop"]["leader"]
+            token_before = cloud.app().store and _token(cloud)
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait(timeout=30)
+            standby.wait(lambda d: d.get("loop", {}).get("leader"), 60)
+            assert _token(cloud) == token_before + 1
+            standby.wait(enabled, 120)
+
+            # unconfigure: services disabled, pools drained, teardown keeps the volume
+            cloud.run("property", "set", f"{W}configured=false")
+            doc = standby.wait(lambda d: not d["ready"] and d["workflow"]["kind"] == "teardown"
+                               and d["workflow"]["state"] == "succeeded", 180)
+            assert all(s["state"] == "DISABLED" for s in doc["services"].values())
+            volumes = ec2.describe_volumes(Filters=[{"Name": "tag:eucadb:deployment",
+                                                     "Values": [doc["deployment"]]}])["Volumes"]
+            assert len(volumes) == 1
+            assert standby.get("/readyz")[0] == 503
+        finally:
+            assert standby.stop() == 0
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def _token(env) -> int:
+    from eucadb.bootstrap.lease import LeaderLease
+    return LeaderLease(env.app().store, ttl=1).current().token
