@@ -1,0 +1,63 @@
+"""Building blocks the cloud tests share: a role + instance profile + launch template + ASG, exactly
+as eucadb's launch workflow will create them (plain boto3 against the embedded endpoint)."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from localcloud import LocalCloud, wait_for
+
+
+@dataclass
+class Group:
+    cloud: LocalCloud
+    name: str
+    role: str
+    user_data: dict
+    ec2: Any = field(repr=False)
+    asg: Any = field(repr=False)
+
+    def instances(self) -> list[dict]:
+        """InService instances (describing the group is what makes moto replace terminated ones)."""
+        group = self.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[self.name])["AutoScalingGroups"][0]
+        ids = [i["InstanceId"] for i in group["Instances"]]
+        if not ids:
+            return []
+        found = [i for r in self.ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+        return [i for i in found if i["State"]["Name"] == "running"]
+
+    def one(self) -> dict:
+        return wait_for(lambda: self.instances()[0] if self.instances() else None, 10, f"{self.name} instance")
+
+    def delete(self) -> None:
+        self.asg.delete_auto_scaling_group(AutoScalingGroupName=self.name, ForceDelete=True)
+
+
+def make_group(cloud: LocalCloud, image: str, subnets: list[str], size: int = 1) -> Group:
+    ec2, asg, iam = cloud.client("ec2"), cloud.client("autoscaling"), cloud.client("iam")
+    name = "t-" + uuid.uuid4().hex[:8]
+    iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+    iam.create_instance_profile(InstanceProfileName=f"{name}-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName=f"{name}-profile", RoleName=f"{name}-role")
+    user_data = {"endpoint": cloud.endpoint, "group": name}
+    ec2.create_launch_template(LaunchTemplateName=f"{name}-lt", LaunchTemplateData={
+        "ImageId": image, "InstanceType": "t2.micro",
+        "IamInstanceProfile": {"Name": f"{name}-profile"},
+        "UserData": base64.b64encode(json.dumps(user_data).encode()).decode()})
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": f"{name}-lt", "Version": "$Latest"},
+        MinSize=size, MaxSize=size, DesiredCapacity=size, VPCZoneIdentifier=",".join(subnets))
+    return Group(cloud, name, f"{name}-role", user_data, ec2, asg)
+
+
+def run_instance(cloud: LocalCloud, image: str, subnet: str) -> dict:
+    """A plain RunInstances instance (no ASG), for volume tests that pin the zone."""
+    ec2 = cloud.client("ec2")
+    user_data = json.dumps({"endpoint": cloud.endpoint})  # botocore base64-encodes RunInstances' UserData
+    return ec2.run_instances(ImageId=image, InstanceType="t2.micro", MinCount=1, MaxCount=1,
+                             SubnetId=subnet, UserData=user_data)["Instances"][0]
