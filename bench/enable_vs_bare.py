@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import EUCADB, make_env  # noqa: E402
+from e2e import EUCADB, make_env, sibling, start_cloud  # noqa: E402
 from launch_vs_bare import bare  # noqa: E402
 from pg import free_port  # noqa: E402
 
@@ -48,11 +48,7 @@ def wait(port: int, predicate, timeout: float = 300) -> tuple[float, dict]:
 
 
 def one_round(cloud, tmp: Path) -> tuple[float, float]:
-    env = make_env(tmp)
-    env.home.mkdir(parents=True, exist_ok=True)
-    (env.home / "eucadb.yaml").write_text((cloud.home / "eucadb.yaml").read_text())
-    env.vpc, env.data_dir = cloud.vpc, cloud.data_dir
-    env.run("property", "set", f"{W}image={cloud.image}", f"{W}health_interval=1")
+    env = sibling(cloud, tmp, **{f"{W}health_interval": "1"})
     port = free_port()
     proc = subprocess.Popen([EUCADB, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=env.environ(EUCADB_SERVE_PORT=str(port), **FAST))
@@ -77,9 +73,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="eucadb-bench-"))
-    cloud = make_env(tmp / "cloud")
-    cloud.run("cloud", "up")
-    cloud.image = cloud.run("image", "install", "--local").stdout.strip().split()[-1]
+    cloud = start_cloud(make_env(tmp / "cloud"))
     try:
         bare_t, enable_t, recover_t = [], [], []
         for i in range(args.rounds):

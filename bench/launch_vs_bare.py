@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from e2e import make_env  # noqa: E402
+from e2e import make_env, sibling, start_cloud  # noqa: E402
 from pg import PG_BIN, free_port, run_as  # noqa: E402
 
 
@@ -45,11 +45,7 @@ def bare(tmp: Path) -> float:
 
 
 def launch(cloud, tmp: Path) -> float:
-    env = make_env(tmp)
-    env.home.mkdir(parents=True, exist_ok=True)
-    (env.home / "eucadb.yaml").write_text((cloud.home / "eucadb.yaml").read_text())
-    env.vpc, env.data_dir = cloud.vpc, cloud.data_dir
-    env.run("property", "set", f"services.database.worker.image={cloud.image}")
+    env = sibling(cloud, tmp)
     started = time.perf_counter()
     env.run("workflow", "launch")
     elapsed = time.perf_counter() - started
@@ -62,9 +58,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="eucadb-bench-"))
-    cloud = make_env(tmp / "cloud")
-    cloud.run("cloud", "up")
-    cloud.image = cloud.run("image", "install", "--local").stdout.strip().split()[-1]
+    cloud = start_cloud(make_env(tmp / "cloud"))
     try:
         bare_t, launch_t = [], []
         for i in range(args.rounds):           # interleaved, so both see the same machine load

@@ -16,6 +16,8 @@ from eucadb.config import load
 from eucadb.errors import EucadbError
 from eucadb.properties.commands import property_group
 from eucadb.serve.commands import serve_cmd, service_group, status_cmd
+from eucadb.services.cloudwatch.commands import credentials_group
+from eucadb.services.reporting.commands import report_group
 from eucadb.workflow.commands import workflow_group
 
 
@@ -42,6 +44,8 @@ cli.add_command(workflow_group)
 cli.add_command(serve_cmd)
 cli.add_command(status_cmd)
 cli.add_command(service_group)
+cli.add_command(credentials_group)
+cli.add_command(report_group)
 
 
 @cli.command("up")

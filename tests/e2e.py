@@ -2,28 +2,65 @@
 temporary home whose VPC is a random loopback /16 (concurrent test runs never share addresses)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 EUCADB = str(Path(sys.executable).parent / "eucadb")
 
 
-def random_vpc() -> str:
-    return f"127.{random.randint(81, 250)}.0.0/16"
+LOCK_DIR = Path("/tmp/eucadb-test-vpcs")
+
+
+def _listening_octets() -> set[int]:
+    """Second octets of 127.X.*.* addresses something listens on (IPv4 /proc/net/tcp, hex LE)."""
+    used = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        octets = bytes.fromhex(local.split(":")[0])[::-1]
+        if octets[0] == 127 and state == "0A":
+            used.add(octets[1])
+    return used
+
+
+def allocate_vpc() -> tuple[str, Any]:
+    """A free 127.X.0.0/16 and the open lock file that reserves it (keep it open while in use), so
+    test clouds of concurrent runs never share instance addresses."""
+    LOCK_DIR.mkdir(exist_ok=True)
+    os.chmod(LOCK_DIR, 0o1777)
+    candidates = list(range(81, 251))
+    random.shuffle(candidates)
+    busy = _listening_octets()
+    for octet in candidates:
+        if octet in busy:
+            continue
+        lock = open(LOCK_DIR / f"127.{octet}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return f"127.{octet}.0.0/16", lock
+    raise RuntimeError("no free 127.X.0.0/16 for a test cloud")
 
 
 @dataclass
 class Env:
     home: Path
     data_dir: Path
-    vpc: str = field(default_factory=random_vpc)
+    vpc: str = ""
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.vpc:
+            self.vpc, self._vpc_lock = allocate_vpc()
 
     def environ(self, **more: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EUCADB_")}
@@ -61,3 +98,20 @@ def make_env(tmp: Path) -> Env:
     home, data = tmp / "home", tmp / "data"
     data.mkdir(mode=0o755, exist_ok=True)
     return Env(home=home, data_dir=data)
+
+
+def sibling(cloud: Env, tmp: Path, **properties: str) -> Env:
+    """A new eucadb home (so a new deployment) using `cloud`'s embedded cloud and image."""
+    env = make_env(tmp)
+    env.home.mkdir(parents=True, exist_ok=True)
+    (env.home / "eucadb.yaml").write_text((cloud.home / "eucadb.yaml").read_text())
+    env.vpc, env.data_dir, env.image = cloud.vpc, cloud.data_dir, cloud.image
+    sets = {"services.database.worker.image": cloud.image, **properties}
+    env.run("property", "set", *(f"{k}={v}" for k, v in sets.items()))
+    return env
+
+
+def start_cloud(env: Env) -> Env:
+    env.run("cloud", "up")
+    env.image = env.run("image", "install", "--local").stdout.strip().split()[-1]
+    return env

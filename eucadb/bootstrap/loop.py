@@ -20,20 +20,17 @@ from eucadb.bootstrap.services import ServiceRegistry, ServiceState
 from eucadb.bootstrap.snapshot import DbHealth, Snapshot
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
-from eucadb.pool.endpoint import Endpoint, write_ca_file
 from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
 from eucadb.pool.migrate import migrate_remote
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
-from eucadb.workflow.deployment import Names, current_deployment
+from eucadb.workflow.access import db_endpoint, db_logins
+from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
-from eucadb.workflow.steps.certificate import CA_CERT
-from eucadb.workflow.steps.launch_template import db_credentials
 
 log = logging.getLogger("eucadb.loop")
 WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN}
-DB_PORT = 5432
 
 
 class Bootstrapper:
@@ -127,10 +124,8 @@ class Bootstrapper:
         for name, status in s.services.items():
             self.services.set(name, self._while_swapping(status.state, s), action.reason)
         deployment = current_deployment(self.app.store)
-        vault = self.app.vault(deployment)
-        creds = db_credentials(vault)
-        endpoint = Endpoint(action.address, DB_PORT, Names(deployment).dns_name,
-                            write_ca_file(self.app.config.home, deployment, vault.get(CA_CERT)))
+        creds = db_logins(self.app, deployment)
+        endpoint = db_endpoint(self.app, deployment, action.address)
         props = s.properties
         settings = PoolSettings(props[WORKER + "pool_size"], props[WORKER + "pool_max_overflow"],
                                 props[WORKER + "pool_timeout"])

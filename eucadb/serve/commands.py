@@ -5,8 +5,6 @@ import json
 import logging
 import signal
 import time
-import urllib.error
-import urllib.request
 
 import click
 
@@ -25,9 +23,13 @@ def serve_cmd(app) -> None:
 
     from eucadb.bootstrap.loop import Bootstrapper
     from eucadb.serve.http import ServeApp
+    from eucadb.services.cloudwatch import serving as cloudwatch
+    from eucadb.services.reporting import api as reporting_api
 
     loop = Bootstrapper(app)
-    server = create_server(ServeApp(app, loop), host=app.config["serve.host"],
+    cw_service, cw_routes = cloudwatch.build(app, loop)
+    extra = {reporting_api.PREFIX: reporting_api.for_loop(loop), **cw_routes}
+    server = create_server(ServeApp(app, loop, extra=extra), host=app.config["serve.host"],
                            port=app.config["serve.port"], threads=8, ident="eucadb")
 
     def stop(signum, _frame):
@@ -36,24 +38,16 @@ def serve_cmd(app) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     loop.start()
-    log.info("serving on http://%s:%s (status, readyz, healthz, metrics)",
+    evaluator = cloudwatch.start_evaluator(cw_service)
+    log.info("serving on http://%s:%s (status, readyz, healthz, metrics, /services/CloudWatch)",
              app.config["serve.host"], server.effective_port)
     try:
         server.run()
     finally:
         server.close()
+        evaluator.shutdown(wait=False)
         loop.stop()
         log.info("stopped")
-
-
-def fetch_live(app) -> dict | None:
-    """The running server's status document, or None when no server answers."""
-    url = f"http://{app.config['serve.host']}:{app.config['serve.port']}/status"
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 def print_status(doc: dict) -> None:
@@ -87,7 +81,7 @@ def print_status(doc: dict) -> None:
 def status_cmd(app, output: str, watch: bool) -> None:
     """One screen: services, unmet preconditions, workflow, database endpoint and pools."""
     while True:
-        doc = fetch_live(app) or status_doc.build(app)
+        doc = status_doc.fetch_live(app.config) or status_doc.build(app)
         if output == "json":
             click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
         else:

@@ -20,9 +20,16 @@ class ServeApp:
         self.app, self.loop = app, loop
         self.routes = {"/healthz": self.healthz, "/readyz": self.readyz, "/status": self.status,
                        "/metrics": self.metrics, **(extra or {})}
+        self.prefixes = dict(extra or {})   # service APIs answer everything under their path
+
+    def route(self, path: str) -> Callable | None:
+        handler = self.routes.get(path.rstrip("/") or "/status")
+        if handler is None:
+            handler = next((h for p, h in self.prefixes.items() if path.startswith(p + "/")), None)
+        return handler
 
     def __call__(self, environ, start_response) -> Iterable[bytes]:
-        handler = self.routes.get(environ.get("PATH_INFO", "/").rstrip("/") or "/status")
+        handler = self.route(environ.get("PATH_INFO", "/"))
         if handler is None:
             return self._send(start_response, "404 Not Found", "text/plain", b"not found\n")
         try:

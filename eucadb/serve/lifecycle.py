@@ -6,12 +6,9 @@ in the background and follows its progress until the services are ENABLED. `down
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +19,7 @@ from eucadb.cloud.local.procs import PidRecord, spawn, stop
 from eucadb.config import load
 from eucadb.errors import EucadbError
 from eucadb.properties.registry import WORKER
+from eucadb.serve.status import fetch_live
 
 READY_DEADLINE = 600.0
 
@@ -43,15 +41,6 @@ def start_server(app: App) -> PidRecord:
     return record
 
 
-def fetch_status(app: App) -> dict | None:
-    url = f"http://{app.config['serve.host']}:{app.config['serve.port']}/status"
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
 def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: float) -> dict:
     """Print each new loop sentence until every service is ENABLED (or the server dies)."""
     last = None
@@ -60,7 +49,7 @@ def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: fl
         if not record.alive():
             log = (app.config.home / "serve.log").read_text(errors="replace").splitlines()[-15:]
             raise EucadbError("eucadb serve exited; last lines of its log:\n  " + "\n  ".join(log))
-        doc = fetch_status(app)
+        doc = fetch_live(app.config)
         if doc:
             sentence = (doc.get("loop") or {}).get("sentence")
             if sentence and sentence != last:

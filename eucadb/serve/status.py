@@ -1,13 +1,26 @@
 """The status document: one structure behind `eucadb status`, `/status` (JSON and HTML) and /metrics."""
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 from eucadb.bootstrap.preconditions import unmet
 from eucadb.bootstrap.services import ServiceRegistry, ServiceState
 from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.engine import history
+
+
+def fetch_live(config) -> dict | None:
+    """The running server's status document, or None when no server answers."""
+    url = f"http://{config['serve.host']}:{config['serve.port']}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def build(app, loop=None) -> dict[str, Any]:

@@ -12,12 +12,10 @@ import urllib.request
 import psycopg2
 import pytest
 
-from e2e import EUCADB, make_env
-from eucadb.pool.endpoint import Endpoint, write_ca_file
-from eucadb.workflow.credentials import ADMIN, CLOUDWATCH
-from eucadb.workflow.deployment import Names, current_deployment
-from eucadb.workflow.steps.certificate import CA_CERT
-from eucadb.workflow.steps.launch_template import db_credentials
+from e2e import EUCADB, make_env, sibling, start_cloud
+from eucadb.workflow.access import db_endpoint, db_logins
+from eucadb.workflow.credentials import CLOUDWATCH
+from eucadb.workflow.deployment import current_deployment
 from pg import free_port
 
 pytestmark = pytest.mark.slow
@@ -70,10 +68,8 @@ def enabled(doc) -> bool:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("serve"))
-    env.run("cloud", "up")
-    image = env.run("image", "install", "--local").stdout.strip().split()[-1]
-    env.run("property", "set", f"{W}image={image}", f"{W}health_interval=1")
+    env = start_cloud(make_env(tmp_path_factory.mktemp("serve")))
+    env.run("property", "set", f"{W}image={env.image}", f"{W}health_interval=1")
     yield env
     env.run("cloud", "down", check=False)
 
@@ -81,10 +77,8 @@ def cloud(tmp_path_factory):
 def writer_connect(env, address: str):
     app = env.app()
     deployment = current_deployment(app.store)
-    vault = app.vault(deployment)
-    endpoint = Endpoint(address, 5432, Names(deployment).dns_name,
-                        write_ca_file(app.config.home, deployment, vault.get(CA_CERT)))
-    writer = db_credentials(vault)[CLOUDWATCH]
+    endpoint = db_endpoint(app, deployment, address)
+    writer = db_logins(app, deployment)[CLOUDWATCH]
     return psycopg2.connect(**endpoint.connect_args(writer["user"], writer["password"],
                                                     "eucalyptus_cloudwatch_backend"))
 
@@ -93,14 +87,14 @@ def insert_rows(env, address: str, first: int, count: int) -> None:
     with writer_connect(env, address) as conn:
         cur = conn.cursor()
         for i in range(first, first + count):
-            cur.execute("INSERT INTO metric_datapoints (series_id, ts, sample_count, sum, minimum, maximum)"
-                        " VALUES (%s, now(), 1, 1, 1, 1)", (i,))
+            cur.execute("INSERT INTO metric_datapoints (series_id, ts, sample_count, sum, minimum, maximum, unit)"
+                        " VALUES (%s, now(), 1, 1, 1, 1, 'committed-by-test')", (i,))
 
 
 def count_rows(env, address: str) -> int:
     with writer_connect(env, address) as conn:
         cur = conn.cursor()
-        cur.execute("SELECT count(*) FROM metric_datapoints")
+        cur.execute("SELECT count(*) FROM metric_datapoints WHERE unit = 'committed-by-test'")
         return cur.fetchone()[0]
 
 
@@ -125,6 +119,7 @@ def test_serve_lifecycle(cloud):
         assert "<table>" in html and "ENABLED" in html
         cli = json.loads(cloud.run("status", "-o", "json", EUCADB_SERVE_PORT=str(server.port)).stdout)
         assert cli["ready"] and cli["loop"]["leader"]
+        use_the_services(cloud, server.port)
 
         # the instance dies: services leave ENABLED, the replacement comes up on the same volume,
         # pools are swapped without restarting the server, and no committed row is lost
@@ -177,6 +172,38 @@ def test_serve_lifecycle(cloud):
             server.stop()
 
 
+def use_the_services(env, port: int) -> None:
+    """The dependent services through the running server, against the remote database: boto3's
+    CloudWatch client (as installed) with an eucadb key, and usage events + report."""
+    import boto3
+    from datetime import datetime, timedelta, timezone
+    key = json.loads(env.run("credentials", "create", "-o", "json").stdout)
+    cw = boto3.client("cloudwatch", endpoint_url=f"http://127.0.0.1:{port}/services/CloudWatch",
+                      region_name="us-east-1", aws_access_key_id=key["access_key_id"],
+                      aws_secret_access_key=key["secret_access_key"])
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    cw.put_metric_data(Namespace="E2E", MetricData=[
+        {"MetricName": "Load", "Dimensions": [{"Name": "Host", "Value": "a"}], "Value": v,
+         "Timestamp": now - timedelta(seconds=30)} for v in (1.0, 2.0, 6.0)])
+    stats = cw.get_metric_statistics(Namespace="E2E", MetricName="Load", Dimensions=[{"Name": "Host", "Value": "a"}],
+                                     StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=5),
+                                     Period=600, Statistics=["Sum", "Average", "Maximum", "SampleCount"])
+    point = stats["Datapoints"][0]
+    assert (point["Sum"], point["Average"], point["Maximum"], point["SampleCount"]) == (9.0, 3.0, 6.0, 3.0)
+    start = (now - timedelta(hours=3)).isoformat()
+    events = [{"ts": start, "account": "acct1", "resource_type": "instance", "resource_id": "i-1",
+               "event": "create", "attributes": {"instance_type": "m1.small"}},
+              {"ts": (now - timedelta(hours=1)).isoformat(), "account": "acct1", "resource_type": "instance",
+               "resource_id": "i-1", "event": "delete", "attributes": {}}]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/services/Reporting/events",
+                                     data=json.dumps(events).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    assert json.loads(urllib.request.urlopen(request, timeout=10).read())["recorded"] == 2
+    report = env.run("report", "usage", "--start", start, "--end", now.isoformat(), "--format", "json",
+                     EUCADB_SERVE_PORT=str(port)).stdout
+    assert "m1.small" in report and "2.0" in report
+
+
 def _token(env) -> int:
     from eucadb.bootstrap.lease import LeaderLease
     return LeaderLease(env.app().store, ttl=1).current().token
@@ -185,12 +212,7 @@ def _token(env) -> int:
 def test_database_stopped_and_started_again(cloud, tmp_path):
     """PostgreSQL's instance is stopped (the server is gone, its address stays): services leave ENABLED
     within the health window; after the start they are ENABLED again on the same pools' endpoint."""
-    env = make_env(tmp_path)
-    env.home.mkdir(parents=True, exist_ok=True)
-    (env.home / "eucadb.yaml").write_text((cloud.home / "eucadb.yaml").read_text())
-    env.vpc, env.data_dir = cloud.vpc, cloud.data_dir
-    image = cloud.app().properties.value(W + "image")
-    env.run("property", "set", f"{W}image={image}", f"{W}health_interval=1", f"{W}configured=true")
+    env = sibling(cloud, tmp_path, **{f"{W}health_interval": "1", f"{W}configured": "true"})
     server = Server(env, free_port())
     try:
         doc = server.wait(enabled, 180)

@@ -6,10 +6,8 @@ nothing is listening, so instance IPs and metadata ports never collide.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -21,45 +19,13 @@ from typing import Any, Callable, TypeVar
 
 import boto3
 
+from e2e import _listening_octets, allocate_vpc
 from eucadb.cloud.local.layout import Layout
 
 REPO = Path(__file__).resolve().parents[2]
 BOOT_PROGRAMS = Path(__file__).parent / "boot_programs"
-LOCK_DIR = Path("/tmp/eucadb-test-vpcs")
 RUNTIME_CACHE = Path("/tmp/eucadb-test-runtimes")
 T = TypeVar("T")
-
-
-def _listening_octets() -> set[int]:
-    """Second octets of 127.X.*.* addresses something listens on (IPv4 /proc/net/tcp, hex LE)."""
-    used = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        ip_hex = local.split(":")[0]
-        octets = bytes.fromhex(ip_hex)[::-1]
-        if octets[0] == 127 and state == "0A":
-            used.add(octets[1])
-    return used
-
-
-def allocate_vpc() -> tuple[str, Any]:
-    """A free 127.X.0.0/16 and the open lock file that reserves it (keep it open while in use)."""
-    LOCK_DIR.mkdir(exist_ok=True)
-    os.chmod(LOCK_DIR, 0o1777)
-    candidates = list(range(81, 251))
-    random.shuffle(candidates)
-    busy = _listening_octets()
-    for octet in candidates:
-        if octet in busy:
-            continue
-        lock = open(LOCK_DIR / f"127.{octet}.lock", "w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        return f"127.{octet}.0.0/16", lock
-    raise RuntimeError("no free 127.X.0.0/16 for a test cloud")
 
 
 def wait_for(fn: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:

@@ -1,7 +1,6 @@
 """The step engine on a real store: ordered, persisted, resumable, reverse rollback on failure."""
 from __future__ import annotations
 
-import json
 
 import pytest
 

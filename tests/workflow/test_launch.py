@@ -14,15 +14,15 @@ import time
 import psycopg2
 import pytest
 
-from e2e import make_env
+from e2e import make_env, sibling, start_cloud
 from eucadb.pool.contexts import REMOTE
-from eucadb.pool.endpoint import Endpoint, write_ca_file
+from eucadb.pool.endpoint import Endpoint
 from eucadb.pool.migrate import migrate_remote
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import Names, current_deployment
 from eucadb.workflow.launch import LAUNCH_STEPS
-from eucadb.workflow.steps.certificate import CA_CERT, SERVER_KEY
-from eucadb.workflow.steps.launch_template import db_credentials
+from eucadb.workflow.access import db_endpoint, db_logins
+from eucadb.workflow.steps.certificate import SERVER_KEY
 
 pytestmark = pytest.mark.slow
 W = "services.database.worker."
@@ -30,10 +30,7 @@ W = "services.database.worker."
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("launch"))
-    env.run("cloud", "up")
-    image = env.run("image", "install", "--local").stdout.strip().split()[-1]
-    env.image = image
+    env = start_cloud(make_env(tmp_path_factory.mktemp("launch")))
     yield env
     env.run("cloud", "down", check=False)
 
@@ -63,16 +60,6 @@ def deployment_resources(env, deployment: str) -> dict[str, list]:
     }
 
 
-def fresh_home(cloud, tmp_path):
-    """A new eucadb home (new deployment) sharing the module's cloud."""
-    env = make_env(tmp_path)
-    env.home.mkdir(parents=True, exist_ok=True)
-    (env.home / "eucadb.yaml").write_text((cloud.home / "eucadb.yaml").read_text())
-    env.vpc, env.data_dir, env.image = cloud.vpc, cloud.data_dir, cloud.image
-    env.run("property", "set", f"{W}image={cloud.image}")
-    return env
-
-
 def startup_from(source: str, endpoint: Endpoint, user: str, db: str) -> str:
     """Speak the PostgreSQL protocol from `source` (libpq cannot bind a source address) and return
     the server's answer to the startup: 'auth' if it asks for a password, else its error message."""
@@ -94,17 +81,15 @@ def startup_from(source: str, endpoint: Endpoint, user: str, db: str) -> str:
 
 
 def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
-    env = fresh_home(cloud, tmp_path)
+    env = sibling(cloud, tmp_path)
     env.run("workflow", "launch")
     app = env.app()
     deployment = current_deployment(app.store)
     vault = app.vault(deployment)
-    creds = db_credentials(vault)
+    creds = db_logins(app, deployment)
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     assert shown["state"] == "succeeded" and [s["state"] for s in shown["steps"]] == ["done"] * len(LAUNCH_STEPS)
-    ip = shown["steps"][-1]["resources"]["db_address"]
-    endpoint = Endpoint(ip, 5432, Names(deployment).dns_name,
-                        write_ca_file(app.config.home, deployment, vault.get(CA_CERT)))
+    endpoint = db_endpoint(app, deployment, shown["steps"][-1]["resources"]["db_address"])
     admin = creds[ADMIN]
     for ctx in REMOTE:
         migrate_remote(ctx, endpoint, admin["user"], admin["password"])
@@ -153,7 +138,7 @@ def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
 
 
 def test_kill_at_every_step_boundary_resumes_without_duplicates(cloud, tmp_path):
-    env = fresh_home(cloud, tmp_path)
+    env = sibling(cloud, tmp_path)
     for step in LAUNCH_STEPS:
         for point in ("before", "inside", "after"):
             killed = env.run("workflow", "launch", check=False, EUCADB_FAULT=f"kill:{step.name}:{point}")
@@ -173,7 +158,7 @@ def test_kill_at_every_step_boundary_resumes_without_duplicates(cloud, tmp_path)
 
 
 def test_injected_failure_rolls_back_and_is_shown(cloud, tmp_path):
-    env = fresh_home(cloud, tmp_path)
+    env = sibling(cloud, tmp_path)
     failed = env.run("workflow", "launch", check=False, EUCADB_FAULT="fail:launch_template:before")
     assert failed.returncode == 1 and "injected failure" in failed.stderr
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
@@ -187,16 +172,14 @@ def test_injected_failure_rolls_back_and_is_shown(cloud, tmp_path):
 
 
 def test_replacement_instance_keeps_the_data(cloud, tmp_path):
-    env = fresh_home(cloud, tmp_path)
+    env = sibling(cloud, tmp_path)
     env.run("workflow", "launch")
     app = env.app()
     deployment = current_deployment(app.store)
-    vault = app.vault(deployment)
-    admin = db_credentials(vault)[ADMIN]
+    admin = db_logins(app, deployment)[ADMIN]
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     first = shown["steps"][-2]["resources"]
-    endpoint = Endpoint(first["private_ip"], 5432, Names(deployment).dns_name,
-                        write_ca_file(app.config.home, deployment, vault.get(CA_CERT)))
+    endpoint = db_endpoint(app, deployment, first["private_ip"])
     with psycopg2.connect(**endpoint.connect_args(admin["user"], admin["password"], "postgres")) as conn:
         conn.cursor().execute("CREATE TABLE kept AS SELECT 42 AS answer")
     env.client("ec2").terminate_instances(InstanceIds=[first["instance_id"]])

@@ -5,16 +5,14 @@ retry budget) and fail the launch — which rolls it back — when the deadline 
 """
 from __future__ import annotations
 
-import json
 
 from eucadb.errors import DatabaseError, WorkflowError
-from eucadb.pool.endpoint import Endpoint, probe, write_ca_file
+from eucadb.pool.endpoint import probe
 from eucadb.retry import Retry, RetryTimeout
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
-from eucadb.workflow.steps.certificate import CA_CERT
-from eucadb.workflow.steps.launch_template import db_credentials
+from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.steps.replace import template_versions
 from eucadb.workflow.steps.volume import NotYet
 
@@ -55,10 +53,8 @@ class WaitDatabaseStep(BaseStep):
     title = "wait for the database (TLS verify-full)"
 
     def apply(self, ctx: StepContext) -> dict:
-        vault = self.vault(ctx)
-        ca_file = write_ca_file(ctx.services.config.home, ctx.deployment, vault.get(CA_CERT))
-        endpoint = Endpoint(ctx.resources["private_ip"], 5432, self.names(ctx).dns_name, ca_file)
-        admin = db_credentials(vault)[ADMIN]
+        endpoint = db_endpoint(ctx.services, ctx.deployment, ctx.resources["private_ip"])
+        admin = db_logins(ctx.services, ctx.deployment)[ADMIN]
         try:
             version = Retry(deadline=DB_DEADLINE, max_delay=2, retry_on=(DatabaseError,)).call(
                 lambda: probe(endpoint, admin["user"], admin["password"]), "wait for the database")

@@ -1,0 +1,107 @@
+"""Datapoints on the remote append-only database (context `cloudwatch_backend`).
+
+Ingestion is one COPY per PutMetricData request through the pool's raw psycopg2 connection: the writer
+role may INSERT but not UPDATE, and COPY is the cheapest way to append many rows. Reads aggregate per
+period in SQL on the (series_id, ts) index; only percentiles fetch the samples themselves.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import text
+
+REMOTE = "cloudwatch_backend"
+COLUMNS = ("series_id", "ts", "sample_count", "sum", "minimum", "maximum", "storage_resolution", "unit",
+           "samples", "sample_counts")
+COPY_SQL = f"COPY metric_datapoints ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+@dataclass(frozen=True)
+class Row:
+    series_id: int
+    ts: datetime
+    sample_count: float
+    sum: float
+    minimum: float
+    maximum: float
+    storage_resolution: int
+    unit: str
+    samples: Sequence[float] | None = None
+    sample_counts: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: float            # epoch seconds of the period start
+    sample_count: float
+    sum: float
+    minimum: float
+    maximum: float
+    unit: str
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _array(values: Sequence[float] | None) -> str:
+    return "\\N" if values is None else "{" + ",".join(repr(float(v)) for v in values) + "}"
+
+
+def copy_text(rows: Iterable[Row]) -> str:
+    """Rows in COPY text format (floats by repr: exact round trip)."""
+    out = io.StringIO()
+    for r in rows:
+        out.write(f"{r.series_id}\t{r.ts.isoformat()}\t{r.sample_count!r}\t{r.sum!r}\t{r.minimum!r}\t"
+                  f"{r.maximum!r}\t{r.storage_resolution}\t{_escape(r.unit)}\t{_array(r.samples)}\t"
+                  f"{_array(r.sample_counts)}\n")
+    return out.getvalue()
+
+
+def copy_rows(pools, rows: Sequence[Row]) -> None:
+    if not rows:
+        return
+    conn = pools.engine(REMOTE).raw_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.copy_expert(COPY_SQL, io.StringIO(copy_text(rows)))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+_WHERE = "series_id = :sid AND ts >= :start AND ts < :end AND (CAST(:unit AS text) IS NULL OR unit = :unit)"
+_BUCKET = "floor(extract(epoch FROM ts) / :period)::bigint"
+
+AGGREGATE_SQL = text(f"""
+    SELECT {_BUCKET} AS b, sum(sample_count), sum(sum), min(minimum), max(maximum), min(unit)
+    FROM metric_datapoints WHERE {_WHERE} GROUP BY b ORDER BY b""")
+
+SAMPLES_SQL = text(f"""
+    SELECT {_BUCKET} AS b, samples, sample_counts
+    FROM metric_datapoints WHERE {_WHERE} AND samples IS NOT NULL""")
+
+
+def aggregate(pools, series_id: int, start: datetime, end: datetime, period: int,
+              unit: str | None) -> list[Bucket]:
+    args = {"sid": series_id, "start": start, "end": end, "period": period, "unit": unit}
+    with pools.session(REMOTE) as s:
+        rows = s.execute(AGGREGATE_SQL, args).all()
+    return [Bucket(b * period, c, sm, lo, hi, u) for b, c, sm, lo, hi, u in rows]
+
+
+def samples(pools, series_id: int, start: datetime, end: datetime, period: int,
+            unit: str | None) -> dict[float, list[tuple[float, float]]]:
+    """Per period start: the (value, count) pairs stored for it."""
+    args = {"sid": series_id, "start": start, "end": end, "period": period, "unit": unit}
+    out: dict[float, list[tuple[float, float]]] = {}
+    with pools.session(REMOTE) as s:
+        for b, values, counts in s.execute(SAMPLES_SQL, args):
+            out.setdefault(b * period, []).extend(zip(values, counts or [1.0] * len(values)))
+    return out

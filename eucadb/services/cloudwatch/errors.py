@@ -1,0 +1,46 @@
+"""API errors as AWS names them: every failure a client can cause maps to one code and a 4xx.
+
+Codes come from botocore's CloudWatch model (awsQueryCompatible), plus the auth and throttling codes
+every AWS endpoint shares. Handlers raise `ApiError`; the protocol layer renders it.
+"""
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error answered to the client: AWS code, message, HTTP status, sender (client) fault."""
+
+    def __init__(self, code: str, message: str, status: int = 400, sender: bool = True):
+        super().__init__(message)
+        self.code, self.message, self.status, self.sender = code, message, status, sender
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError("InvalidParameterValue", message)
+
+
+def missing(name: str) -> ApiError:
+    return ApiError("MissingParameter", f"The parameter {name} is required.")
+
+
+def combination(message: str) -> ApiError:
+    return ApiError("InvalidParameterCombination", message)
+
+
+def limit(message: str) -> ApiError:
+    return ApiError("LimitExceeded", message)
+
+
+def bad_token(message: str = "The NextToken is invalid.") -> ApiError:
+    return ApiError("InvalidNextToken", message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError("ResourceNotFound", message, 404)
+
+
+def auth(code: str, message: str) -> ApiError:
+    return ApiError(code, message, 403)
+
+
+def unavailable(message: str) -> ApiError:
+    return ApiError("ServiceUnavailable", message, 503, sender=False)

@@ -1,0 +1,93 @@
+"""AWS CloudWatch limits and validation rules, as published, in one place."""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+from eucadb.services.cloudwatch.errors import combination, invalid, missing
+from eucadb.services.cloudwatch.model import service_model
+
+MAX_BODY_BYTES = 1024 * 1024            # 1 MB per PutMetricData (as sent)
+MAX_INFLATED_BYTES = 8 * MAX_BODY_BYTES  # guard against gzip bombs
+MAX_DATUMS = 1000
+MAX_DIMENSIONS = 30
+MAX_VALUES = 150
+MAX_DATAPOINTS = 1440
+MAX_STATISTICS = 5
+MAX_EXTENDED = 10
+MAX_QUERIES = 500
+PAST = timedelta(days=14)
+FUTURE = timedelta(hours=2)
+HIGH_RES_PERIODS = (1, 5, 10, 30)
+# Retention tiers: data older than this is only kept (and answered) at this period granularity.
+TIERS = ((timedelta(hours=3), 1), (timedelta(days=15), 60), (timedelta(days=63), 300), (timedelta(days=455), 3600))
+VALUE_MAX = 2.0 ** 360
+VALUE_MIN = 2.0 ** -260
+NAME_RE = re.compile(r"^[^:].{0,254}$", re.S)
+UNITS = frozenset(service_model().shape_for("StandardUnit").enum)
+
+
+def require(params: dict, *names: str) -> None:
+    for name in names:
+        if params.get(name) in (None, "", []):
+            raise missing(name)
+
+
+def check_length(name: str, value: str, low: int, high: int) -> None:
+    if not low <= len(value) <= high:
+        raise invalid(f"The parameter {name} must be between {low} and {high} characters long.")
+
+
+def check_value(name: str, value: float) -> None:
+    if math.isnan(value) or math.isinf(value) or (value != 0 and not VALUE_MIN <= abs(value) <= VALUE_MAX):
+        raise invalid(f"The value {value} for parameter {name} is not supported (NaN, Infinity, or "
+                      "magnitude outside 2^-260..2^360).")
+
+
+def check_unit(unit: str | None) -> None:
+    if unit is not None and unit not in UNITS:
+        raise invalid(f"The parameter Unit must be one of {', '.join(sorted(UNITS))}.")
+
+
+def check_dimensions(dims: list[dict], where: str) -> None:
+    if len(dims) > MAX_DIMENSIONS:
+        raise invalid(f"The collection {where}.Dimensions must not have a size greater than {MAX_DIMENSIONS}.")
+    seen = set()
+    for d in dims:
+        require(d, "Name", "Value")
+        check_length("Dimensions.member.Name", d["Name"], 1, 255)
+        check_length("Dimensions.member.Value", d["Value"], 1, 1024)
+        if d["Name"] in seen:
+            raise invalid(f"No metric may have duplicate dimension names ({d['Name']}).")
+        seen.add(d["Name"])
+
+
+def check_timestamp(ts: datetime, now: datetime) -> None:
+    if not now - PAST <= ts <= now + FUTURE:
+        raise invalid(f"The parameter MetricData.member.Timestamp must be within the last 2 weeks and "
+                      f"no more than 2 hours in the future ({ts.isoformat()}).")
+
+
+def check_period(period: int, name: str = "Period") -> None:
+    if period < 1 or (period < 60 and period not in HIGH_RES_PERIODS) or (period >= 60 and period % 60):
+        raise invalid(f"The parameter {name} must be 1, 5, 10, 30 or a multiple of 60.")
+
+
+def check_range(start: datetime, end: datetime, period: int, limit: int = MAX_DATAPOINTS) -> None:
+    if end <= start:
+        raise invalid("The parameter StartTime must be less than the parameter EndTime.")
+    wanted = math.ceil((end - start).total_seconds() / period)
+    if wanted > limit:
+        raise combination(f"You have requested up to {wanted} datapoints, which exceeds the limit of {limit}. "
+                          "You may reduce the datapoints requested by increasing Period, or decreasing the "
+                          "time range.")
+
+
+def period_retained(start: datetime, period: int, now: datetime) -> bool:
+    """False when the data at StartTime is only kept at a coarser period (AWS then returns none)."""
+    age = now - start
+    for horizon, granularity in TIERS:
+        if age <= horizon:
+            return period % granularity == 0 or period == granularity
+    return False

@@ -1,0 +1,194 @@
+"""PutMetricData, GetMetricStatistics, GetMetricData and ListMetrics."""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from eucadb.services.cloudwatch import datapoints, limits, tokens
+from eucadb.services.cloudwatch.catalogue import SeriesKey
+from eucadb.services.cloudwatch.errors import bad_token, combination, invalid, limit, missing
+from eucadb.services.cloudwatch.service import CloudWatch
+from eucadb.services.cloudwatch.stats import BASIC, basic, percentile, percentile_of
+
+QUERY_ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]{0,254}$")
+DEFAULT_UNIT = "None"
+
+
+def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[SeriesKey, dict]:
+    """Validate one MetricDatum; its key and the aggregate columns of its row."""
+    limits.require(datum, "MetricName")
+    limits.check_length(f"{where}.MetricName", datum["MetricName"], 1, 255)
+    limits.check_dimensions(datum.get("Dimensions", []), where)
+    limits.check_unit(datum.get("Unit"))
+    ts = datum.get("Timestamp", now)
+    limits.check_timestamp(ts, now)
+    resolution = datum.get("StorageResolution", 60)
+    if resolution not in (1, 60):
+        raise invalid(f"The parameter {where}.StorageResolution must be 1 or 60.")
+    given = [k for k in ("Value", "Values", "StatisticValues") if k in datum]
+    if len(given) != 1:
+        raise combination(f"{where} must have exactly one of Value, Values or StatisticValues.")
+    if "Value" in datum:
+        v = datum["Value"]
+        limits.check_value(f"{where}.Value", v)
+        cols = dict(sample_count=1.0, sum=v, minimum=v, maximum=v, samples=[v], sample_counts=None)
+    elif "Values" in datum:
+        values, counts = datum["Values"], datum.get("Counts")
+        if not values:
+            raise missing(f"{where}.Values")
+        if len(values) > limits.MAX_VALUES:
+            raise invalid(f"The collection {where}.Values must not have a size greater than {limits.MAX_VALUES}.")
+        if counts is not None and len(counts) != len(values):
+            raise combination(f"{where}.Counts must have as many members as {where}.Values.")
+        counts = counts if counts is not None else [1.0] * len(values)
+        for v in values:
+            limits.check_value(f"{where}.Values", v)
+        if any(c < 0 or c != c for c in counts) or sum(counts) <= 0:
+            raise invalid(f"{where}.Counts must be non-negative with a positive total.")
+        present = [v for v, c in zip(values, counts) if c > 0]
+        if not math.isfinite(sum(counts)) or not math.isfinite(sum(v * c for v, c in zip(values, counts))):
+            raise invalid(f"{where}: the Values weighted by Counts overflow.")
+        cols = dict(sample_count=float(sum(counts)), sum=sum(v * c for v, c in zip(values, counts)),
+                    minimum=min(present), maximum=max(present), samples=values,
+                    sample_counts=counts if datum.get("Counts") is not None else None)
+    else:
+        sv = datum["StatisticValues"]
+        limits.require(sv, "SampleCount", "Sum", "Minimum", "Maximum")
+        for name in ("SampleCount", "Sum", "Minimum", "Maximum"):
+            limits.check_value(f"{where}.StatisticValues.{name}", sv[name])
+        if sv["SampleCount"] <= 0 or sv["Minimum"] > sv["Maximum"]:
+            raise invalid(f"{where}.StatisticValues needs SampleCount > 0 and Minimum <= Maximum.")
+        cols = dict(sample_count=sv["SampleCount"], sum=sv["Sum"], minimum=sv["Minimum"],
+                    maximum=sv["Maximum"], samples=None, sample_counts=None)
+    cols.update(ts=ts, storage_resolution=resolution, unit=datum.get("Unit", DEFAULT_UNIT))
+    return SeriesKey.of(namespace, datum["MetricName"], datum.get("Dimensions")), cols
+
+
+def put_metric_data(cw: CloudWatch, p: dict) -> dict:
+    limits.require(p, "Namespace", "MetricData")
+    namespace = p["Namespace"]
+    limits.check_length("Namespace", namespace, 1, 255)
+    if namespace.startswith("AWS/"):
+        raise invalid("The value AWS/ for parameter Namespace is invalid: it is reserved for AWS services.")
+    data = p["MetricData"]
+    if len(data) > limits.MAX_DATUMS:
+        raise invalid(f"The collection MetricData must not have a size greater than {limits.MAX_DATUMS}.")
+    now = cw.clock()
+    parsed = [_datum_row(namespace, datum, f"MetricData.member.{i}", now) for i, datum in enumerate(data, 1)]
+    ids = cw.catalogue.resolve(k for k, _ in parsed)
+    datapoints.copy_rows(cw.pools, [datapoints.Row(series_id=ids[k], **cols) for k, cols in parsed])
+    return {}
+
+
+def _stat_window(p: dict) -> tuple[datetime, datetime, int]:
+    limits.require(p, "StartTime", "EndTime", "Period")
+    limits.check_period(p["Period"])
+    return p["StartTime"], p["EndTime"], p["Period"]
+
+
+def series_statistics(cw: CloudWatch, key: SeriesKey, start: datetime, end: datetime, period: int,
+                      unit: str | None, stats: list[str], extended: list[str]) -> list[dict]:
+    """Datapoints (AWS shape) of one series: basic statistics in SQL, percentiles from samples."""
+    sid = cw.catalogue.find(key)
+    if sid is None or not limits.period_retained(start, period, cw.clock()):
+        return []
+    buckets = datapoints.aggregate(cw.pools, sid, start, end, period, unit)
+    pairs = datapoints.samples(cw.pools, sid, start, end, period, unit) if extended else {}
+    out = []
+    for b in buckets:
+        point: dict[str, Any] = {"Timestamp": datetime.fromtimestamp(b.start, timezone.utc),
+                                 "Unit": unit or b.unit}
+        for stat in stats:
+            point[stat] = basic(stat, b.sample_count, b.sum, b.minimum, b.maximum)
+        values = {e: percentile(pairs.get(b.start, ()), percentile_of(e)) for e in extended}
+        if any(v is not None for v in values.values()):
+            point["ExtendedStatistics"] = {e: v for e, v in values.items() if v is not None}
+        out.append(point)
+    return out
+
+
+def _metric_key(p: dict, where: str = "") -> SeriesKey:
+    limits.require(p, "Namespace", "MetricName")
+    limits.check_dimensions(p.get("Dimensions", []), where or "request")
+    return SeriesKey.of(p["Namespace"], p["MetricName"], p.get("Dimensions"))
+
+
+def get_metric_statistics(cw: CloudWatch, p: dict) -> dict:
+    key = _metric_key(p)
+    start, end, period = _stat_window(p)
+    stats, extended = p.get("Statistics", []), p.get("ExtendedStatistics", [])
+    if bool(stats) == bool(extended):
+        raise combination("You must specify either Statistics or ExtendedStatistics, but not both.")
+    if len(stats) > limits.MAX_STATISTICS or len(extended) > limits.MAX_EXTENDED:
+        raise invalid("At most 5 Statistics and 10 ExtendedStatistics may be requested.")
+    bad = [s for s in stats if s not in BASIC] + [e for e in extended if percentile_of(e) is None]
+    if bad:
+        raise invalid(f"Unsupported statistic(s): {', '.join(bad)} (basic statistics and pNN.NN only).")
+    limits.check_unit(p.get("Unit"))
+    limits.check_range(start, end, period)
+    points = series_statistics(cw, key, start, end, period, p.get("Unit"), stats, extended)
+    return {"Label": key.metric_name, "Datapoints": points}
+
+
+def _query_series(cw: CloudWatch, q: dict, start: datetime, end: datetime) -> dict:
+    if "Expression" in q:
+        raise invalid(f"Metric math expressions are not supported by this endpoint (query {q['Id']}).")
+    if "MetricStat" not in q:
+        raise missing(f"MetricDataQueries.member.MetricStat ({q['Id']})")
+    ms = q["MetricStat"]
+    limits.require(ms, "Metric", "Period", "Stat")
+    key = _metric_key(ms["Metric"], q["Id"])
+    limits.check_period(ms["Period"], "MetricStat.Period")
+    stat = ms["Stat"]
+    if stat not in BASIC and percentile_of(stat) is None:
+        raise invalid(f"Unsupported Stat {stat!r} in query {q['Id']} (basic statistics and pNN.NN only).")
+    limits.check_unit(ms.get("Unit"))
+    is_pct = stat not in BASIC
+    points = series_statistics(cw, key, start, end, ms["Period"], ms.get("Unit"),
+                               [] if is_pct else [stat], [stat] if is_pct else [])
+    pairs = [(pt["Timestamp"], pt.get("ExtendedStatistics", {}).get(stat) if is_pct else pt[stat]) for pt in points]
+    return {"Id": q["Id"], "Label": q.get("Label", key.metric_name), "StatusCode": "Complete",
+            "points": [(t, v) for t, v in pairs if v is not None]}
+
+
+def get_metric_data(cw: CloudWatch, p: dict) -> dict:
+    limits.require(p, "MetricDataQueries", "StartTime", "EndTime")
+    queries = p["MetricDataQueries"]
+    if len(queries) > limits.MAX_QUERIES:
+        raise invalid(f"The collection MetricDataQueries must not have a size greater than {limits.MAX_QUERIES}.")
+    if p.get("NextToken"):
+        raise bad_token()
+    ids = [q.get("Id", "") for q in queries]
+    if any(not QUERY_ID_RE.match(i) for i in ids) or len(set(ids)) != len(ids):
+        raise invalid("Each query needs a unique Id starting with a lower-case letter ([a-zA-Z0-9_]).")
+    start, end = p["StartTime"], p["EndTime"]
+    if end <= start:
+        raise invalid("The parameter StartTime must be less than the parameter EndTime.")
+    descending = p.get("ScanBy", "TimestampDescending") == "TimestampDescending"
+    budget = p.get("MaxDatapoints", 100_800)
+    results = []
+    for q in queries:
+        r = _query_series(cw, q, start, end)
+        points = sorted(r.pop("points"), reverse=descending)
+        budget -= len(points)
+        if budget < 0:
+            raise limit("The query would return more than MaxDatapoints datapoints; narrow the time range.")
+        if q.get("ReturnData", True):
+            results.append({**r, "Timestamps": [t for t, _ in points], "Values": [v for _, v in points]})
+    return {"MetricDataResults": results, "Messages": []}
+
+
+def list_metrics(cw: CloudWatch, p: dict) -> dict:
+    filters = p.get("Dimensions", [])
+    if len(filters) > limits.MAX_DIMENSIONS:
+        raise invalid(f"The collection Dimensions must not have a size greater than {limits.MAX_DIMENSIONS}.")
+    for f in filters:
+        limits.require(f, "Name")
+    keys, last = cw.catalogue.list(p.get("Namespace"), p.get("MetricName"), filters,
+                                   tokens.decode_int("series", p.get("NextToken")))
+    out: dict[str, Any] = {"Metrics": [k.as_metric() for k in keys]}
+    if last is not None:
+        out["NextToken"] = tokens.encode("series", last)
+    return out

@@ -1,0 +1,48 @@
+"""AWS JSON 1.0: `X-Amz-Target: GraniteServiceVersion20100801.<Op>`, JSON body both ways."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.model import OperationModel
+
+from eucadb.services.cloudwatch.errors import ApiError
+from eucadb.services.cloudwatch.model import SHAPE_NAMESPACE, TARGET_PREFIX, error_shape_by_code
+from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, query_error_header
+from eucadb.services.cloudwatch.shapes import from_document, to_document
+
+CONTENT_TYPE = ("Content-Type", "application/x-amz-json-1.0")
+
+
+def error_type(err: ApiError) -> str:
+    shape = error_shape_by_code().get(err.code)
+    return f"{SHAPE_NAMESPACE}#{shape}" if shape else err.code
+
+
+class AwsJson:
+    name = "json"
+
+    def matches(self, request: HttpRequest) -> bool:
+        return "x-amz-target" in request.headers
+
+    def operation_name(self, request: HttpRequest) -> str:
+        prefix, _, op = request.headers["x-amz-target"].partition(".")
+        if prefix != TARGET_PREFIX or not op:
+            raise ApiError("UnknownOperationException", "X-Amz-Target does not name a CloudWatch operation.")
+        return op
+
+    def decode(self, request: HttpRequest, op: OperationModel) -> dict[str, Any]:
+        try:
+            doc = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise ApiError("SerializationException", "The request body is not valid JSON.") from None
+        return from_document(op.input_shape, doc) if op.input_shape is not None else {}
+
+    def encode(self, op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:
+        body = json.dumps(to_document(result, epoch=True)).encode() if op.output_shape is not None else b"{}"
+        return HttpResponse(200, [CONTENT_TYPE, ("x-amzn-RequestId", request_id)], body)
+
+    def error(self, err: ApiError, request_id: str) -> HttpResponse:
+        body = json.dumps({"__type": error_type(err), "message": err.message}).encode()
+        return HttpResponse(err.status, [CONTENT_TYPE, ("x-amzn-RequestId", request_id),
+                                         query_error_header(err)], body)

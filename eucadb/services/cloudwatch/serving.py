@@ -1,0 +1,56 @@
+"""How `eucadb serve` runs the service: the API mounted on the serve port and the alarm evaluator."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
+
+from eucadb.errors import EucadbError
+from eucadb.services.cloudwatch.api import MOUNT, CloudWatchApi
+from eucadb.services.cloudwatch.evaluation import evaluate_all
+from eucadb.services.cloudwatch.keys import AccessKeys
+from eucadb.services.cloudwatch.service import CloudWatch
+
+log = logging.getLogger(__name__)
+GATE_SECONDS = 1.0   # how stale the ENABLED check may be: one store read per second, not per request
+
+
+def enabled_gate(loop, name: str = "cloudwatch") -> Callable[[], bool]:
+    from eucadb.bootstrap.services import ServiceState
+    lock = threading.Lock()
+    cached = {"at": -GATE_SECONDS, "value": False}
+
+    def is_enabled() -> bool:
+        now = time.monotonic()
+        with lock:
+            if now - cached["at"] >= GATE_SECONDS:
+                cached["value"] = loop.services.all()[name].state is ServiceState.ENABLED
+                cached["at"] = now
+            return cached["value"]
+    return is_enabled
+
+
+def build(app, loop) -> tuple[CloudWatch, dict[str, CloudWatchApi]]:
+    service = CloudWatch(pools=loop.pools, keys=AccessKeys(app.store, app.secrets), is_enabled=enabled_gate(loop))
+    return service, {MOUNT: CloudWatchApi(service)}
+
+
+def _evaluate(service: CloudWatch) -> None:
+    try:
+        count = evaluate_all(service)
+        log.debug("evaluated %d alarms", count)
+    except (EucadbError, SQLAlchemyError) as exc:
+        log.warning("alarm evaluation skipped: %s", exc)
+
+
+def start_evaluator(service: CloudWatch, seconds: int = 60) -> BackgroundScheduler:
+    """Evaluate every alarm once a minute; a run that overlaps the next is skipped, not queued."""
+    scheduler = BackgroundScheduler(daemon=True)
+    scheduler.add_job(_evaluate, "interval", seconds=seconds, args=[service], max_instances=1, coalesce=True,
+                      id="cloudwatch-alarms")
+    scheduler.start()
+    return scheduler

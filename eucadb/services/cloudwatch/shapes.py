@@ -1,0 +1,229 @@
+"""Shape-driven conversion between wire values and plain Python values (botocore model shapes).
+
+Decoding checks types as it goes, so handlers receive a dict with model member names, datetimes for
+timestamps and numbers for numbers — a wrong type is InvalidParameterValue, never a crash.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+from xml.etree import ElementTree as ET
+
+from botocore.model import Shape
+
+from eucadb.services.cloudwatch.errors import invalid, limit
+
+MAX_LIST_MEMBERS = 5000   # guards Query `X.member.N` against absurd indexes
+
+
+def _fail(path: str, shape: Shape) -> Exception:
+    return invalid(f"Value for parameter {path or 'request'} is not a valid {shape.type_name}.")
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC (SQLite gives back naive datetimes that were stored as UTC)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def parse_timestamp(value: Any, path: str) -> datetime:
+    """Epoch seconds (JSON, CBOR tag 1 already decoded) or ISO 8601 (Query) → aware UTC datetime."""
+    try:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        if isinstance(value, str):
+            if re.fullmatch(r"-?\d+(\.\d+)?", value):
+                return datetime.fromtimestamp(float(value), timezone.utc)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise invalid(f"Value for parameter {path} is not a valid timestamp.")
+
+
+# ---- JSON / CBOR documents -------------------------------------------------------------------------
+
+def _doc_structure(shape: Shape, value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise _fail(path, shape)
+    out = {}
+    for name, member in shape.members.items():
+        if name in value and value[name] is not None:
+            out[name] = from_document(member, value[name], f"{path}.{name}" if path else name)
+    return out
+
+
+def _doc_list(shape: Shape, value: Any, path: str) -> list:
+    if not isinstance(value, list):
+        raise _fail(path, shape)
+    if len(value) > MAX_LIST_MEMBERS:
+        raise limit(f"Too many members in {path}.")
+    return [from_document(shape.member, v, f"{path}.member.{i + 1}") for i, v in enumerate(value)]
+
+
+def _doc_map(shape: Shape, value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise _fail(path, shape)
+    return {from_document(shape.key, k, path): from_document(shape.value, v, path) for k, v in value.items()}
+
+
+def _doc_scalar(kind: str) -> Callable[[Shape, Any, str], Any]:
+    def convert(shape: Shape, value: Any, path: str) -> Any:
+        if kind == "string" and isinstance(value, str):
+            try:
+                value.encode("utf-8")   # JSON "\ud800" escapes decode to lone surrogates
+            except UnicodeEncodeError:
+                raise invalid(f"Value for parameter {path} is not valid Unicode.") from None
+            return value
+        if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind == "double" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind == "boolean" and isinstance(value, bool):
+            return value
+        raise _fail(path, shape)
+    return convert
+
+
+DOCUMENT_DECODERS: dict[str, Callable[[Shape, Any, str], Any]] = {
+    "structure": _doc_structure, "list": _doc_list, "map": _doc_map,
+    "string": _doc_scalar("string"), "integer": _doc_scalar("integer"), "long": _doc_scalar("integer"),
+    "double": _doc_scalar("double"), "float": _doc_scalar("double"), "boolean": _doc_scalar("boolean"),
+    "timestamp": lambda shape, value, path: parse_timestamp(value, path),
+}
+
+
+def from_document(shape: Shape, value: Any, path: str = "") -> Any:
+    decoder = DOCUMENT_DECODERS.get(shape.type_name)
+    if decoder is None:
+        raise _fail(path, shape)
+    return decoder(shape, value, path)
+
+
+def to_document(value: Any, epoch: bool = True) -> Any:
+    """Handler output → JSON-able (datetimes as epoch seconds) or CBOR-able (datetimes kept)."""
+    if isinstance(value, dict):
+        return {k: to_document(v, epoch) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [to_document(v, epoch) for v in value]
+    if isinstance(value, datetime):
+        return as_utc(value).timestamp() if epoch else as_utc(value)
+    return value
+
+
+# ---- AWS Query (flat form parameters) ---------------------------------------------------------------
+
+LEAF = ""   # a node's own value sits under the empty key ("a.b" and "a.b.c" can both be sent)
+
+
+def query_tree(params: Mapping[str, str]) -> dict:
+    """Flat `A.member.1.B` keys → nested dicts, built once so decoding is linear in the request."""
+    root: dict = {}
+    for key, value in params.items():
+        node = root
+        for part in key.split("."):
+            node = node.setdefault(part, {}) if part else node
+            if not isinstance(node, dict):
+                break
+        else:
+            node[LEAF] = value
+    return root
+
+
+def _indexed(node: dict, path: str) -> list[tuple[int, dict]]:
+    items = []
+    for index, child in node.items():
+        if index == LEAF:
+            continue
+        if not index.isdigit() or not 0 < int(index) <= MAX_LIST_MEMBERS:
+            raise limit(f"Member index {index[:20]!r} of {path} is not between 1 and {MAX_LIST_MEMBERS}.")
+        items.append((int(index), child))
+    return sorted(items, key=lambda item: item[0])
+
+
+def from_query(shape: Shape, node: dict, path: str = "") -> Any:
+    """Decode a `query_tree` node against a model shape."""
+    kind = shape.type_name
+    if kind == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            wire = member.serialization.get("name", name)
+            if wire in node:
+                out[name] = from_query(member, node[wire], f"{path}.{wire}" if path else wire)
+        return out
+    if kind == "list":
+        return [from_query(shape.member, child, f"{path}.member.{i}")
+                for i, child in _indexed(node.get("member", {}), path)]
+    if kind == "map":
+        out = {}
+        for i, child in _indexed(node.get("entry", {}), path):
+            if "key" not in child or "value" not in child:
+                raise _fail(f"{path}.entry.{i}", shape)
+            out[from_query(shape.key, child["key"], path)] = from_query(shape.value, child["value"], path)
+        return out
+    if LEAF not in node:
+        raise _fail(path, shape)
+    return _query_scalar(shape, node[LEAF], path)
+
+
+def _query_scalar(shape: Shape, raw: str, path: str) -> Any:
+    kind = shape.type_name
+    try:
+        if kind == "string":
+            return raw
+        if kind in ("integer", "long"):
+            return int(raw)
+        if kind in ("double", "float"):
+            number = float(raw)
+            if math.isnan(number) or math.isinf(number):
+                raise ValueError(raw)
+            return number
+        if kind == "boolean" and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        if kind == "timestamp":
+            return parse_timestamp(raw, path)
+    except ValueError:
+        pass
+    raise _fail(path, shape)
+
+
+# ---- XML (Query responses) --------------------------------------------------------------------------
+
+XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """XML 1.0 cannot carry control characters or lone surrogates; echoed input may hold them."""
+    return XML_INVALID.sub("\ufffd", text)
+
+
+def _xml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, float):
+        return repr(value)
+    return xml_safe(str(value))
+
+
+def to_xml(parent: ET.Element, shape: Shape, value: Any, tag: str) -> None:
+    node = ET.SubElement(parent, tag)
+    kind = shape.type_name
+    if kind == "structure":
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                to_xml(node, member, value[name], member.serialization.get("name", name))
+    elif kind == "list":
+        for item in value:
+            to_xml(node, shape.member, item, shape.member.serialization.get("name", "member"))
+    elif kind == "map":
+        for key, item in value.items():
+            entry = ET.SubElement(node, "entry")
+            to_xml(entry, shape.key, key, "key")
+            to_xml(entry, shape.value, item, "value")
+    else:
+        node.text = _xml_text(value)

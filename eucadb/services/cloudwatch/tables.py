@@ -1,0 +1,46 @@
+"""Local (updatable) tables of the CloudWatch service; created by store migration 0004."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from eucadb.store.models import Base, utcnow
+
+
+class Series(Base):
+    """One metric time series: namespace + name + canonical dimensions → a small integer id.
+
+    Datapoints on the remote database carry only the id, so the big table stays narrow."""
+
+    __tablename__ = "cw_series"
+    __table_args__ = (UniqueConstraint("namespace", "metric_name", "dimensions", name="cw_series_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(255))
+    metric_name: Mapped[str] = mapped_column(String(255))
+    dimensions: Mapped[str] = mapped_column(Text)   # canonical JSON: [[name, value], ...] sorted
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alarm(Base):
+    """A metric alarm: its definition as given (JSON) and its current state."""
+
+    __tablename__ = "cw_alarms"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32))
+    state_reason: Mapped[str] = mapped_column(Text)
+    state_reason_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AccessKey(Base):
+    """An API access key for SigV4; the secret is sealed with the local SecretBox."""
+
+    __tablename__ = "api_access_keys"
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,125 @@
+"""HTTP ingestion and report API of Reporting, mounted by `eucadb serve` at /services/Reporting.
+
+  POST /services/Reporting/events   JSON list of events → 200 {"recorded": n}
+  GET  /services/Reporting/usage?start=ISO&end=ISO[&account=A][&format=json|csv|html]
+
+Errors are JSON {"error": {"code", "message"}}: 400 bad input, 403 not loopback, 404/405, 411/413 body,
+503 while the service is not ENABLED or its database fails. Authentication today is "loopback only"
+(the caller runs on this host); SigV4 with eucadb access keys belongs to the CloudWatch work.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qs
+
+from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
+from eucadb.services.reporting.events import parse_events, parse_time
+from eucadb.services.reporting.render import FORMATS
+from eucadb.services.reporting.service import ReportingService
+
+log = logging.getLogger(__name__)
+PREFIX = "/services/Reporting"
+MAX_BODY = 8 * 1024 * 1024
+CONTENT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
+
+
+class HttpError(Exception):
+    """An answer other than 200, with the status line, an error code and one clear message."""
+
+    def __init__(self, status: str, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _is_loopback(addr: str | None) -> bool:
+    try:
+        return ipaddress.ip_address((addr or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ReportingApi:
+    """A WSGI application; works whether the router passes the full path or the part after PREFIX."""
+
+    def __init__(self, service: ReportingService, max_body: int = MAX_BODY):
+        self.service, self.max_body = service, max_body
+        self.routes: Mapping[tuple[str, str], Callable[[dict], tuple[str, bytes]]] = {
+            ("POST", "/events"): self.post_events, ("GET", "/usage"): self.get_usage}
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        try:
+            ctype, body = self._dispatch(environ)
+            status = "200 OK"
+        except HttpError as err:
+            status, ctype, body = err.status, "application/json", _error_body(err.code, err.message)
+        except UserError as exc:
+            status, ctype, body = "400 Bad Request", "application/json", _error_body("InvalidParameterValue", str(exc))
+        except (ServiceUnavailable, DatabaseError) as exc:
+            log.warning("reporting %s: %s", environ.get("PATH_INFO"), exc)
+            status, ctype, body = ("503 Service Unavailable", "application/json",
+                                   _error_body("ServiceUnavailable", str(exc)))
+        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                                ("Cache-Control", "no-store")])
+        return [body]
+
+    def _dispatch(self, environ: dict) -> tuple[str, bytes]:
+        if not _is_loopback(environ.get("REMOTE_ADDR")):
+            raise HttpError("403 Forbidden", "AccessDenied", "the Reporting API accepts loopback clients only")
+        path = environ.get("PATH_INFO", "") or ""
+        if path.startswith(PREFIX):
+            path = path[len(PREFIX):]
+        path = path.rstrip("/")
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        handler = self.routes.get((method, path))
+        if handler is None:
+            if any(p == path for _, p in self.routes):
+                raise HttpError("405 Method Not Allowed", "MethodNotAllowed", f"{method} is not allowed on {path}")
+            raise HttpError("404 Not Found", "NotFound", f"no Reporting resource {path or '/'}")
+        return handler(environ)
+
+    def post_events(self, environ: dict) -> tuple[str, bytes]:
+        self.service.require_enabled()      # 503 before reading a body we could not store
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "-1")
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise HttpError("411 Length Required", "MissingParameter", "a Content-Length header is required")
+        if length > self.max_body:
+            raise HttpError("413 Payload Too Large", "LimitExceeded",
+                            f"body of {length} bytes exceeds the limit of {self.max_body}")
+        raw = environ["wsgi.input"].read(length)
+        try:
+            docs = json.loads(raw)
+        except ValueError as exc:       # includes UnicodeDecodeError
+            raise UserError(f"the body is not valid JSON: {exc}") from None
+        recorded = self.service.record(parse_events(docs))
+        return "application/json", json.dumps({"recorded": recorded}).encode()
+
+    def get_usage(self, environ: dict) -> tuple[str, bytes]:
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+        unknown = sorted(set(query) - {"start", "end", "account", "format"})
+        if unknown:
+            raise UserError(f"unknown parameter(s) {', '.join(unknown)}; allowed: start, end, account, format")
+        for name in ("start", "end"):
+            if not query.get(name):
+                raise UserError(f"parameter {name} is required (ISO 8601, e.g. 2026-01-31T00:00:00Z)")
+        fmt = query.get("format") or "json"
+        if fmt not in FORMATS:
+            raise UserError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
+        doc = self.service.usage(parse_time(query["start"], "start"), parse_time(query["end"], "end"),
+                                 query.get("account") or None)
+        return CONTENT_TYPES[fmt], FORMATS[fmt](doc).encode()
+
+
+def _error_body(code: str, message: str) -> bytes:
+    doc: dict[str, Any] = {"error": {"code": code, "message": message}}
+    return json.dumps(doc).encode()
+
+
+def for_loop(loop) -> ReportingApi:
+    """The API as `eucadb serve` mounts it: pools and service state from the bootstrapper."""
+    return ReportingApi(ReportingService(loop.pools, lambda: loop.services.all()["reporting"].state))

@@ -1,0 +1,107 @@
+"""`eucadb report usage` and `eucadb report accounts …`.
+
+`report usage` asks the running `eucadb serve` (GET /services/Reporting/usage) rather than connecting to
+the remote database itself: the server already holds the verified TLS pool, the writer credentials and
+the service state, so the CLI needs no secrets, never builds a second pool, and answers exactly what
+the HTTP API answers (503 while reporting is not ENABLED). Accounts are local and edited in the store.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+import click
+
+from eucadb.errors import ServiceUnavailable, UserError
+from eucadb.output import OUTPUT_OPTION, emit
+from eucadb.services.reporting.accounts import add_account, add_user, list_accounts
+from eucadb.services.reporting.api import PREFIX
+from eucadb.services.reporting.events import parse_time
+from eucadb.services.reporting.render import FORMATS
+
+WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+def server_url(app) -> str:
+    """Where the local server answers; a wildcard listen address is reached over loopback."""
+    host = app.config["serve.host"]
+    host = "127.0.0.1" if host in WILDCARDS else host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{app.config['serve.port']}"
+
+
+def fetch_usage(base: str, start: str, end: str, account: str | None, timeout: float = 60) -> dict:
+    """The report document from the server; errors become one-line eucadb errors."""
+    params = {"start": start, "end": end, **({"account": account} if account else {})}
+    url = f"{base}{PREFIX}/usage?{urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        try:
+            message = json.loads(err.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {err.code} from {base}"
+        raise (UserError if 400 <= err.code < 500 else ServiceUnavailable)(message) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServiceUnavailable(f"no eucadb server answers at {base} ({getattr(exc, 'reason', exc)}); "
+                                 "reports are computed by `eucadb serve`") from None
+
+
+@click.group("report")
+def report_group() -> None:
+    """Usage reports and the accounts they are reported for."""
+
+
+@report_group.command("usage")
+@click.option("--start", required=True, help="range start, ISO 8601 with offset (e.g. 2026-01-01T00:00:00Z)")
+@click.option("--end", required=True, help="range end (exclusive), ISO 8601 with offset")
+@click.option("--account", default=None, help="only this account id")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="csv", show_default=True)
+@click.pass_obj
+def report_usage(app, start: str, end: str, account: str | None, fmt: str) -> None:
+    """Instance-hours by type and GiB-hours by volume/snapshot (and more), per account."""
+    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
+    if finish <= begin:
+        raise UserError(f"--end {end} must be after --start {start}")
+    doc = fetch_usage(server_url(app), begin.isoformat(), finish.isoformat(), account)
+    click.echo(FORMATS[fmt](doc), nl=False)
+
+
+@report_group.group("accounts")
+def accounts_group() -> None:
+    """Reporting accounts (local): ids that events carry, with names for reports."""
+
+
+@accounts_group.command("add")
+@click.argument("account_id")
+@click.argument("name")
+@click.pass_obj
+def accounts_add(app, account_id: str, name: str) -> None:
+    """Register ACCOUNT_ID under NAME."""
+    with app.store.session() as session:
+        add_account(session, account_id, name)
+    click.echo(f"account {account_id} added ({name})")
+
+
+@accounts_group.command("list")
+@OUTPUT_OPTION
+@click.pass_obj
+def accounts_list(app, output: str) -> None:
+    """Every account with its users."""
+    with app.store.session() as session:
+        rows = list_accounts(session)
+    emit(rows, output, ["id", "name", "users", "created_at"])
+
+
+@accounts_group.command("add-user")
+@click.argument("account_id")
+@click.argument("user")
+@click.pass_obj
+def accounts_add_user(app, account_id: str, user: str) -> None:
+    """Add USER to ACCOUNT_ID."""
+    with app.store.session() as session:
+        add_user(session, account_id, user)
+    click.echo(f"user {user} added to account {account_id}")
