@@ -42,6 +42,11 @@ class SwapPools(Action):
     address: str = ""
 
 
+@dataclass(frozen=True)
+class MaintainPartitions(Action):
+    """Create tomorrow's daily partitions, drop those past retention (admin role, once a day)."""
+
+
 def decide(s: Snapshot) -> Action:
     if not s.leader:
         return Idle(f"standing by: {s.leader_holder or 'nobody'} holds the leader lease")
@@ -118,4 +123,6 @@ def _services(s: Snapshot) -> Action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
+    if s.maintenance_due:
+        return MaintainPartitions("maintaining partitions: daily ones created ahead, past retention dropped")
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

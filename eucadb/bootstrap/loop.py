@@ -9,11 +9,12 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import date, datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from eucadb.bootstrap.decide import Action, Idle, SetServices, StartWorkflow, SwapPools, decide
+from eucadb.bootstrap.decide import (Action, Idle, MaintainPartitions, SetServices, StartWorkflow,
+                                     SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.observe import LAUNCH_INPUTS, POOL_INPUTS, digest, instance_facts, latest_run
 from eucadb.bootstrap.services import ServiceRegistry, ServiceState
@@ -21,7 +22,7 @@ from eucadb.bootstrap.snapshot import DbHealth, Snapshot
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
-from eucadb.pool.migrate import migrate_remote
+from eucadb.pool.migrate import maintain_partitions, migrate_remote
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.access import db_endpoint, db_logins
@@ -31,6 +32,10 @@ from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
 WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN}
+
+
+def _today() -> date:
+    return datetime.now(timezone.utc).date()
 
 
 class Bootstrapper:
@@ -44,6 +49,7 @@ class Bootstrapper:
         self._failures = 0
         self._last_health = 0.0
         self._last_health_error = ""
+        self._maintained_on: date | None = None
         self._lock = threading.Lock()
         self.last_sentence = "starting"
         self.last_snapshot: Snapshot | None = None
@@ -74,7 +80,8 @@ class Bootstrapper:
             instance=instance, pool_address=target.endpoint.address if target else None,
             pool_settings_digest=target.settings_digest if target else None,
             db=self._health(props), services=self.services.all(), cloud_error=cloud_error,
-            unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6))
+            unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6),
+            maintenance_due=target is not None and self._maintained_on != _today())
 
     def _health(self, props) -> DbHealth:
         if self.pools.target is None:
@@ -95,7 +102,20 @@ class Bootstrapper:
             self._set_services(action)
         elif isinstance(action, SwapPools):
             return self._swap_pools(action, s)
+        elif isinstance(action, MaintainPartitions):
+            return self._maintain_partitions(action)
         return action.reason
+
+    def _maintain_partitions(self, action: MaintainPartitions) -> str:
+        target = self.pools.target
+        deployment = current_deployment(self.app.store)
+        admin = db_logins(self.app, deployment)[ADMIN]
+        try:
+            created, dropped = maintain_partitions(target.endpoint, admin["user"], admin["password"], _today())
+        except DatabaseError as exc:
+            return f"partition maintenance failed (retried next cycle): {exc}"
+        self._maintained_on = _today()
+        return f"{action.reason}: {len(created)} created, {len(dropped)} dropped"
 
     def _start_workflow(self, action: StartWorkflow, s: Snapshot) -> None:
         workflow = WORKFLOWS[action.kind]

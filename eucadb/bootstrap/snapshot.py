@@ -51,3 +51,4 @@ class Snapshot:
     cloud_error: str | None = None
     unhealthy_limit: int = 3             # failed checks before DEGRADED becomes DISABLED
     relaunch_after: float = 60.0         # seconds to wait before retrying a failed launch
+    maintenance_due: bool = False        # daily partitions not yet maintained today

@@ -68,6 +68,8 @@ def image_group() -> None:
               help="boot program to install as setup_db.py (default: the repository's scripts/setup_db.py)")
 @click.pass_obj
 def image_install(app: App, local: bool, boot_program: Path | None) -> None:
-    """Register the eucadb DB image and print its id."""
+    """Register the eucadb DB image, print its id and make it services.database.worker.image."""
     from eucadb.cloud.local.image import install_local_image
-    click.echo(install_local_image(app, boot_program))
+    image = install_local_image(app, boot_program)
+    app.properties.set_many([f"services.database.worker.image={image}"])
+    click.echo(image)

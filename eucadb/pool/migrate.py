@@ -3,24 +3,50 @@ built and before the services are enabled (DESIGN §7)."""
 from __future__ import annotations
 
 import importlib
+from datetime import date, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from eucadb.errors import DatabaseError
-from eucadb.pool.contexts import Context
+from eucadb.pool.contexts import BY_NAME, Context
 from eucadb.pool.endpoint import Endpoint
+
+
+RETENTION_DAYS = 455   # CloudWatch keeps hourly data for 455 days, then nothing
+
+
+def _admin_engine(endpoint: Endpoint, user: str, password: str, database: str):
+    return create_engine("postgresql+psycopg2://", poolclass=NullPool,
+                         connect_args=endpoint.connect_args(user, password, database))
+
+
+def maintain_partitions(endpoint: Endpoint, admin_user: str, admin_password: str,
+                        today: date) -> tuple[list[str], list[str]]:
+    """Daily partitions of the CloudWatch tables: create the next days, drop past retention."""
+    from eucadb.services.cloudwatch import partitions
+    ctx = BY_NAME["cloudwatch_backend"]
+    engine = _admin_engine(endpoint, admin_user, admin_password, ctx.database)
+    try:
+        with engine.begin() as conn:
+            created = partitions.ensure_daily(conn, today)
+            dropped = partitions.drop_before(conn, today - timedelta(days=RETENTION_DAYS))
+        return created, dropped
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"partition maintenance: {exc.__cause__ or exc}") from None
+    finally:
+        engine.dispose()
 
 
 def migrate_remote(ctx: Context, endpoint: Endpoint, admin_user: str, admin_password: str) -> None:
     package = importlib.import_module(ctx.migrations)
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(package.__file__).parent))
-    engine = create_engine("postgresql+psycopg2://", poolclass=None,
-                           connect_args=endpoint.connect_args(admin_user, admin_password, ctx.database))
+    engine = _admin_engine(endpoint, admin_user, admin_password, ctx.database)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -93,3 +93,10 @@ def test_unconfigure_disables_then_tears_down(run_state, expect):
     assert isinstance(second, expect) and second.kind == "teardown"
     done = RunView(2, "teardown", "succeeded", 10, 10, "x", None, "D", 1.0)
     assert isinstance(decide(snap(props=off, pool_address=None, services=services(), run=done)), Idle)
+
+
+def test_daily_partition_maintenance_only_when_steady():
+    due = decide(snap(maintenance_due=True))
+    assert type(due).__name__ == "MaintainPartitions"
+    moving = decide(snap(maintenance_due=True, instance=InstanceView("i-2", "127.80.1.9", "running")))
+    assert isinstance(moving, SwapPools)

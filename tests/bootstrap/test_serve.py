@@ -91,6 +91,22 @@ def insert_rows(env, address: str, first: int, count: int) -> None:
                         " VALUES (%s, now(), 1, 1, 1, 1, 'committed-by-test')", (i,))
 
 
+def wait_for_partitions(env, address: str, timeout: float = 30) -> list[str]:
+    """Names of the daily partitions of metric_datapoints (created by the loop as admin)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with writer_connect(env, address) as conn:
+            cur = conn.cursor()
+            cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'metric_datapoints' "
+                        "AND c.relname LIKE 'metric_datapoints_p%'")
+            names = [r[0] for r in cur.fetchall()]
+        if names:
+            return names
+        time.sleep(0.5)
+    return []
+
+
 def count_rows(env, address: str) -> int:
     with writer_connect(env, address) as conn:
         cur = conn.cursor()
@@ -120,10 +136,11 @@ def test_serve_lifecycle(cloud):
         cli = json.loads(cloud.run("status", "-o", "json", EUCADB_SERVE_PORT=str(server.port)).stdout)
         assert cli["ready"] and cli["loop"]["leader"]
         use_the_services(cloud, server.port)
+        first_ip = doc["database"]["endpoint"].split(":")[0]
+        assert wait_for_partitions(cloud, first_ip), "the loop never created the daily partitions"
 
         # the instance dies: services leave ENABLED, the replacement comes up on the same volume,
         # pools are swapped without restarting the server, and no committed row is lost
-        first_ip = doc["database"]["endpoint"].split(":")[0]
         insert_rows(cloud, first_ip, 0, 200)
         cloud.client("ec2").terminate_instances(InstanceIds=[doc["instance"]["instance_id"]])
         seen.clear()
