@@ -68,10 +68,13 @@ def enabled(doc) -> bool:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    env = start_cloud(make_env(tmp_path_factory.mktemp("serve")))
-    env.run("property", "set", f"{W}image={env.image}", f"{W}health_interval=1")
-    yield env
-    env.run("cloud", "down", check=False)
+    env = make_env(tmp_path_factory.mktemp("serve"))
+    try:
+        start_cloud(env)
+        env.run("property", "set", f"{W}health_interval=1")
+        yield env
+    finally:
+        env.run("cloud", "down", check=False)
 
 
 def writer_connect(env, address: str):

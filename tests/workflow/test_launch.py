@@ -30,9 +30,11 @@ W = "services.database.worker."
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    env = start_cloud(make_env(tmp_path_factory.mktemp("launch")))
-    yield env
-    env.run("cloud", "down", check=False)
+    env = make_env(tmp_path_factory.mktemp("launch"))
+    try:
+        yield start_cloud(env)
+    finally:
+        env.run("cloud", "down", check=False)
 
 
 def deployment_resources(env, deployment: str) -> dict[str, list]:
