@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -44,8 +43,7 @@ class Bootstrapper:
         self.lease = lease or LeaderLease(app.store, ttl=app.config["lease.ttl"])
         self.pools = PoolManager(app.store.engine)
         self.services = ServiceRegistry(app.store)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workflow")
-        self._workflow: Future | None = None
+        self._workflow: threading.Thread | None = None
         self._failures = 0
         self._last_health = 0.0
         self._last_health_error = ""
@@ -76,7 +74,7 @@ class Bootstrapper:
             leader=leader, leader_holder=holder.holder if holder else "", properties=props,
             digest=digest(props, LAUNCH_INPUTS), pool_digest=digest(props, POOL_INPUTS),
             run=latest_run(self.app.store, deployment),
-            workflow_busy=self._workflow is not None and not self._workflow.done(),
+            workflow_busy=self._workflow is not None and self._workflow.is_alive(),
             instance=instance, pool_address=target.endpoint.address if target else None,
             pool_settings_digest=target.settings_digest if target else None,
             db=self._health(props), services=self.services.all(), cloud_error=cloud_error,
@@ -131,7 +129,10 @@ class Bootstrapper:
                          f" ({result.error})" if result.error else "")
             except EucadbError as exc:
                 log.error("%s stopped: %s", action.kind, exc)
-        self._workflow = self._executor.submit(work)
+        # A daemon thread: on shutdown the process does not wait for a long step (a DB that never
+        # answers); the run is persisted step by step and resumes on the next start, as after kill -9.
+        self._workflow = threading.Thread(target=work, name=f"workflow-{action.kind}", daemon=True)
+        self._workflow.start()
 
     def _set_services(self, action: SetServices) -> None:
         if action.drain:
@@ -202,7 +203,6 @@ class Bootstrapper:
     def stop(self) -> None:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
-        self._executor.shutdown(wait=False, cancel_futures=True)
         self.pools.drain()
         if self.lease.token is not None:
             try:

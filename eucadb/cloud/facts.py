@@ -43,6 +43,11 @@ class CloudFacts:
         zones = self.clients.call("ec2", "describe_availability_zones")["AvailabilityZones"]
         return sorted(z["ZoneName"] for z in zones if z.get("State", "available") == "available")
 
+    def instance_type(self, name: str) -> dict | None:
+        """One instance type (a single call; the full list is ~1400 entries on AWS)."""
+        return self._describe_one("describe_instance_types", "InstanceTypes",
+                                  ("InvalidInstanceType", "InvalidParameterValue"), InstanceTypes=[name])
+
     def instance_types(self) -> set[str]:
         paginator = self.clients.client("ec2").get_paginator("describe_instance_types")
         pages = self.clients.guard(lambda: list(paginator.paginate()), "ec2.describe_instance_types")

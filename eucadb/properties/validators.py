@@ -21,9 +21,9 @@ def _image(facts: CloudFacts, value: str) -> str | None:
 
 
 def _instance_type(facts: CloudFacts, value: str) -> str | None:
-    known = facts.instance_types()
-    if value in known:
+    if facts.instance_type(value) is not None:
         return None
+    known = facts.instance_types()   # only to suggest neighbours of a wrong value
     family = value.split(".")[0]
     close = sorted(k for k in known if k.startswith(family + "."))[:8]
     return f"the cloud offers no instance type {value}" + (f"; it has {', '.join(close)}" if close else "")

@@ -254,3 +254,25 @@ def test_database_stopped_and_started_again(cloud, tmp_path):
         server.wait(lambda d: d["workflow"]["kind"] == "teardown" and d["workflow"]["state"] == "succeeded", 180)
     finally:
         assert server.stop() == 0
+
+
+def test_sigterm_while_waiting_for_a_database_that_never_answers(cloud, tmp_path):
+    """Graceful shutdown must not hang on a DB that is gone: the launch is persisted step by step,
+    so the server exits at once and the next start resumes the run."""
+    from pathlib import Path
+    probe = Path(__file__).parents[1] / "cloud" / "boot_programs" / "probe.py"
+    env = sibling(cloud, tmp_path)
+    mute = env.run("image", "install", "--local", "--boot-program", str(probe)).stdout.strip().split()[-1]
+    env.run("property", "set", f"{W}configured=true", f"{W}image={mute}")
+    server = Server(env, free_port())
+    try:
+        server.wait(lambda d: (d.get("loop") or {}).get("sentence", "").startswith("launching: step 11/11"), 120)
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 30
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
+    assert shown["state"] == "running" and shown["steps"][-1]["state"] == "running"
+    env.run("workflow", "teardown", "--delete-volume")

@@ -27,7 +27,7 @@ class WaitInstanceStep(BaseStep):
 
     def apply(self, ctx: StepContext) -> dict:
         try:
-            return Retry(deadline=INSTANCE_DEADLINE, max_delay=2, retry_on=(NotYet,)).call(
+            return Retry(deadline=INSTANCE_DEADLINE, max_delay=1, retry_on=(NotYet,)).call(
                 lambda: self._running(ctx), "wait for the instance")
         except RetryTimeout as exc:
             raise WorkflowError(f"no running instance after {INSTANCE_DEADLINE:.0f}s: {exc.last}") from None
@@ -56,7 +56,7 @@ class WaitDatabaseStep(BaseStep):
         endpoint = db_endpoint(ctx.services, ctx.deployment, ctx.resources["private_ip"])
         admin = db_logins(ctx.services, ctx.deployment)[ADMIN]
         try:
-            version = Retry(deadline=DB_DEADLINE, max_delay=2, retry_on=(DatabaseError,)).call(
+            version = Retry(deadline=DB_DEADLINE, max_delay=0.5, retry_on=(DatabaseError,)).call(
                 lambda: probe(endpoint, admin["user"], admin["password"]), "wait for the database")
         except RetryTimeout as exc:
             raise WorkflowError(f"database at {endpoint.address} not ready after {DB_DEADLINE:.0f}s: "
