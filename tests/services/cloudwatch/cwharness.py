@@ -2,13 +2,12 @@
 SELECT only), a SQLite local store, waitress in a thread, and an eucadb access key."""
 from __future__ import annotations
 
-import contextlib
 import io
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from unittest import mock
 from urllib.parse import urlsplit
 
@@ -23,11 +22,11 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 from waitress import create_server
 
 import eucadb.services.cloudwatch.migrations as cw_migrations
 from eucadb.errors import ServiceUnavailable
+from eucadb.pool.manager import PoolManager
 from eucadb.pool.contexts import BY_NAME, Location
 from eucadb.serve.http import ServeApp
 from eucadb.services.cloudwatch.api import MOUNT, CloudWatchApi
@@ -63,10 +62,11 @@ def create_remote_db(server) -> str:
     return name
 
 
-class RealPools:
-    """engine(context)/session(context) on real engines, like pool.manager.PoolManager."""
+class RealPools(PoolManager):
+    """PoolManager whose remote engine is a plain (non-TLS) engine on the test server."""
 
     def __init__(self, local: Engine, remote: Engine):
+        super().__init__(local)
         self.local, self.remote, self.remote_ready = local, remote, True
 
     def engine(self, context: str) -> Engine:
@@ -75,16 +75,6 @@ class RealPools:
         if not self.remote_ready:
             raise ServiceUnavailable("remote database is not ready")
         return self.remote
-
-    @contextlib.contextmanager
-    def session(self, context: str) -> Iterator[Session]:
-        with Session(self.engine(context), future=True) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
 
 
 @dataclass
