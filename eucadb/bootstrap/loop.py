@@ -206,6 +206,9 @@ class Bootstrapper:
         self.pools.drain()
         if self.lease.token is not None:
             try:
+                # Only the leader publishes states: without a server nothing serves the APIs.
+                for name in self.services.all():
+                    self.services.set(name, ServiceState.DISABLED, "eucadb serve stopped")
                 self.lease.release()
             except DatabaseError as exc:
                 log.warning("could not release the lease: %s", exc)

@@ -54,7 +54,8 @@ def print_status(doc: dict) -> None:
     ready = "READY" if doc["ready"] else "NOT READY"
     click.echo(f"eucadb deployment {doc['deployment'] or '(none yet)'}: {ready}")
     loop = doc.get("loop")
-    click.echo(f"loop:      {loop['sentence']}" if loop else "loop:      `eucadb serve` is not running")
+    click.echo(f"loop:      {loop['sentence']}" if loop else
+               "loop:      `eucadb serve` is not running (states below are the last it recorded)")
     for item in doc.get("unmet_preconditions") or []:
         click.echo(f"unmet:     {item}")
     for name, svc in doc["services"].items():

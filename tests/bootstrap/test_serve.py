@@ -187,6 +187,8 @@ def test_serve_lifecycle(cloud):
             assert standby.get("/readyz")[0] == 503
         finally:
             assert standby.stop() == 0
+        stopped = json.loads(cloud.run("status", "-o", "json", EUCADB_SERVE_PORT=str(standby.port)).stdout)
+        assert not stopped["ready"] and "loop" not in stopped
     finally:
         if server.proc.poll() is None:
             server.stop()
