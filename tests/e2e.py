@@ -2,11 +2,14 @@
 temporary home whose VPC is a random loopback /16 (concurrent test runs never share addresses)."""
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,13 +93,15 @@ class Env:
 
 
 def make_env(tmp: Path) -> Env:
-    """Directories the instance user (`postgres` when root) can traverse."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    for p in (tmp, *tmp.parents):
-        if str(p).startswith("/tmp/") and os.geteuid() == 0:
-            os.chmod(p, os.stat(p).st_mode | 0o011)
-    home, data = tmp / "home", tmp / "data"
-    data.mkdir(mode=0o755, exist_ok=True)
+    """A home and a cloud data dir the instance user (`postgres` when root) can traverse.
+
+    Not under pytest's basetemp: every pytest session resets `/tmp/pytest-of-<user>` to mode 0700,
+    which would lock the instances of a concurrently running session out of their files."""
+    root = Path(tempfile.mkdtemp(prefix=f"eucadb-e2e-{tmp.name}-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    atexit.register(shutil.rmtree, root, True)
+    home, data = root / "home", root / "data"
+    data.mkdir(mode=0o755)
     return Env(home=home, data_dir=data)
 
 

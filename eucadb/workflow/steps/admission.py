@@ -18,14 +18,17 @@ from eucadb.workflow.steps.base import BaseStep, first
 VPC_TAG = "eucadb:vpc"
 
 
-def front_end_address(endpoint: str | None) -> str:
+def front_end_address(endpoint: str | None, region: str) -> str:
     """The address this host uses towards the cloud (a UDP connect sends no packet)."""
-    host = urlparse(endpoint).hostname if endpoint and endpoint != "default" else None
-    if host is None:
-        return "127.0.0.1"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((socket.gethostbyname(host), 9))
-        return s.getsockname()[0]
+    host = (urlparse(endpoint).hostname if endpoint and endpoint != "default"
+            else f"ec2.{region}.amazonaws.com")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((socket.gethostbyname(host), 9))
+            return s.getsockname()[0]
+    except OSError as exc:
+        raise WorkflowError(f"cannot tell this host's address towards {host} ({exc}); "
+                            f"set {WORKER}allowed_cidrs explicitly") from None
 
 
 class AdmissionStep(BaseStep):
@@ -51,7 +54,7 @@ class AdmissionStep(BaseStep):
                 raise WorkflowError(f"volume {props[WORKER + 'volume']} is in {volume_zone}, "
                                     f"which is not one of the configured zones {', '.join(zones)}")
         cidrs = props[WORKER + "allowed_cidrs"] or [
-            f"{front_end_address(ctx.services.clients.endpoint)}/32"]
+            f"{front_end_address(ctx.services.clients.endpoint, ctx.services.config['cloud.region'])}/32"]
         return {"vpc_id": vpc_id, "subnets": subnets, "zones": zones, "allowed_cidrs": cidrs,
                 "volume_zone": volume_zone or zones[0]}
 

@@ -119,3 +119,29 @@ def test_list_metrics_filters_and_pages(endpoint, dataset, monkeypatch):
     with pytest.raises(cw.exceptions.ClientError) as err:
         cw.list_metrics(NextToken="not-a-token!")
     assert err.value.response["Error"]["Code"] == "InvalidNextToken"
+
+
+def test_get_metric_data_pages_with_next_token(endpoint, dataset):
+    """MaxDatapoints caps each call; PartialData + NextToken continue exactly where it stopped."""
+    base, expected = dataset
+    cw = endpoint.client()
+    queries = [{"Id": f"sum{s}", "MetricStat": {"Metric": {"Namespace": NS, "MetricName": "Latency",
+                                                           "Dimensions": dims(s)},
+                                                "Period": PERIOD, "Stat": "Sum"}} for s in range(3)]
+    kwargs = dict(MetricDataQueries=queries, StartTime=base, EndTime=base + timedelta(hours=2),
+                  ScanBy="TimestampAscending", MaxDatapoints=7)
+    whole = cw.get_metric_data(**{**kwargs, "MaxDatapoints": 100_000})
+    assert "NextToken" not in whole
+    collected: dict[str, list] = {}
+    token, calls = None, 0
+    while True:
+        out = cw.get_metric_data(**kwargs, **({"NextToken": token} if token else {}))
+        calls += 1
+        assert sum(len(r["Values"]) for r in out["MetricDataResults"]) <= 7
+        for r in out["MetricDataResults"]:
+            collected.setdefault(r["Id"], []).extend(zip(r["Timestamps"], r["Values"]))
+        token = out.get("NextToken")
+        if not token:
+            break
+    assert calls > 1
+    assert collected == {r["Id"]: list(zip(r["Timestamps"], r["Values"])) for r in whole["MetricDataResults"]}

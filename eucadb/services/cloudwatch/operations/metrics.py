@@ -8,7 +8,7 @@ from typing import Any
 
 from eucadb.services.cloudwatch import datapoints, limits, tokens
 from eucadb.services.cloudwatch.catalogue import SeriesKey
-from eucadb.services.cloudwatch.errors import bad_token, combination, invalid, limit, missing
+from eucadb.services.cloudwatch.errors import bad_token, combination, invalid, missing
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, basic, percentile, percentile_of
 
@@ -154,30 +154,51 @@ def _query_series(cw: CloudWatch, q: dict, start: datetime, end: datetime) -> di
 
 
 def get_metric_data(cw: CloudWatch, p: dict) -> dict:
+    """MetricStat queries, paged as AWS does: at most MaxDatapoints values per call; a truncated
+    result says PartialData and NextToken (query index and offset) resumes where it stopped."""
     limits.require(p, "MetricDataQueries", "StartTime", "EndTime")
     queries = p["MetricDataQueries"]
     if len(queries) > limits.MAX_QUERIES:
         raise invalid(f"The collection MetricDataQueries must not have a size greater than {limits.MAX_QUERIES}.")
-    if p.get("NextToken"):
-        raise bad_token()
     ids = [q.get("Id", "") for q in queries]
     if any(not QUERY_ID_RE.match(i) for i in ids) or len(set(ids)) != len(ids):
         raise invalid("Each query needs a unique Id starting with a lower-case letter ([a-zA-Z0-9_]).")
     start, end = p["StartTime"], p["EndTime"]
     if end <= start:
         raise invalid("The parameter StartTime must be less than the parameter EndTime.")
+    first_query, offset = _gmd_position(p.get("NextToken"), len(queries))
     descending = p.get("ScanBy", "TimestampDescending") == "TimestampDescending"
     budget = p.get("MaxDatapoints", 100_800)
-    results = []
-    for q in queries:
+    if budget < 1:
+        raise invalid("The parameter MaxDatapoints must be greater than 0.")
+    results: list[dict] = []
+    out: dict[str, Any] = {"Messages": []}
+    for index in range(first_query, len(queries)):
+        q = queries[index]
         r = _query_series(cw, q, start, end)
-        points = sorted(r.pop("points"), reverse=descending)
-        budget -= len(points)
-        if budget < 0:
-            raise limit("The query would return more than MaxDatapoints datapoints; narrow the time range.")
+        points = sorted(r.pop("points"), reverse=descending)[offset if index == first_query else 0:]
+        page, rest = points[:budget], points[budget:]
+        budget -= len(page)
         if q.get("ReturnData", True):
-            results.append({**r, "Timestamps": [t for t, _ in points], "Values": [v for _, v in points]})
-    return {"MetricDataResults": results, "Messages": []}
+            results.append({**r, "Timestamps": [t for t, _ in page], "Values": [v for _, v in page],
+                            "StatusCode": "PartialData" if rest else r.get("StatusCode", "Complete")})
+        if rest or (budget == 0 and index + 1 < len(queries)):
+            done = len(page) + (offset if index == first_query else 0)
+            nxt = (index, done) if rest else (index + 1, 0)
+            out["NextToken"] = tokens.encode("gmd", f"{nxt[0]}.{nxt[1]}")
+            break
+    out["MetricDataResults"] = results
+    return out
+
+
+def _gmd_position(token: str | None, n_queries: int) -> tuple[int, int]:
+    value = tokens.decode("gmd", token)
+    if value is None:
+        return 0, 0
+    index, _, offset = value.partition(".")
+    if not (index.isdigit() and offset.isdigit()) or int(index) >= n_queries or int(offset) >= 2 ** 31:
+        raise bad_token()
+    return int(index), int(offset)
 
 
 def list_metrics(cw: CloudWatch, p: dict) -> dict:
