@@ -7,7 +7,6 @@ as the source address for every loopback destination), which is what the pg_hba 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pwd
@@ -16,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,22 +25,14 @@ import psycopg2.extras
 import pytest
 
 from eucadb.workflow import credentials, pki, userdata
+from setup_db_script import load_setup_db
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "setup_db.py"
 DEPLOYMENT = "d5e7db00"
 DNS = f"db.{DEPLOYMENT}.eucadb.internal"
 CW_DB, RP_DB = "eucalyptus_cloudwatch_backend", "eucalyptus_reporting_backend"
 
 
-def load_setup_db():
-    spec = importlib.util.spec_from_file_location("setup_db_db_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-setup_db = load_setup_db()
+setup_db = load_setup_db("setup_db_db_test")
 
 
 def run_as() -> dict:

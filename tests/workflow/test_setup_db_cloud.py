@@ -6,32 +6,21 @@ The full boot in the embedded cloud (realizer, its metadata service) is covered 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from eucadb.workflow import credentials, pki, userdata
+from setup_db_script import load_setup_db
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "setup_db.py"
 DEPLOYMENT = "dc10ud00"
 
 
-def load_setup_db():
-    spec = importlib.util.spec_from_file_location("setup_db_cloud_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-setup_db = load_setup_db()
+setup_db = load_setup_db("setup_db_cloud_test")
 
 
 class FakeImds:
