@@ -1,39 +1,91 @@
 #!/usr/bin/env bash
-# Builds the eucadb database worker image for a real cloud: a Debian 12 root filesystem with
-# PostgreSQL 15, the Python modules setup_db.py needs (from Debian), setup_db.py itself and the
-# systemd unit that runs it at boot. Output: a root filesystem tarball, and with --raw a raw disk
-# image (ext4, one partition-less filesystem, the form Eucalyptus' EMI bundling and AWS ImportImage
-# accept after conversion).
+# Builds the eucadb database worker image for a real cloud: Debian 12 with PostgreSQL 15, the Python
+# modules setup_db.py needs (from Debian), setup_db.py itself and the systemd unit that runs it at
+# boot. Outputs, in OUTDIR:
+#   eucadb-db-rootfs.tar.gz   the root filesystem (for container-style or custom bundling)
+#   eucadb-db.raw             with --raw SIZE_GB: a UEFI-bootable disk (GPT: EFI system partition
+#                             with a standalone GRUB, ext4 root labelled eucadb-root), the form
+#                             `eucadb image install --file` uploads (RegisterImage BootMode=uefi)
 #
-#   sudo image/build.sh OUTDIR [--raw SIZE_GB]      (needs debootstrap; e2fsprogs for --raw)
+#   sudo image/build.sh OUTDIR [--raw SIZE_GB]
 #
-# Then register it: `eucadb image install --file OUTDIR/eucadb-db.raw` on the target cloud.
+# Needs debootstrap; --raw also needs e2fsprogs, dosfstools, mtools and fdisk (sfdisk). No loop
+# device or mount of the disk is used, so it runs in containers and CI sandboxes as root.
 set -euo pipefail
 out=${1:?usage: build.sh OUTDIR [--raw SIZE_GB]}
 raw_gb=""
 if [ "${2:-}" = "--raw" ]; then raw_gb=${3:?--raw needs a size in GB}; fi
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(mktemp -d)
-trap 'umount -R "$root/proc" 2>/dev/null || true; rm -rf "$root"' EXIT
+work=$(mktemp -d)
+root=$work/root
+cleanup() {
+  for m in proc sys dev/pts dev; do umount "$root/$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
 
-debootstrap --variant=minbase \
-  --include=systemd-sysv,udev,e2fsprogs,util-linux,ca-certificates,chrony,cloud-guest-utils,postgresql-15,python3,python3-boto3,python3-cryptography,python3-psycopg2 \
-  bookworm "$root" http://deb.debian.org/debian
+# debootstrap cannot resolve virtual packages (python3-cryptography needs one), so it lays down
+# the base system only and apt installs the rest inside it.
+debootstrap --variant=minbase bookworm "$root" "$mirror"
+mount -t proc proc "$root/proc"; mount -t sysfs sys "$root/sys"
+mount --bind /dev "$root/dev"; mount --bind /dev/pts "$root/dev/pts"
+# no daemon may start inside the build, and PostgreSQL's packaging must not create its own cluster:
+# ours lives on the data volume and is made by setup_db.py at first boot.
+printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod 0755 "$root/usr/sbin/policy-rc.d"
+mkdir -p "$root/etc/postgresql-common/createcluster.d"
+echo "create_main_cluster = false" > "$root/etc/postgresql-common/createcluster.d/eucadb.conf"
+in_root apt-get update -q
+in_root apt-get install -y -q --no-install-recommends \
+  systemd-sysv udev dbus e2fsprogs util-linux ca-certificates chrony ifupdown isc-dhcp-client \
+  linux-image-cloud-amd64 initramfs-tools grub-efi-amd64-bin \
+  postgresql-15 python3 python3-boto3 python3-cryptography python3-psycopg2
+rm -f "$root/usr/sbin/policy-rc.d"
 
 install -D -m 0755 "$here/../scripts/setup_db.py" "$root/usr/lib/eucadb/setup_db.py"
 install -D -m 0644 "$here/eucadb-setup-db.service" "$root/etc/systemd/system/eucadb-setup-db.service"
-# The Debian package's own cluster and unit would compete with ours for port 5432 and the data.
-chroot "$root" systemctl disable postgresql.service
-chroot "$root" pg_dropcluster --stop 15 main || true
-chroot "$root" systemctl enable eucadb-setup-db.service chrony.service
+in_root systemctl disable postgresql.service
+in_root systemctl enable eucadb-setup-db.service chrony.service
 mkdir -p "$root/var/lib/eucadb/data"
 echo "eucadb-db" > "$root/etc/hostname"
+echo "LABEL=eucadb-root / ext4 defaults,noatime 0 1" > "$root/etc/fstab"
+printf 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet dhcp\n' > "$root/etc/network/interfaces"
+in_root apt-get clean
+for m in dev/pts dev sys proc; do umount "$root/$m"; done
 
 mkdir -p "$out"
 tar --numeric-owner -C "$root" -czf "$out/eucadb-db-rootfs.tar.gz" .
 echo "root filesystem: $out/eucadb-db-rootfs.tar.gz"
-if [ -n "$raw_gb" ]; then
-  truncate -s "${raw_gb}G" "$out/eucadb-db.raw"
-  mkfs.ext4 -q -L eucadb-root -d "$root" "$out/eucadb-db.raw"
-  echo "raw disk: $out/eucadb-db.raw"
-fi
+[ -n "$raw_gb" ] || exit 0
+
+# A standalone GRUB (its modules and config inside the EFI binary) finds the root by label, so the
+# ESP needs nothing but BOOTX64.EFI and no grub-install against a block device is needed.
+cat > "$work/grub.cfg" <<'EOF'
+search --no-floppy --label eucadb-root --set root
+linux /vmlinuz root=LABEL=eucadb-root ro console=tty0 console=ttyS0,115200n8 net.ifnames=0
+initrd /initrd.img
+boot
+EOF
+cp "$work/grub.cfg" "$root/tmp/grub.cfg"
+in_root grub-mkstandalone -O x86_64-efi -o /tmp/BOOTX64.EFI \
+  --modules="part_gpt ext2 search_label linux normal" "boot/grub/grub.cfg=/tmp/grub.cfg"
+mv "$root/tmp/BOOTX64.EFI" "$work/BOOTX64.EFI"; rm -f "$root/tmp/grub.cfg"
+
+esp_mb=64; disk_mb=$((raw_gb * 1024)); root_mb=$((disk_mb - esp_mb - 2))
+mkfs.vfat -C -F 32 -n EFI "$work/esp.img" $((esp_mb * 1024)) >/dev/null
+mmd -i "$work/esp.img" ::/EFI ::/EFI/BOOT
+mcopy -i "$work/esp.img" "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+truncate -s "${root_mb}M" "$work/root.img"
+mkfs.ext4 -q -L eucadb-root -d "$root" "$work/root.img"
+
+disk=$out/eucadb-db.raw
+rm -f "$disk"; truncate -s "${disk_mb}M" "$disk"
+sfdisk -q "$disk" <<EOF
+label: gpt
+start=1MiB, size=${esp_mb}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=EFI
+start=$((esp_mb + 1))MiB, size=${root_mb}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root
+EOF
+dd if="$work/esp.img" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$work/root.img" of="$disk" bs=1M seek=$((esp_mb + 1)) conv=notrunc,sparse status=none
+echo "raw disk: $disk"

@@ -62,14 +62,39 @@ def image_group() -> None:
 
 
 @image_group.command("install")
-@click.option("--local", "local", is_flag=True, required=True,
-              help="register the image in the embedded local cloud (the only kind for now)")
+@click.option("--local", "local", is_flag=True,
+              help="the embedded cloud's image: setup_db.py and a Python runtime, run as the instance")
+@click.option("--file", "disk", type=click.Path(path_type=Path), default=None, metavar="DISK",
+              help="a raw disk built by image/build.sh (OUTDIR/eucadb-db.raw), uploaded to a snapshot "
+                   "with the EBS direct APIs and registered as a UEFI image")
 @click.option("--boot-program", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="boot program to install as setup_db.py (default: the repository's scripts/setup_db.py)")
+              help="with --local: boot program to install as setup_db.py (default: scripts/setup_db.py)")
 @click.pass_obj
-def image_install(app: App, local: bool, boot_program: Path | None) -> None:
-    """Register the eucadb DB image, print its id and make it services.database.worker.image."""
-    from eucadb.cloud.local.image import install_local_image
-    image = install_local_image(app, boot_program)
+def image_install(app: App, local: bool, disk: Path | None, boot_program: Path | None) -> None:
+    """Register the eucadb DB image, print its id and make it services.database.worker.image.
+
+    Idempotent: installing the same content again prints the same image id."""
+    if local == (disk is not None):
+        raise click.UsageError("give exactly one of --local (embedded cloud) and --file DISK")
+    if boot_program is not None and not local:
+        raise click.UsageError("--boot-program goes with --local")
+    if local:
+        from eucadb.cloud.local.image import install_local_image
+        image = install_local_image(app, boot_program)
+    else:
+        from eucadb.cloud.image_file import install_image_file
+        image = install_image_file(app, disk, on_progress=_progress())
     app.properties.set_many([f"services.database.worker.image={image}"])
     click.echo(image)
+
+
+def _progress():
+    """Upload progress on stderr, one line per 10% (stdout stays the image id alone)."""
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth != shown[0]:
+            shown[0] = tenth
+            click.echo(f"uploading: {tenth * 10}% of {total} blocks", err=True)
+    return report

@@ -12,12 +12,11 @@ import os
 import shutil
 from pathlib import Path
 
+from eucadb.cloud.images import ensure_image, image_name
 from eucadb.cloud.local.layout import Layout
-from eucadb.cloud.local.realizer import DB_IMAGE_TAG
 from eucadb.cloud.local.runtime import build_runtime
 from eucadb.errors import UserError
 
-DIGEST_TAG = "eucadb:image-digest"
 DEFAULT_BOOT_PROGRAM = Path(__file__).resolve().parents[3] / "scripts" / "setup_db.py"
 
 
@@ -31,25 +30,10 @@ def install_local_image(app, boot_program: Path | None = None) -> str:
     layout.ensure()
     runtime = build_runtime(layout, app.config["cloud.instance_python"])
     digest = hashlib.sha256(source.read_bytes() + str(runtime).encode()).hexdigest()[:16]
-    image_id = _find(app, digest) or _register(app, digest)
+    image_id = ensure_image(app.clients, image_name("local", digest), digest, {
+        "Architecture": "x86_64", "RootDeviceName": "/dev/sda1", "VirtualizationType": "hvm",
+        "Description": "eucadb database image (embedded cloud)"})
     _populate(layout.image_dir(image_id), source, runtime)
-    return image_id
-
-
-def _find(app, digest: str) -> str | None:
-    images = app.clients.call("ec2", "describe_images", Owners=["self"], Filters=[
-        {"Name": f"tag:{DIGEST_TAG}", "Values": [digest]},
-        {"Name": f"tag:{DB_IMAGE_TAG[0]}", "Values": [DB_IMAGE_TAG[1]]}])["Images"]
-    return images[0]["ImageId"] if images else None
-
-
-def _register(app, digest: str) -> str:
-    image_id = app.clients.call(
-        "ec2", "register_image", Name=f"eucadb-db-local-{digest}", Architecture="x86_64",
-        RootDeviceName="/dev/sda1", VirtualizationType="hvm",
-        Description="eucadb database image (embedded cloud)")["ImageId"]
-    app.clients.call("ec2", "create_tags", Resources=[image_id], Tags=[
-        {"Key": DB_IMAGE_TAG[0], "Value": DB_IMAGE_TAG[1]}, {"Key": DIGEST_TAG, "Value": digest}])
     return image_id
 
 

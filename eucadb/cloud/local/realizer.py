@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eucadb.cloud.client import CloudClients, error_code
+from eucadb.cloud.images import DB_IMAGE_TAG
 from eucadb.cloud.local import disks, instances
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.layout import Layout
@@ -28,7 +29,6 @@ from eucadb.config import Config
 from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
-DB_IMAGE_TAG = ("eucadb:image", "db")
 
 
 @dataclass

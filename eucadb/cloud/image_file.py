@@ -1,0 +1,219 @@
+"""`eucadb image install --file DISK`: register a raw disk built by `image/build.sh` in the target cloud.
+
+Why the EBS direct APIs (StartSnapshot / PutSnapshotBlock / CompleteSnapshot, what AWS's coldsnap
+does) rather than ImportImage: ImportImage needs an S3 bucket, the `vmimport` service role and an
+asynchronous conversion task; writing the disk's blocks straight into a snapshot is one synchronous
+command with no extra IAM setup, and the AMI then boots from that snapshot (RegisterImage with a
+root block device mapping, UEFI, as build.sh makes it).
+
+Resumable by content: the image's name and the snapshot's tag carry the disk's SHA-256, so a second
+run (or one after a crash) reuses a registered image, registers a completed snapshot, and deletes
+an unfinished upload before starting again (an EBS direct snapshot cannot be reopened).
+All-zero blocks are not sent: a new snapshot reads as zeros where nothing was written.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+import threading
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eucadb.cloud.images import DIGEST_TAG, SNAPSHOT_TAG, ensure_image, find_image, image_name
+from eucadb.errors import CloudError, UserError
+from eucadb.retry import Retry
+
+log = logging.getLogger(__name__)
+GIB = 1 << 30
+ROOT_DEVICE = "/dev/xvda"
+UPLOAD_TAG = "eucadb:image-upload"  # marks snapshots this installer started
+
+# (magic, offset, what it is, what to do instead) for the disk formats people commonly hold
+_NOT_RAW = (
+    (b"QFI\xfb", 0, "a qcow2 image", "convert it: qemu-img convert -O raw IN OUT.raw"),
+    (b"KDMV", 0, "a VMDK image", "convert it: qemu-img convert -O raw IN OUT.raw"),
+    (b"vhdxfile", 0, "a VHDX image", "convert it: qemu-img convert -O raw IN OUT.raw"),
+    (b"\x1f\x8b", 0, "gzip-compressed", "decompress it first (or pass build.sh's eucadb-db.raw)"),
+    (b"\xfd7zXZ\x00", 0, "xz-compressed", "decompress it first"),
+    (b"\x28\xb5\x2f\xfd", 0, "zstd-compressed", "decompress it first"),
+)
+
+
+@dataclass(frozen=True)
+class DiskFile:
+    """A raw disk image checked for what we can upload: its size and content digest."""
+    path: Path
+    size: int
+    sha256: str
+
+    @property
+    def digest(self) -> str:
+        return self.sha256[:16]
+
+    @property
+    def volume_gib(self) -> int:
+        return max(1, math.ceil(self.size / GIB))
+
+
+def inspect_disk(path: Path) -> DiskFile:
+    """Refuse (UserError, nothing uploaded) what is not a raw disk with a partition table or a
+    bare ext2/3/4 filesystem; digest what is."""
+    if not path.exists():
+        raise UserError(f"--file {path}: no such file")
+    if not path.is_file():
+        raise UserError(f"--file {path}: not a regular file (expected a raw disk image, e.g. "
+                        "build.sh's eucadb-db.raw)")
+    with path.open("rb") as f:
+        head = f.read(2048)
+    for magic, offset, what, fix in _NOT_RAW:
+        if head[offset:offset + len(magic)] == magic:
+            raise UserError(f"--file {path} is {what}, not a raw disk image: {fix}")
+    size = path.stat().st_size
+    if size < 4096:
+        raise UserError(f"--file {path}: {size} bytes is too small to be a disk image")
+    gpt = head[512:520] == b"EFI PART"
+    mbr = head[510:512] == b"\x55\xaa"
+    ext = head[1080:1082] == b"\x53\xef"
+    if not (gpt or mbr or ext):
+        raise UserError(f"--file {path} is not a raw disk image: no GPT or MBR partition table and no "
+                        "ext2/3/4 filesystem at its start (build it with image/build.sh OUTDIR --raw SIZE_GB)")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return DiskFile(path, size, digest.hexdigest())
+
+
+class Uploader:
+    """Writes one disk file into a new snapshot through the EBS direct APIs."""
+
+    def __init__(self, clients: Any, disk: DiskFile, workers: int = 8,
+                 on_progress: Callable[[int, int], None] | None = None):
+        self.clients, self.disk, self.workers = clients, disk, workers
+        self.on_progress = on_progress or (lambda done, total: None)
+        self._lock = threading.Lock()
+
+    def upload(self) -> str:
+        started = self.clients.call(
+            "ebs", "start_snapshot", VolumeSize=self.disk.volume_gib, Timeout=60,
+            ClientToken=f"eucadb-{self.disk.sha256[:48]}",
+            Description=f"eucadb DB image {self.disk.path.name} (sha256 {self.disk.sha256})",
+            Tags=[{"Key": DIGEST_TAG, "Value": self.disk.digest}, {"Key": UPLOAD_TAG, "Value": "1"}])
+        snapshot_id, block_size = started["SnapshotId"], int(started["BlockSize"])
+        try:
+            checksums = self._put_blocks(snapshot_id, block_size)
+            # LINEAR: SHA-256 over the blocks' SHA-256 digests in block order (AWS's aggregate form)
+            aggregate = hashlib.sha256(b"".join(d for _, d in sorted(checksums.items()))).digest()
+            self.clients.call("ebs", "complete_snapshot", SnapshotId=snapshot_id,
+                              ChangedBlocksCount=len(checksums), ChecksumAlgorithm="SHA256",
+                              ChecksumAggregationMethod="LINEAR",
+                              Checksum=base64.b64encode(aggregate).decode())
+        except BaseException:
+            _delete_snapshot(self.clients, snapshot_id)  # an unfinished snapshot is worthless
+            raise
+        return snapshot_id
+
+    def _put_blocks(self, snapshot_id: str, block_size: int) -> dict[int, bytes]:
+        total = math.ceil(self.disk.size / block_size)
+        zero = bytes(block_size)
+        checksums: dict[int, bytes] = {}
+        done = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="upload") as pool, \
+                self.disk.path.open("rb") as f:
+            pending: set[Future] = set()
+            for index in range(total):
+                block = f.read(block_size).ljust(block_size, b"\0")
+                if block == zero:
+                    continue
+                pending.add(pool.submit(self._put, snapshot_id, index, block, checksums))
+                if len(pending) >= 2 * self.workers:  # bounded memory: a few blocks in flight
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    done += _settle(finished)
+                    self.on_progress(index + 1, total)
+            done += _settle(wait(pending).done)
+        self.on_progress(total, total)
+        log.info("uploaded %d of %d blocks of %s (the rest are zeros)", done, total, self.disk.path.name)
+        return checksums
+
+    def _put(self, snapshot_id: str, index: int, block: bytes, checksums: dict[int, bytes]) -> None:
+        digest = hashlib.sha256(block).digest()
+        self.clients.call("ebs", "put_snapshot_block", SnapshotId=snapshot_id, BlockIndex=index,
+                          BlockData=block, DataLength=len(block), ChecksumAlgorithm="SHA256",
+                          Checksum=base64.b64encode(digest).decode())
+        with self._lock:
+            checksums[index] = digest
+
+
+def _settle(finished: set[Future]) -> int:
+    for future in finished:
+        future.result()  # re-raise the first failed upload
+    return len(finished)
+
+
+class _NotYet(Exception):
+    pass
+
+
+def _delete_snapshot(clients: Any, snapshot_id: str) -> None:
+    try:
+        clients.call("ec2", "delete_snapshot", SnapshotId=snapshot_id)
+    except (CloudError, ClientError, BotoCoreError) as exc:  # the original failure matters more
+        log.warning("could not delete unfinished snapshot %s (delete it by hand): %s", snapshot_id, exc)
+
+
+def _previous_uploads(clients: Any, disk: DiskFile) -> list[dict]:
+    return clients.call("ec2", "describe_snapshots", OwnerIds=["self"], Filters=[
+        {"Name": f"tag:{DIGEST_TAG}", "Values": [disk.digest]},
+        {"Name": f"tag:{UPLOAD_TAG}", "Values": ["1"]}])["Snapshots"]
+
+
+def root_snapshot(clients: Any, disk: DiskFile, workers: int = 8,
+                  on_progress: Callable[[int, int], None] | None = None) -> str:
+    """A completed snapshot holding `disk`: one a previous run finished, or a new upload."""
+    for snapshot in _previous_uploads(clients, disk):
+        if snapshot["State"] == "completed":
+            log.info("reusing snapshot %s uploaded earlier from the same disk", snapshot["SnapshotId"])
+            return snapshot["SnapshotId"]
+        log.info("deleting unfinished upload %s (%s)", snapshot["SnapshotId"], snapshot["State"])
+        _delete_snapshot(clients, snapshot["SnapshotId"])
+    snapshot_id = Uploader(clients, disk, workers, on_progress).upload()
+
+    def completed() -> None:
+        state = clients.call("ec2", "describe_snapshots", SnapshotIds=[snapshot_id])["Snapshots"][0]["State"]
+        if state == "error":
+            raise CloudError(f"snapshot {snapshot_id} of {disk.path} failed in the cloud")
+        if state != "completed":
+            raise _NotYet(state)
+
+    Retry(deadline=600, max_delay=5, retry_on=(_NotYet,)).call(completed, f"snapshot {snapshot_id} to complete")
+    return snapshot_id
+
+
+def install_image_file(app: Any, path: Path, workers: int = 8,
+                       on_progress: Callable[[int, int], None] | None = None) -> str:
+    """Upload (or find) the disk and its image; return the image id."""
+    disk = inspect_disk(Path(path))
+    name = image_name("disk", disk.digest)
+    found = find_image(app.clients, name)
+    snapshot_id = _root_of(found) if found else root_snapshot(app.clients, disk, workers, on_progress)
+    return ensure_image(app.clients, name, disk.digest, {
+        "Description": f"eucadb database image from {disk.path.name} (sha256 {disk.sha256})",
+        "Architecture": "x86_64", "VirtualizationType": "hvm", "BootMode": "uefi", "EnaSupport": True,
+        "RootDeviceName": ROOT_DEVICE,
+        "BlockDeviceMappings": [{"DeviceName": ROOT_DEVICE, "Ebs": {
+            "SnapshotId": snapshot_id, "VolumeSize": disk.volume_gib, "VolumeType": "gp3",
+            "DeleteOnTermination": True}}]}, {SNAPSHOT_TAG: snapshot_id})
+
+
+def _root_of(image: dict) -> str:
+    root = image.get("RootDeviceName")
+    for mapping in image.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == root and mapping.get("Ebs", {}).get("SnapshotId"):
+            return mapping["Ebs"]["SnapshotId"]
+    raise CloudError(f"image {image['ImageId']} has no root snapshot")

@@ -1,0 +1,151 @@
+"""`eucadb image install --file`: a raw disk goes into a snapshot through the EBS direct APIs of the
+embedded cloud, and comes back out of it block for block; the image boots from that snapshot."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+MIB = 1 << 20
+BLOCK = 512 * 1024  # the block size the cloud answers (AWS's; moto's is fixed up to it)
+
+
+def make_disk(path: Path, seed: bytes = b"eucadb") -> bytes:
+    """A real MBR-partitioned disk: 1 MiB gap, a 3 MiB ext4 partition holding files, then a few
+    non-zero bytes past the last whole block (so the final block is a partial one)."""
+    tree = path.parent / f"{path.stem}-tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "hostname").write_text("eucadb-db\n")
+    (tree / "payload").write_bytes(hashlib.sha256(seed).digest() * 4096)
+    fs = path.parent / f"{path.stem}.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "eucadb-root", "-d", str(tree), str(fs), "3M"],
+                   check=True, capture_output=True)
+    mbr = bytearray(512)
+    # one primary Linux partition: LBA 2048, 3 MiB (CHS fields left zero, as LBA-only tools write)
+    mbr[446:462] = struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", 2048, 3 * MIB // 512)
+    mbr[510:512] = b"\x55\xaa"
+    data = bytes(mbr).ljust(MIB, b"\0") + fs.read_bytes() + b"tail" * 250
+    path.write_bytes(data)
+    return data
+
+
+def read_back(cloud, snapshot_id: str, length: int) -> tuple[bytes, int]:
+    """The snapshot's first `length` bytes as a reader of the volume sees them (listed blocks, zeros
+    elsewhere), and how many blocks were written."""
+    ebs = cloud.client("ebs")
+    listing = ebs.list_snapshot_blocks(SnapshotId=snapshot_id)
+    assert listing["BlockSize"] == BLOCK
+    disk = bytearray(-(-length // BLOCK) * BLOCK)
+    for block in listing["Blocks"]:
+        got = ebs.get_snapshot_block(SnapshotId=snapshot_id, BlockIndex=block["BlockIndex"],
+                                     BlockToken=block["BlockToken"])
+        data = got["BlockData"].read()
+        assert len(data) == BLOCK
+        disk[block["BlockIndex"] * BLOCK:(block["BlockIndex"] + 1) * BLOCK] = data
+    return bytes(disk[:length]), len(listing["Blocks"])
+
+
+def image_property(cloud) -> str:
+    got = json.loads(cloud.cli("property", "get", "services.database.worker.image", "-o", "json").stdout)
+    return got["value"]
+
+
+def digest_snapshots(cloud, data: bytes) -> list[dict]:
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return cloud.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "tag:eucadb:image-digest", "Values": [digest]}])["Snapshots"]
+
+
+def test_disk_round_trips_through_the_snapshot_and_the_image_boots_from_it(cloud, tmp_path):
+    disk = tmp_path / "eucadb-db.raw"
+    data = make_disk(disk)
+    done = cloud.cli("image", "install", "--file", str(disk))
+    image_id = done.stdout.strip()
+    assert image_id.startswith("ami-") and "\n" not in image_id
+    assert "uploading: 100%" in done.stderr
+    assert image_property(cloud) == image_id
+
+    image = cloud.client("ec2").describe_images(ImageIds=[image_id])["Images"][0]
+    tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    assert tags["eucadb:image"] == "db"
+    assert tags["eucadb:image-digest"] == hashlib.sha256(data).hexdigest()[:16]
+    assert (image["RootDeviceName"], image["BootMode"], image["Architecture"]) == ("/dev/xvda", "uefi", "x86_64")
+    root = [m for m in image["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvda"]
+    assert root and root[0]["Ebs"]["SnapshotId"] == tags["eucadb:image-snapshot"]
+
+    snapshot_id = tags["eucadb:image-snapshot"]
+    assert cloud.client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]["State"] == "completed"
+    content, sent = read_back(cloud, snapshot_id, len(data))
+    assert content == data, "the snapshot must hold the disk byte for byte"
+    total = -(-len(data) // BLOCK)
+    assert 0 < sent < total, f"all-zero blocks are not sent ({sent} of {total} were)"
+
+    # same content again: same image, no second upload
+    assert cloud.cli("image", "install", "--file", str(disk)).stdout.strip() == image_id
+    assert [s["SnapshotId"] for s in digest_snapshots(cloud, data)] == [snapshot_id]
+
+
+def test_interrupted_installs_resume_without_leftovers(cloud, tmp_path):
+    disk = tmp_path / "resume.raw"
+    data = make_disk(disk, seed=b"resume")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    # a run killed mid-upload left a snapshot that was never completed
+    pending = cloud.client("ebs").start_snapshot(VolumeSize=1, Tags=[
+        {"Key": "eucadb:image-digest", "Value": digest}, {"Key": "eucadb:image-upload", "Value": "1"}])
+    image_id = cloud.cli("image", "install", "--file", str(disk)).stdout.strip()
+    snapshots = digest_snapshots(cloud, data)
+    assert [s["State"] for s in snapshots] == ["completed"]
+    assert snapshots[0]["SnapshotId"] != pending["SnapshotId"], "the unfinished upload is deleted, not used"
+
+    # a run killed after the upload but before RegisterImage: the completed snapshot is reused
+    ec2 = cloud.client("ec2")
+    ec2.deregister_image(ImageId=image_id)
+    again = cloud.cli("image", "install", "--file", str(disk)).stdout.strip()
+    assert again != image_id
+    image = ec2.describe_images(ImageIds=[again])["Images"][0]
+    assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == snapshots[0]["SnapshotId"]
+    assert [s["SnapshotId"] for s in digest_snapshots(cloud, data)] == [snapshots[0]["SnapshotId"]]
+
+
+def _qcow2(path: Path) -> None:
+    path.write_bytes(b"QFI\xfb\x00\x00\x00\x03" + bytes(8192))
+
+
+def _tarball(path: Path) -> None:
+    path.write_bytes(gzip.compress(bytes(65536)))
+
+
+def _noise(path: Path) -> None:
+    path.write_bytes(os.urandom(65536))
+
+
+@pytest.mark.parametrize("make, args, expected", [
+    (None, ["--file", "{missing}"], "no such file"),
+    (None, ["--file", "{dir}"], "not a regular file"),
+    (_qcow2, ["--file", "{f}"], "qcow2 image, not a raw disk image: convert it: qemu-img convert"),
+    (_tarball, ["--file", "{f}"], "gzip-compressed"),
+    (_noise, ["--file", "{f}"], "no GPT or MBR partition table"),
+    (_noise, ["--file", "{f}", "--local"], "exactly one of --local"),
+    (None, [], "exactly one of --local"),
+], ids=["missing", "directory", "qcow2", "gzip", "not-a-disk", "both", "neither"])
+def test_bad_input_is_refused_and_nothing_changes(cloud, tmp_path, make, args, expected):
+    f = tmp_path / "disk.img"
+    if make:
+        make(f)
+    args = [a.format(missing=tmp_path / "nope.raw", dir=tmp_path, f=f) for a in args]
+    ec2 = cloud.client("ec2")
+    before = (image_property(cloud), len(ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]),
+              len(ec2.describe_images(Owners=["self"])["Images"]))
+    done = cloud.cli("image", "install", *args, check=False)
+    assert done.returncode != 0
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    after = (image_property(cloud), len(ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]),
+             len(ec2.describe_images(Owners=["self"])["Images"]))
+    assert after == before
