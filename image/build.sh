@@ -51,7 +51,12 @@ mkdir -p "$root/var/lib/eucadb/data"
 echo "eucadb-db" > "$root/etc/hostname"
 echo "LABEL=eucadb-root / ext4 defaults,noatime 0 1" > "$root/etc/fstab"
 printf 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet dhcp\n' > "$root/etc/network/interfaces"
+# what must differ per instance is made at first boot, not baked into every copy of the image:
+# systemd generates the machine id, make-ssl-cert a snakeoil pair if anything asks for it
+: > "$root/etc/machine-id"; rm -f "$root/var/lib/dbus/machine-id"
+rm -f "$root/etc/ssl/private/ssl-cert-snakeoil.key" "$root/etc/ssl/certs/ssl-cert-snakeoil.pem"
 in_root apt-get clean
+rm -rf "$root/var/lib/apt/lists/"*
 for m in dev/pts dev sys proc; do umount "$root/$m"; done
 
 mkdir -p "$out"

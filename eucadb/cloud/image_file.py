@@ -18,13 +18,14 @@ import hashlib
 import logging
 import math
 import threading
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eucadb.cloud.client import error_code
 from eucadb.cloud.images import DIGEST_TAG, SNAPSHOT_TAG, ensure_image, find_image, image_name
 from eucadb.errors import CloudError, UserError
 from eucadb.retry import Retry
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 GIB = 1 << 30
 ROOT_DEVICE = "/dev/xvda"
 UPLOAD_TAG = "eucadb:image-upload"  # marks snapshots this installer started
+EBS_DIRECT_OPERATIONS = frozenset({"StartSnapshot", "PutSnapshotBlock", "CompleteSnapshot"})
+NO_EBS_DIRECT = frozenset({"404", "UnknownOperationException", "InvalidAction", "NotImplemented",
+                           "UnrecognizedClientException"})
 
 # (magic, offset, what it is, what to do instead) for the disk formats people commonly hold
 _NOT_RAW = (
@@ -101,8 +105,8 @@ class Uploader:
 
     def upload(self) -> str:
         started = self.clients.call(
-            "ebs", "start_snapshot", VolumeSize=self.disk.volume_gib, Timeout=60,
-            ClientToken=f"eucadb-{self.disk.sha256[:48]}",
+            "ebs", "start_snapshot", VolumeSize=self.disk.volume_gib,  # boto3 adds the ClientToken
+            Timeout=min(4320, max(60, 10 * self.disk.volume_gib)),  # minutes until AWS gives up on it
             Description=f"eucadb DB image {self.disk.path.name} (sha256 {self.disk.sha256})",
             Tags=[{"Key": DIGEST_TAG, "Value": self.disk.digest}, {"Key": UPLOAD_TAG, "Value": "1"}])
         snapshot_id, block_size = started["SnapshotId"], int(started["BlockSize"])
@@ -133,7 +137,7 @@ class Uploader:
                     continue
                 pending.add(pool.submit(self._put, snapshot_id, index, block, checksums))
                 if len(pending) >= 2 * self.workers:  # bounded memory: a few blocks in flight
-                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     done += _settle(finished)
                     self.on_progress(index + 1, total)
             done += _settle(wait(pending).done)
@@ -199,6 +203,19 @@ def install_image_file(app: Any, path: Path, workers: int = 8,
                        on_progress: Callable[[int, int], None] | None = None) -> str:
     """Upload (or find) the disk and its image; return the image id."""
     disk = inspect_disk(Path(path))
+    try:
+        return _install(app, disk, workers, on_progress)
+    except ClientError as exc:
+        code = error_code(exc)
+        hint = (" — this cloud offers no EBS direct APIs (Eucalyptus does not): bundle the root "
+                "filesystem with euca-install-image and set services.database.worker.image to its EMI"
+                ) if code in NO_EBS_DIRECT and exc.operation_name in EBS_DIRECT_OPERATIONS else ""
+        raise CloudError(f"installing {disk.path} failed: {code or 'error'}: "
+                         f"{exc.response.get('Error', {}).get('Message', exc)}{hint}") from None
+
+
+def _install(app: Any, disk: DiskFile, workers: int,
+             on_progress: Callable[[int, int], None] | None) -> str:
     name = image_name("disk", disk.digest)
     found = find_image(app.clients, name)
     snapshot_id = _root_of(found) if found else root_snapshot(app.clients, disk, workers, on_progress)

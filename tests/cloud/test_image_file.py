@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import json
 import os
+import re
 import struct
 import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
+
+from moto_server import MotoServer
 
 MIB = 1 << 20
 BLOCK = 512 * 1024  # the block size the cloud answers (AWS's; moto's is fixed up to it)
@@ -149,3 +158,72 @@ def test_bad_input_is_refused_and_nothing_changes(cloud, tmp_path, make, args, e
     after = (image_property(cloud), len(ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]),
              len(ec2.describe_images(Owners=["self"])["Images"]))
     assert after == before
+
+
+class _NoEbsProxy:
+    """A cloud like Eucalyptus: EC2 and the rest answered (by a moto server), the EBS direct APIs
+    unknown (404). Forwards by the SigV4 credential scope's service name."""
+
+    def __init__(self, upstream: str):
+        scope = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                service = scope.search(self.headers.get("Authorization", ""))
+                if service and service.group(1) == "ebs":
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                request = urllib.request.Request(upstream + self.path, data=body or None,
+                                                 method=self.command, headers=dict(self.headers))
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as resp:
+                        status, headers, payload = resp.status, resp.headers, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, headers, payload = exc.code, exc.headers, exc.read()
+                self.send_response(status)
+                for key in ("Content-Type", "x-amzn-RequestId"):
+                    if headers.get(key):
+                        self.send_header(key, headers[key])
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_cloud_without_ebs_direct_apis_gets_a_clear_error_and_keeps_nothing(home, tmp_path):
+    disk = tmp_path / "eucadb-db.raw"
+    make_disk(disk)
+    with MotoServer() as moto:
+        proxy = _NoEbsProxy(moto.endpoint)
+        try:
+            env = {**os.environ, **moto.env(), "EUCADB_CLOUD_ENDPOINT_URL": proxy.endpoint}
+            done = subprocess.run([sys.executable, "-m", "eucadb.cli", "image", "install", "--file", str(disk)],
+                                  env=env, capture_output=True, text=True, timeout=120)
+            prop = subprocess.run([sys.executable, "-m", "eucadb.cli", "property", "get",
+                                   "services.database.worker.image", "-o", "json"],
+                                  env=env, capture_output=True, text=True, timeout=60)
+            ec2 = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            images = ec2.describe_images(Owners=["self"])["Images"]
+        finally:
+            proxy.close()
+    assert done.returncode == 1 and done.stdout == ""
+    assert "offers no EBS direct APIs" in done.stderr and "euca-install-image" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert images == []
+    assert json.loads(prop.stdout)["value"] in ("", None)
