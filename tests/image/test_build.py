@@ -1,12 +1,13 @@
-"""The real worker image: image/build.sh makes it with debootstrap, and it boots.
+"""The real worker image: image/build.sh makes it with debootstrap, and it boots and serves.
 
-The disk is booted under QEMU (OVMF firmware, software emulation, no network card): through the
-standalone GRUB, the cloud kernel and systemd, up to eucadb-setup-db.service running setup_db.py
-with the image's own Python and Debian's boto3/cryptography/psycopg2 — it then waits for instance
-metadata that this VM has no network to reach, which is as far as a VM without a cloud can go.
+The disk is booted as a VM under QEMU (OVMF firmware, software emulation): through the standalone
+GRUB, the cloud kernel and systemd to eucadb-setup-db.service, which runs setup_db.py with the
+image's own Python and Debian's boto3/cryptography/psycopg2 against a metadata service and a cloud
+API (moto) of this test — reached only through QEMU's forwarding rules, the VM has no other network.
 
-Needs debootstrap, dosfstools, mtools, fdisk, qemu-system-x86 and ovmf, and the Debian mirror.
+Needs debootstrap, dosfstools, mtools, fdisk, qemu-system-x86 and ovmf, root, and the Debian mirror.
 `.ci/run` installs them and sets EUCADB_REQUIRE_IMAGE_TOOLS=1, so in CI these tests run, never skip.
+EUCADB_TEST_IMAGE_DIR=OUTDIR reuses a disk build.sh made (for iterating on the tests only).
 """
 from __future__ import annotations
 
@@ -15,16 +16,30 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
+import boto3
+import psycopg2
 import pytest
+from moto.server import ThreadedMotoServer
+
+from eucadb.workflow import credentials, pki, userdata
+from imds import FakeImds, instance_metadata
+from pg import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = ("debootstrap", "mkfs.vfat", "mcopy", "sfdisk", "mkfs.ext4", "qemu-system-x86_64")
 OVMF = Path("/usr/share/OVMF")
-BOOT_DEADLINE = 420  # seconds of emulated boot before we give up (it takes ~40 here)
+BOOT_DEADLINE = 600  # seconds of emulated boot + first setup before we give up
+NET = "169.254.169"        # the VM's user-mode network: the metadata address is inside it
+GUEST_IP = f"{NET}.15"     # what slirp's DHCP hands the VM first
+CLOUD_IP = f"{NET}.253"    # where the VM finds the cloud's API (forwarded to the moto server);
+CLOUD_PORT = 8080          # not 80: QEMU 7.2 cannot have two guestfwd rules on one guest port
+DEPLOYMENT = "dvm0test"
+RELAY = f"{sys.executable} {Path(__file__).parent / 'relay.py'}"
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +60,9 @@ def image(tmp_path_factory) -> Path:
         if os.environ.get("EUCADB_REQUIRE_IMAGE_TOOLS") == "1":
             pytest.fail(f"image tests required but missing: {', '.join(missing)}")
         pytest.skip(f"building the image needs {', '.join(missing)} (CI installs them)")
+    prebuilt = os.environ.get("EUCADB_TEST_IMAGE_DIR")  # a developer's build.sh OUTDIR, to iterate
+    if prebuilt:
+        return Path(prebuilt)
     out = tmp_path_factory.mktemp("image")
     done = subprocess.run(["bash", str(REPO / "image" / "build.sh"), str(out), "--raw", "2"],
                           capture_output=True, text=True, timeout=1800)
@@ -101,34 +119,151 @@ def test_disk_is_a_uefi_gpt_disk_with_grub_and_a_labelled_root(image):
     assert superblock[120:136].rstrip(b"\0") == b"eucadb-root", "GRUB and fstab find the root by this label"
 
 
-def test_disk_boots_to_setup_db(image, tmp_path):
-    vars_file = tmp_path / "OVMF_VARS.fd"
-    shutil.copy(OVMF / "OVMF_VARS_4M.fd", vars_file)
-    console = tmp_path / "console.log"
-    qemu = subprocess.Popen(
+class Qemu:
+    """The image as a VM: OVMF, software emulation, the disk behind a throw-away overlay, a data
+    disk, and a user-mode network that reaches nothing but `guestfwd` (restrict=on): the metadata
+    service at 169.254.169.254:80 and the cloud at CLOUD_IP:CLOUD_PORT, both loopback servers of this test."""
+
+    def __init__(self, image: Path, work: Path, data_disk: Path, imds_port: int, cloud_port: int,
+                 pg_port: int):
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copy(OVMF / "OVMF_VARS_4M.fd", work / "OVMF_VARS.fd")
+        self.console = work / "console.log"
+        net = ",".join([
+            "user,id=n0,restrict=on", f"net={NET}.0/24", f"host={NET}.2", f"dhcpstart={GUEST_IP}",
+            f"guestfwd=tcp:{NET}.254:80-cmd:{RELAY} {imds_port}",
+            f"guestfwd=tcp:{CLOUD_IP}:{CLOUD_PORT}-cmd:{RELAY} {cloud_port}",
+            f"hostfwd=tcp:127.0.0.1:{pg_port}-:5432"])
         # software emulation always: where /dev/kvm exists here it may hang (nested), and TCG is
         # the same on every machine
-        ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "1024", "-smp", "2",
-         "-nographic", "-nic", "none", "-monitor", "none", "-serial", f"file:{console}",
-         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF / 'OVMF_CODE_4M.fd'}",
-         "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
-         # snapshot=on: writes go to a temporary overlay, the built disk stays pristine
-         "-drive", f"file={image / 'eucadb-db.raw'},format=raw,if=virtio,snapshot=on"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    setup_db = re.compile(r"setup_db\[\d+\] INFO metadata latest/user-data: still waiting")
-    text = ""
-    try:
-        deadline = time.monotonic() + BOOT_DEADLINE
-        while time.monotonic() < deadline and qemu.poll() is None:
-            text = console.read_text(errors="replace") if console.exists() else ""
-            if setup_db.search(text):
-                break
+        self.proc = subprocess.Popen(
+            ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "1024", "-smp", "2",
+             "-nographic", "-monitor", "none", "-serial", f"file:{self.console}",
+             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF / 'OVMF_CODE_4M.fd'}",
+             "-drive", f"if=pflash,format=raw,unit=1,file={work / 'OVMF_VARS.fd'}",
+             # snapshot=on: writes go to a temporary overlay, the built disk stays pristine
+             "-drive", f"file={image / 'eucadb-db.raw'},format=raw,if=virtio,snapshot=on",
+             "-drive", f"file={data_disk},format=raw,if=virtio",
+             "-netdev", net, "-device", "virtio-net-pci,netdev=n0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.console.read_text(errors="replace") if self.console.exists() else ""
+
+    def wait_for(self, pattern: str, deadline: float) -> str:
+        """The console once `pattern` shows up; fails with the console's tail otherwise."""
+        found = re.compile(pattern)
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            text = self.text()
+            if found.search(text):
+                return text
             time.sleep(2)
+        out = self.proc.stdout.read().decode(errors="replace") if self.proc.poll() is not None else ""
+        raise AssertionError(f"no {pattern!r} on the console:\n{self.text()[-5000:]}\n{out}")
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def cloud():
+    """A moto server holding what a launch would have made for the VM: its instance record, the
+    data volume, the key secret; and the matching user-data (endpoint as the VM reaches it)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    admin = dict(endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing")
+    ec2, sm = boto3.client("ec2", **admin), boto3.client("secretsmanager", **admin)
+    instance = ec2.run_instances(ImageId=ec2.describe_images()["Images"][0]["ImageId"], MinCount=1,
+                                 MaxCount=1, InstanceType="t3.small",
+                                 Placement={"AvailabilityZone": "us-east-1a"})["Instances"][0]
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    dns_name = f"db.{DEPLOYMENT}.eucadb.internal"
+    ca_key, ca = pki.create_ca("eucadb test CA")
+    key, cert = pki.issue_server_certificate(ca_key, ca, dns_name, 30)
+    secret_id = f"eucadb/{DEPLOYMENT}/server-key"
+    sm.create_secret(Name=secret_id, SecretString=json.dumps(
+        {"private_key": key, "key_passphrase": credentials.new_password()}))
+    creds = credentials.generate()
+    user_data = userdata.build_user_data(
+        deployment=DEPLOYMENT, endpoint_url=f"http://{CLOUD_IP}:{CLOUD_PORT}", region="us-east-1",
+        secret_id=secret_id, volume_id=volume, dns_name=dns_name, server_cert=cert, ca_cert=ca,
+        allowed_cidrs=[f"{NET}.0/24"], instance_type="t3.small", device="/dev/vdb",
+        sealed_credentials=credentials.seal(json.dumps(creds).encode(), cert, DEPLOYMENT))
+    metadata = instance_metadata(instance["InstanceId"], "us-east-1a", GUEST_IP, user_data)
+    try:
+        yield {"port": port, "ec2": ec2, "metadata": metadata, "creds": creds, "ca": ca, "key": key,
+               "dns_name": dns_name, "volume": volume, "instance": instance["InstanceId"]}
     finally:
-        qemu.kill()
-        qemu.wait()
-    tail = text[-4000:]
-    assert "root=LABEL=eucadb-root" in text, f"GRUB did not start the kernel:\n{tail}"
-    assert re.search(r"Started .*eucadb-setup-db", text), f"systemd did not start our unit:\n{tail}"
-    assert setup_db.search(text), f"setup_db.py did not run to its metadata wait:\n{tail}"
-    assert "Traceback" not in text, tail
+        server.stop()
+
+
+def test_a_vm_from_the_image_serves_tls_only_postgres_and_keeps_its_data(image, cloud, tmp_path):
+    """The image as a real VM: GRUB, kernel, systemd, then setup_db.py with Debian's Python modules
+    fetches metadata, the key and the sealed credentials, attaches, formats and mounts its data
+    disk, and runs PostgreSQL 15 that a client reaches with verify-full — and nothing else. Powered
+    off without warning and booted again, it finds its cluster on the data disk and keeps the rows."""
+    data_disk = tmp_path / "data.raw"
+    with data_disk.open("wb") as f:
+        f.truncate(512 << 20)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(cloud["ca"])
+    pg_port = free_port()
+    tls = dict(host=cloud["dns_name"], hostaddr="127.0.0.1", port=pg_port, sslmode="verify-full",
+               sslrootcert=str(ca_file), connect_timeout=10)
+    writer, admin = cloud["creds"]["cloudwatch"], cloud["creds"]["admin"]
+    consoles = []
+    with FakeImds(cloud["metadata"]) as imds:
+        for boot in ("first", "second"):
+            vm = Qemu(image, tmp_path / boot, data_disk, imds.server.server_address[1], cloud["port"], pg_port)
+            try:
+                deadline = time.monotonic() + BOOT_DEADLINE
+                vm.wait_for(r"Started .*eucadb-setup-db", deadline)
+                consoles.append(vm.wait_for(r"setup_db\[\d+\] INFO setup done; exec", deadline))
+                conn = _wait_connect(deadline, dbname="eucalyptus_cloudwatch_backend", user=admin["user"],
+                                     password=admin["password"], **tls)
+                with conn, conn.cursor() as cur:
+                    if boot == "first":
+                        cur.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                        assert cur.fetchone()[0] is True
+                        cur.execute("SHOW server_version")
+                        assert cur.fetchone()[0].startswith("15.")
+                        cur.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before the power cut')")
+                    else:
+                        cur.execute("SELECT v FROM kept")
+                        assert cur.fetchall() == [("before the power cut",)]
+                conn.close()
+                _wait_connect(deadline, dbname="eucalyptus_cloudwatch_backend", user=writer["user"],
+                              password=writer["password"], **tls).close()
+                with pytest.raises(psycopg2.OperationalError):
+                    psycopg2.connect(**{**tls, "sslmode": "disable"}, dbname="eucalyptus_cloudwatch_backend",
+                                     user=writer["user"], password=writer["password"])
+                with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+                    psycopg2.connect(**tls, dbname="eucalyptus_cloudwatch_backend", user=writer["user"],
+                                     password="wrong")
+            finally:
+                vm.stop()  # a power cut, not a shutdown: the second boot must recover from it
+    first, second = consoles
+    assert "formatting the new, empty data disk /dev/vdb" in first
+    assert "formatting" not in second and "reusing the existing cluster" in second
+    attachment = cloud["ec2"].describe_volumes(VolumeIds=[cloud["volume"]])["Volumes"][0]["Attachments"]
+    assert [(a["InstanceId"], a["Device"]) for a in attachment] == [(cloud["instance"], "/dev/vdb")]
+    on_disk = data_disk.read_bytes()
+    for text in consoles:
+        assert "Traceback" not in text
+    for secret in [c["password"] for c in cloud["creds"].values()] + [cloud["key"].splitlines()[1]]:
+        assert not any(secret in text for text in consoles), "a secret reached the console"
+        assert secret.encode() not in on_disk, "a secret is in plaintext on the data disk"
+
+
+def _wait_connect(deadline: float, **params):
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return psycopg2.connect(**params)
+        except psycopg2.OperationalError as exc:
+            last = exc
+            time.sleep(2)
+    raise AssertionError(f"could not connect: {last}")

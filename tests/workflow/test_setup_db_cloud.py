@@ -5,66 +5,20 @@ The full boot in the embedded cloud (realizer, its metadata service) is covered 
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from eucadb.workflow import credentials, pki, userdata
+from imds import FakeImds, instance_metadata
 from setup_db_script import load_setup_db
 
 DEPLOYMENT = "dc10ud00"
 
 
 setup_db = load_setup_db("setup_db_cloud_test")
-
-
-class FakeImds:
-    """IMDSv2 on loopback: a token is required for every GET."""
-
-    def __init__(self, values: dict[str, str]):
-        self.values, self.token = values, "tok-123"
-        imds = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, body: str = "") -> None:
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body.encode())))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def do_PUT(self):
-                ok = (self.path == "/latest/api/token"
-                      and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"))
-                self._send(200, imds.token) if ok else self._send(400)
-
-            def do_GET(self):
-                if self.headers.get("X-aws-ec2-metadata-token") != imds.token:
-                    return self._send(401)
-                value = imds.values.get(self.path.rstrip("/"))
-                self._send(200, value) if value is not None else self._send(404)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +63,9 @@ def world(cloud, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     instance = cloud["instance"]
-    values = {
-        "/latest/meta-data/instance-id": instance["InstanceId"],
-        "/latest/meta-data/placement/availability-zone": "us-east-1a",
-        "/latest/meta-data/local-ipv4": instance["PrivateIpAddress"],
-        "/latest/user-data": cloud["user_data"],
-        "/latest/meta-data/iam/security-credentials": "eucadb-db",
-        "/latest/meta-data/iam/security-credentials/eucadb-db": json.dumps({
-            "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": "AKIDFROMIMDS",
-            "SecretAccessKey": "fromimds", "Token": "tok", "Expiration": expires}),
-    }
+    values = instance_metadata(instance["InstanceId"], "us-east-1a", instance["PrivateIpAddress"],
+                               cloud["user_data"])
     with FakeImds(values) as imds:
         monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint)
         yield dict(cloud, root=tmp_path / "root")
