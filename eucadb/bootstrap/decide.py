@@ -92,6 +92,9 @@ def _lifecycle(s: Snapshot) -> Action | None:
         if run.age < s.relaunch_after:
             return Idle(f"launch {run.state}: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
         return StartWorkflow(f"retrying launch after: {run.error}", "launch")
+    if s.certificate_due:
+        return StartWorkflow(f"renewing: {s.certificate_due}; new certificate, rolling the instance "
+                             "(same data volume)", "launch")
     return None
 
 

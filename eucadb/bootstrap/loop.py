@@ -15,7 +15,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from eucadb.bootstrap.decide import (Action, Idle, MaintainPartitions, SetServices, StartWorkflow,
                                      SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
-from eucadb.bootstrap.observe import LAUNCH_INPUTS, POOL_INPUTS, digest, instance_facts, latest_run
+from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
+                                     latest_run)
 from eucadb.bootstrap.services import ServiceRegistry, ServiceState
 from eucadb.bootstrap.snapshot import DbHealth, Snapshot
 from eucadb.errors import CloudError, DatabaseError, EucadbError
@@ -79,7 +80,8 @@ class Bootstrapper:
             pool_settings_digest=target.settings_digest if target else None,
             db=self._health(props), services=self.services.all(), cloud_error=cloud_error,
             unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6),
-            maintenance_due=target is not None and self._maintained_on != _today())
+            maintenance_due=target is not None and self._maintained_on != _today(),
+            certificate_due=certificate_due(self.app.vault(deployment)))
 
     def _health(self, props) -> DbHealth:
         if self.pools.target is None:
@@ -187,6 +189,9 @@ class Bootstrapper:
                 self.last_snapshot = snapshot
             except EucadbError as exc:
                 sentence = f"cycle failed: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a bug must show in /status, not only in a log
+                log.exception("reconcile cycle crashed")
+                sentence = f"cycle failed unexpectedly: {type(exc).__name__}: {exc}"
             self.cycle_seconds = time.monotonic() - started
             self.cycles += 1
             if acted or sentence != self.last_sentence:  # a steady state is logged once

@@ -11,7 +11,9 @@ from botocore.exceptions import ClientError
 from eucadb.bootstrap.snapshot import InstanceView, RunView
 from eucadb.errors import CloudError
 from eucadb.properties.registry import PROPERTIES, OnChange, WORKER
+from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names
+from eucadb.workflow.steps.certificate import CA_CERT, SERVER_CERT
 from eucadb.workflow.engine import history
 
 LAUNCH_INPUTS = (OnChange.ROLL_INSTANCE, OnChange.UPDATE_INGRESS)
@@ -68,4 +70,18 @@ def instance_facts(clients, deployment: str) -> InstanceView | None:
     return InstanceView(best["InstanceId"], best.get("PrivateIpAddress"), best["State"]["Name"])
 
 
-__all__ = ["digest", "latest_run", "instance_facts", "LAUNCH_INPUTS", "POOL_INPUTS", "WORKER"]
+def certificate_due(vault) -> str:
+    """Why the deployment's certificates need renewing now ("" when they do not, or do not exist yet).
+
+    Renewal is a launch: the certificate step issues a new pair, key delivery and the launch
+    template carry it, and the instance is replaced (same data volume) — long before expiry, at
+    2/3 of the lifetime, so a failed renewal has weeks to be retried (EUCA-8651)."""
+    for name, what in ((CA_CERT, "the CA certificate"), (SERVER_CERT, "the server certificate")):
+        pem = vault.get(name)
+        if pem and pki.needs_renewal(pem):
+            expires = pki.load_certificate(pem).not_valid_after_utc
+            return f"{what} expires {expires:%Y-%m-%d %H:%M} UTC (past 2/3 of its lifetime)"
+    return ""
+
+
+__all__ = ["digest", "latest_run", "instance_facts", "certificate_due", "LAUNCH_INPUTS", "POOL_INPUTS", "WORKER"]

@@ -52,3 +52,4 @@ class Snapshot:
     unhealthy_limit: int = 3             # failed checks before DEGRADED becomes DISABLED
     relaunch_after: float = 60.0         # seconds to wait before retrying a failed launch
     maintenance_due: bool = False        # daily partitions not yet maintained today
+    certificate_due: str = ""            # why the CA or server certificate must be renewed ("" if not)

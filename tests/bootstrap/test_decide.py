@@ -58,6 +58,19 @@ def test_launch_resume_roll_and_retry():
     assert isinstance(decide(snap(run=replace(failed, age=500.0))), StartWorkflow)
 
 
+def test_certificate_due_renews_by_launching_after_a_good_launch_only():
+    due = "the server certificate expires 2027-01-01 00:00 UTC (past 2/3 of its lifetime)"
+    renew = decide(snap(certificate_due=due))
+    assert isinstance(renew, StartWorkflow) and renew.kind == "launch"
+    assert renew.reason.startswith("renewing: the server certificate expires 2027-01-01")
+    # a failed launch keeps its retry pacing (the renewal rides on the retry); a roll comes first
+    failed = RunView(3, "launch", "rolled_back", 7, 10, "launch template", "boom", "D", 5.0)
+    assert isinstance(decide(snap(certificate_due=due, run=failed)), Idle)
+    assert decide(snap(certificate_due=due, digest="NEW")).reason.startswith("rolling")
+    assert isinstance(decide(snap(certificate_due=due, workflow_busy=True,
+                                  run=replace(failed, state="running"))), Idle)
+
+
 def test_pools_follow_the_endpoint_and_settings():
     moved = decide(snap(instance=InstanceView("i-2", "127.80.1.9", "running")))
     assert isinstance(moved, SwapPools) and moved.address == "127.80.1.9"

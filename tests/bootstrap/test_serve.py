@@ -2,8 +2,12 @@
 change that rolls the instance, two servers and one leader, unconfigure. Real cloud, real PostgreSQL."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
+import socket
+import ssl
+import struct
 import subprocess
 import time
 import urllib.error
@@ -11,11 +15,14 @@ import urllib.request
 
 import psycopg2
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from e2e import EUCADB, make_env, sibling, start_cloud
 from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.credentials import CLOUDWATCH
-from eucadb.workflow.deployment import current_deployment
+from eucadb.workflow import pki
+from eucadb.workflow.deployment import Names, current_deployment
+from eucadb.workflow.steps.certificate import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY
 from pg import free_port
 
 pytestmark = pytest.mark.slow
@@ -252,6 +259,57 @@ def test_database_stopped_and_started_again(cloud, tmp_path):
         doc = server.wait(enabled, 120)
         assert doc["instance"]["instance_id"] == instance
         assert count_rows(env, doc["database"]["endpoint"].split(":")[0]) == 50
+        env.run("property", "set", f"{W}configured=false")
+        server.wait(lambda d: d["workflow"]["kind"] == "teardown" and d["workflow"]["state"] == "succeeded", 180)
+    finally:
+        assert server.stop() == 0
+
+
+def served_certificate(endpoint: str) -> bytes:
+    """The certificate PostgreSQL presents at `endpoint` (ip:port), DER: SSLRequest, then a handshake."""
+    host, port = endpoint.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        assert sock.recv(1) == b"S", "the server refused TLS"
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # we compare, not verify
+        with context.wrap_socket(sock) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def der(pem: str) -> bytes:
+    return pki.load_certificate(pem).public_bytes(serialization.Encoding.DER)
+
+
+def test_certificate_past_two_thirds_of_its_lifetime_is_renewed_on_a_new_instance(cloud, tmp_path):
+    """Nobody asks for it: the leader sees the server certificate is due, launches again (new
+    certificate, new instance, same volume), and clients verify the new certificate; rows survive."""
+    env = sibling(cloud, tmp_path, **{f"{W}health_interval": "1", f"{W}configured": "true"})
+    server = Server(env, free_port())
+    try:
+        doc = server.wait(enabled, 180)
+        first = doc["instance"]["instance_id"]
+        insert_rows(env, doc["database"]["endpoint"].split(":")[0], 0, 20)
+        app = env.app()
+        deployment = current_deployment(app.store)
+        vault = app.vault(deployment)
+        assert served_certificate(doc["database"]["endpoint"]) == der(vault.get(SERVER_CERT))
+        # the same CA's pair, issued as if 250 of its 365 days had passed
+        issued = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=250)
+        key, aged = pki.issue_server_certificate(vault.get(CA_KEY), vault.get(CA_CERT),
+                                                 Names(deployment).dns_name, 365, now=issued)
+        vault.put(SERVER_KEY, key)
+        vault.put(SERVER_CERT, aged)
+        doc = server.wait(lambda d: enabled(d) and d["instance"]["instance_id"] != first
+                          and d["database"]["endpoint"].split(":")[0] == d["instance"]["private_ip"]
+                          and d["workflow"]["state"] == "succeeded", 240)
+        renewed = vault.get(SERVER_CERT)
+        assert renewed != aged and not pki.needs_renewal(renewed)
+        assert served_certificate(doc["database"]["endpoint"]) == der(renewed)
+        assert count_rows(env, doc["database"]["endpoint"].split(":")[0]) == 20
+        log = (env.home / f"serve-{server.port}.log").read_text()
+        assert "renewing: the server certificate expires" in log
+        assert log.count("renewing: ") == 1, "one renewal, not a launch per cycle"
         env.run("property", "set", f"{W}configured=false")
         server.wait(lambda d: d["workflow"]["kind"] == "teardown" and d["workflow"]["state"] == "succeeded", 180)
     finally:
