@@ -9,21 +9,33 @@
 #
 #   sudo image/build.sh OUTDIR [--raw SIZE_GB]
 #
-# Needs debootstrap; --raw also needs e2fsprogs, dosfstools, mtools and fdisk (sfdisk). No loop
-# device or mount of the disk is used, so it runs in containers and CI sandboxes as root.
+# Needs root with the right to mount (proc, sys and /dev bind mounts for the chroot: a privileged
+# container works) and debootstrap; --raw also needs e2fsprogs, dosfstools, mtools and fdisk
+# (sfdisk). The disk itself is never loop-mounted: it is assembled from files.
 set -euo pipefail
 out=${1:?usage: build.sh OUTDIR [--raw SIZE_GB]}
 raw_gb=""
 if [ "${2:-}" = "--raw" ]; then raw_gb=${3:?--raw needs a size in GB}; fi
+if [ -n "$raw_gb" ] && ! [[ "$raw_gb" =~ ^[0-9]+$ && "$raw_gb" -ge 2 ]]; then
+  echo "build.sh: --raw SIZE_GB must be a whole number of at least 2 (got '$raw_gb')" >&2; exit 2
+fi
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 root=$work/root
+# Never delete through a mount: /dev is the host's own. Whatever cannot be unmounted stays, named.
 cleanup() {
-  for m in proc sys dev/pts dev; do umount "$root/$m" 2>/dev/null || true; done
-  rm -rf "$work"
+  for m in dev/pts dev sys proc; do
+    mountpoint -q "$root/$m" 2>/dev/null && { umount "$root/$m" || umount -l "$root/$m" || true; }
+  done
+  if grep -q " $work/" /proc/mounts; then
+    echo "build.sh: mounts under $work remain; not deleting it" >&2
+  else
+    rm -rf --one-file-system "$work"
+  fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
 
 # debootstrap cannot resolve virtual packages (python3-cryptography needs one), so it lays down
@@ -82,7 +94,8 @@ mkfs.vfat -C -F 32 -n EFI "$work/esp.img" $((esp_mb * 1024)) >/dev/null
 mmd -i "$work/esp.img" ::/EFI ::/EFI/BOOT
 mcopy -i "$work/esp.img" "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 truncate -s "${root_mb}M" "$work/root.img"
-mkfs.ext4 -q -L eucadb-root -d "$root" "$work/root.img"
+# the image's own mke2fs defaults: a newer host could enable ext4 features bookworm's GRUB cannot read
+MKE2FS_CONFIG="$root/etc/mke2fs.conf" mkfs.ext4 -q -L eucadb-root -d "$root" "$work/root.img"
 
 disk=$out/eucadb-db.raw
 rm -f "$disk"; truncate -s "${disk_mb}M" "$disk"

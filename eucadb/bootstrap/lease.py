@@ -7,10 +7,7 @@ time the holder changes, so a stale leader's writes are refused even if it wakes
 """
 from __future__ import annotations
 
-import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,32 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from eucadb.errors import FencingError
+from eucadb.holders import holder_id, holder_is_dead
 from eucadb.store import Store
 from eucadb.store.models import Lease
 
 LEADER = "leader"
-
-
-def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True only when the holder provably died: a process of this host whose pid no longer runs.
-
-    Lets a `workflow launch` killed with -9 be resumed at once instead of after the TTL; holders
-    on other hosts are judged by the TTL alone."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 @dataclass

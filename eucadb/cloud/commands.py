@@ -7,6 +7,9 @@ import click
 
 from eucadb.app import App
 from eucadb.output import OUTPUT_OPTION, emit, table
+from eucadb.properties.registry import WORKER
+
+WORKER_IMAGE = WORKER + "image"
 
 
 @click.group("cloud")
@@ -71,21 +74,42 @@ def image_group() -> None:
               help="with --local: boot program to install as setup_db.py (default: scripts/setup_db.py)")
 @click.pass_obj
 def image_install(app: App, local: bool, disk: Path | None, boot_program: Path | None) -> None:
-    """Register the eucadb DB image, print its id and make it services.database.worker.image.
+    """Register the eucadb DB image, print its id and make it services.database.worker.image
+    (a --file disk registered in the embedded cloud is not: its instances cannot boot disks).
 
     Idempotent: installing the same content again prints the same image id."""
     if local == (disk is not None):
         raise click.UsageError("give exactly one of --local (embedded cloud) and --file DISK")
     if boot_program is not None and not local:
         raise click.UsageError("--boot-program goes with --local")
-    if local:
-        from eucadb.cloud.local.image import install_local_image
-        image = install_local_image(app, boot_program)
-    else:
-        from eucadb.cloud.image_file import install_image_file
-        image = install_image_file(app, disk, on_progress=_progress())
-    app.properties.set_many([f"services.database.worker.image={image}"])
-    click.echo(image)
+    click.echo(_install_local(app, boot_program) if local else _install_disk(app, disk))
+
+
+def _install_local(app: App, boot_program: Path | None) -> str:
+    from eucadb.cloud.local.image import install_local_image
+    image = install_local_image(app, boot_program)
+    app.properties.set_many([f"{WORKER_IMAGE}={image}"])
+    return image
+
+
+def _install_disk(app: App, disk: Path) -> str:
+    """Upload and register the disk; make it the worker image wherever it can boot, and say now if
+    the configured instance type cannot boot it (the launch's admission would refuse it later)."""
+    from eucadb.cloud.image_file import install_image_file
+    from eucadb.cloud.local.control import is_embedded
+    from eucadb.errors import WorkflowError
+    from eucadb.workflow.steps.admission import check_boot_mode
+    image = install_image_file(app, disk, on_progress=_progress())
+    if is_embedded(app.config):  # its instances are processes, not VMs: a disk cannot boot there
+        click.echo(f"registered {image} in the embedded cloud, which cannot boot disk images: "
+                   f"{WORKER_IMAGE} is left as it is (use --local here)", err=True)
+        return image
+    app.properties.set_many([f"{WORKER_IMAGE}={image}"])
+    try:
+        check_boot_mode(app.facts, image, app.properties.value(WORKER + "instance_type"))
+    except WorkflowError as exc:
+        click.echo(f"warning: {exc}", err=True)
+    return image
 
 
 def _progress():

@@ -6,9 +6,10 @@ asynchronous conversion task; writing the disk's blocks straight into a snapshot
 command with no extra IAM setup, and the AMI then boots from that snapshot (RegisterImage with a
 root block device mapping, UEFI, as build.sh makes it).
 
-Resumable by content: the image's name and the snapshot's tag carry the disk's SHA-256, so a second
-run (or one after a crash) reuses a registered image, registers a completed snapshot, and deletes
-an unfinished upload before starting again (an EBS direct snapshot cannot be reopened).
+Resumable by content: the image's name and the snapshot's tags carry the disk's SHA-256, so a second
+run (or one after a crash) reuses a registered image, waits for and registers an upload that was
+completed, and deletes an upload whose uploader died on this host (an EBS direct snapshot cannot be
+reopened). An upload still held by a live eucadb is left alone, with an error naming it.
 All-zero blocks are not sent: a new snapshot reads as zeros where nothing was written.
 """
 from __future__ import annotations
@@ -27,13 +28,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eucadb.cloud.client import error_code
 from eucadb.cloud.images import DIGEST_TAG, SNAPSHOT_TAG, ensure_image, find_image, image_name
-from eucadb.errors import CloudError, UserError
-from eucadb.retry import Retry
+from eucadb.errors import CloudError, CloudUnreachable, UserError
+from eucadb.holders import holder_id, holder_is_dead
+from eucadb.retry import Retry, RetryTimeout
 
 log = logging.getLogger(__name__)
 GIB = 1 << 30
 ROOT_DEVICE = "/dev/xvda"
-UPLOAD_TAG = "eucadb:image-upload"  # marks snapshots this installer started
+UPLOAD_TAG = "eucadb:image-upload"  # on snapshots this installer started: its holder id, then SEALED
+SEALED = "sealed"                   # CompleteSnapshot answered: only the cloud's processing is left
 EBS_DIRECT_OPERATIONS = frozenset({"StartSnapshot", "PutSnapshotBlock", "CompleteSnapshot"})
 NO_EBS_DIRECT = frozenset({"404", "UnknownOperationException", "InvalidAction", "NotImplemented",
                            "UnrecognizedClientException"})
@@ -61,6 +64,11 @@ class DiskFile:
         return self.sha256[:16]
 
     @property
+    def description(self) -> str:
+        """For the snapshot and the image: at most 255 characters, the full digest always in it."""
+        return f"eucadb DB image {self.path.name[:100]} (sha256 {self.sha256})"
+
+    @property
     def volume_gib(self) -> int:
         return max(1, math.ceil(self.size / GIB))
 
@@ -73,8 +81,11 @@ def inspect_disk(path: Path) -> DiskFile:
     if not path.is_file():
         raise UserError(f"--file {path}: not a regular file (expected a raw disk image, e.g. "
                         "build.sh's eucadb-db.raw)")
-    with path.open("rb") as f:
-        head = f.read(2048)
+    try:
+        with path.open("rb") as f:
+            head = f.read(2048)
+    except OSError as exc:
+        raise UserError(f"--file {path}: cannot read it ({exc.strerror})") from None
     for magic, offset, what, fix in _NOT_RAW:
         if head[offset:offset + len(magic)] == magic:
             raise UserError(f"--file {path} is {what}, not a raw disk image: {fix}")
@@ -94,6 +105,26 @@ def inspect_disk(path: Path) -> DiskFile:
     return DiskFile(path, size, digest.hexdigest())
 
 
+BLOCK_TRANSIENT_CODES = frozenset({"ResourceNotFoundException", "RequestThrottledException",
+                                   "InternalServerException", "ServiceQuotaExceededException"})
+
+
+def _block_transient(exc: BaseException) -> bool:
+    """Worth sending the block again: throttling, a server fault, the snapshot not yet visible right
+    after StartSnapshot (eventual consistency), or the endpoint briefly unreachable."""
+    if isinstance(exc, CloudUnreachable):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error_code(exc) in BLOCK_TRANSIENT_CODES or status >= 500
+
+
+# botocore's standard mode already retries throttling 4 times inside each call; this covers the rest
+BLOCK_RETRY = Retry(deadline=120, max_delay=10, retry_on=(ClientError, CloudUnreachable),
+                    is_transient=_block_transient)
+
+
 class Uploader:
     """Writes one disk file into a new snapshot through the EBS direct APIs."""
 
@@ -107,8 +138,8 @@ class Uploader:
         started = self.clients.call(
             "ebs", "start_snapshot", VolumeSize=self.disk.volume_gib,  # boto3 adds the ClientToken
             Timeout=min(4320, max(60, 10 * self.disk.volume_gib)),  # minutes until AWS gives up on it
-            Description=f"eucadb DB image {self.disk.path.name} (sha256 {self.disk.sha256})",
-            Tags=[{"Key": DIGEST_TAG, "Value": self.disk.digest}, {"Key": UPLOAD_TAG, "Value": "1"}])
+            Description=self.disk.description,
+            Tags=[{"Key": DIGEST_TAG, "Value": self.disk.digest}, {"Key": UPLOAD_TAG, "Value": holder_id()}])
         snapshot_id, block_size = started["SnapshotId"], int(started["BlockSize"])
         try:
             checksums = self._put_blocks(snapshot_id, block_size)
@@ -121,6 +152,8 @@ class Uploader:
         except BaseException:
             _delete_snapshot(self.clients, snapshot_id)  # an unfinished snapshot is worthless
             raise
+        self.clients.call("ec2", "create_tags", Resources=[snapshot_id],
+                          Tags=[{"Key": UPLOAD_TAG, "Value": SEALED}])
         return snapshot_id
 
     def _put_blocks(self, snapshot_id: str, block_size: int) -> dict[int, bytes]:
@@ -131,25 +164,30 @@ class Uploader:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="upload") as pool, \
                 self.disk.path.open("rb") as f:
             pending: set[Future] = set()
-            for index in range(total):
-                block = f.read(block_size).ljust(block_size, b"\0")
-                if block == zero:
-                    continue
-                pending.add(pool.submit(self._put, snapshot_id, index, block, checksums))
-                if len(pending) >= 2 * self.workers:  # bounded memory: a few blocks in flight
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    done += _settle(finished)
-                    self.on_progress(index + 1, total)
-            done += _settle(wait(pending).done)
+            try:
+                for index in range(total):
+                    block = f.read(block_size).ljust(block_size, b"\0")
+                    if block == zero:
+                        continue
+                    pending.add(pool.submit(self._put, snapshot_id, index, block, checksums))
+                    if len(pending) >= 2 * self.workers:  # bounded memory: a few blocks in flight
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        done += _settle(finished)
+                        self.on_progress(index + 1, total)
+                done += _settle(wait(pending).done)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # queued blocks are not worth sending
+                raise
         self.on_progress(total, total)
         log.info("uploaded %d of %d blocks of %s (the rest are zeros)", done, total, self.disk.path.name)
         return checksums
 
     def _put(self, snapshot_id: str, index: int, block: bytes, checksums: dict[int, bytes]) -> None:
         digest = hashlib.sha256(block).digest()
-        self.clients.call("ebs", "put_snapshot_block", SnapshotId=snapshot_id, BlockIndex=index,
-                          BlockData=block, DataLength=len(block), ChecksumAlgorithm="SHA256",
-                          Checksum=base64.b64encode(digest).decode())
+        BLOCK_RETRY.call(lambda: self.clients.call(
+            "ebs", "put_snapshot_block", SnapshotId=snapshot_id, BlockIndex=index, BlockData=block,
+            DataLength=len(block), ChecksumAlgorithm="SHA256", Checksum=base64.b64encode(digest).decode()),
+            f"block {index} of {snapshot_id}")
         with self._lock:
             checksums[index] = digest
 
@@ -172,31 +210,51 @@ def _delete_snapshot(clients: Any, snapshot_id: str) -> None:
 
 
 def _previous_uploads(clients: Any, disk: DiskFile) -> list[dict]:
-    return clients.call("ec2", "describe_snapshots", OwnerIds=["self"], Filters=[
+    found = clients.call("ec2", "describe_snapshots", OwnerIds=["self"], Filters=[
         {"Name": f"tag:{DIGEST_TAG}", "Values": [disk.digest]},
-        {"Name": f"tag:{UPLOAD_TAG}", "Values": ["1"]}])["Snapshots"]
+        {"Name": "tag-key", "Values": [UPLOAD_TAG]}])["Snapshots"]
+    # the tag is 64 bits of the digest; the description names all of it
+    return [s for s in found if disk.sha256 in s.get("Description", "")]
+
+
+def _holder(snapshot: dict) -> str:
+    return next((t["Value"] for t in snapshot.get("Tags", []) if t["Key"] == UPLOAD_TAG), "")
+
+
+def _wait_completed(clients: Any, snapshot_id: str, disk: DiskFile) -> str:
+    def completed() -> None:
+        state = clients.call("ec2", "describe_snapshots", SnapshotIds=[snapshot_id])["Snapshots"][0]["State"]
+        if state == "error":
+            raise CloudError(f"snapshot {snapshot_id} of {disk.path} failed in the cloud; delete it and "
+                             "run the install again")
+        if state != "completed":
+            raise _NotYet(state)
+
+    deadline = 600 + 60 * disk.volume_gib  # the cloud's own processing after CompleteSnapshot
+    try:
+        Retry(deadline=deadline, max_delay=5, retry_on=(_NotYet,)).call(completed, f"snapshot {snapshot_id}")
+    except RetryTimeout:
+        raise CloudError(f"snapshot {snapshot_id} holds the whole disk but the cloud still reports it "
+                         f"pending after {deadline}s; run the same install again later: it waits for "
+                         "this snapshot and registers the image") from None
+    return snapshot_id
 
 
 def root_snapshot(clients: Any, disk: DiskFile, workers: int = 8,
                   on_progress: Callable[[int, int], None] | None = None) -> str:
-    """A completed snapshot holding `disk`: one a previous run finished, or a new upload."""
+    """A completed snapshot holding `disk`: one a previous run finished or sealed, or a new upload."""
     for snapshot in _previous_uploads(clients, disk):
-        if snapshot["State"] == "completed":
-            log.info("reusing snapshot %s uploaded earlier from the same disk", snapshot["SnapshotId"])
-            return snapshot["SnapshotId"]
-        log.info("deleting unfinished upload %s (%s)", snapshot["SnapshotId"], snapshot["State"])
-        _delete_snapshot(clients, snapshot["SnapshotId"])
-    snapshot_id = Uploader(clients, disk, workers, on_progress).upload()
-
-    def completed() -> None:
-        state = clients.call("ec2", "describe_snapshots", SnapshotIds=[snapshot_id])["Snapshots"][0]["State"]
-        if state == "error":
-            raise CloudError(f"snapshot {snapshot_id} of {disk.path} failed in the cloud")
-        if state != "completed":
-            raise _NotYet(state)
-
-    Retry(deadline=600, max_delay=5, retry_on=(_NotYet,)).call(completed, f"snapshot {snapshot_id} to complete")
-    return snapshot_id
+        snapshot_id, state, holder = snapshot["SnapshotId"], snapshot["State"], _holder(snapshot)
+        if state == "completed" or (state == "pending" and holder == SEALED):
+            log.info("reusing snapshot %s uploaded earlier from the same disk (%s)", snapshot_id, state)
+            return _wait_completed(clients, snapshot_id, disk)
+        if state == "pending" and not holder_is_dead(holder):
+            raise CloudError(f"snapshot {snapshot_id} of this disk is being uploaded by {holder or 'someone'} "
+                             f"(started {snapshot.get('StartTime')}); wait for that install, or delete the "
+                             "snapshot if it was killed on another host")
+        log.info("deleting unfinished upload %s (%s, uploader %s is gone)", snapshot_id, state, holder)
+        _delete_snapshot(clients, snapshot_id)
+    return _wait_completed(clients, Uploader(clients, disk, workers, on_progress).upload(), disk)
 
 
 def install_image_file(app: Any, path: Path, workers: int = 8,
@@ -212,6 +270,8 @@ def install_image_file(app: Any, path: Path, workers: int = 8,
                 ) if code in NO_EBS_DIRECT and exc.operation_name in EBS_DIRECT_OPERATIONS else ""
         raise CloudError(f"installing {disk.path} failed: {code or 'error'}: "
                          f"{exc.response.get('Error', {}).get('Message', exc)}{hint}") from None
+    except RetryTimeout as exc:  # a block the cloud kept refusing as "try again"
+        raise CloudError(f"installing {disk.path} failed: {exc}; nothing was kept, run it again") from None
 
 
 def _install(app: Any, disk: DiskFile, workers: int,
@@ -220,7 +280,7 @@ def _install(app: Any, disk: DiskFile, workers: int,
     found = find_image(app.clients, name)
     snapshot_id = _root_of(found) if found else root_snapshot(app.clients, disk, workers, on_progress)
     return ensure_image(app.clients, name, disk.digest, {
-        "Description": f"eucadb database image from {disk.path.name} (sha256 {disk.sha256})",
+        "Description": disk.description,
         "Architecture": "x86_64", "VirtualizationType": "hvm", "BootMode": "uefi", "EnaSupport": True,
         "RootDeviceName": ROOT_DEVICE,
         "BlockDeviceMappings": [{"DeviceName": ROOT_DEVICE, "Ebs": {

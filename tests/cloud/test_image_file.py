@@ -8,16 +8,19 @@ import http.server
 import json
 import os
 import re
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from moto_server import MotoServer
 
@@ -74,11 +77,13 @@ def digest_snapshots(cloud, data: bytes) -> list[dict]:
 def test_disk_round_trips_through_the_snapshot_and_the_image_boots_from_it(cloud, tmp_path):
     disk = tmp_path / "eucadb-db.raw"
     data = make_disk(disk)
+    before = image_property(cloud)
     done = cloud.cli("image", "install", "--file", str(disk))
     image_id = done.stdout.strip()
     assert image_id.startswith("ami-") and "\n" not in image_id
     assert "uploading: 100%" in done.stderr
-    assert image_property(cloud) == image_id
+    # the embedded cloud's instances are processes: it registers the disk but must not boot it
+    assert "cannot boot disk images" in done.stderr and image_property(cloud) == before
 
     image = cloud.client("ec2").describe_images(ImageIds=[image_id])["Images"][0]
     tags = {t["Key"]: t["Value"] for t in image["Tags"]}
@@ -100,17 +105,38 @@ def test_disk_round_trips_through_the_snapshot_and_the_image_boots_from_it(cloud
     assert [s["SnapshotId"] for s in digest_snapshots(cloud, data)] == [snapshot_id]
 
 
+def leftover_upload(cloud, data: bytes, holder: str) -> str:
+    """A snapshot as an install left it: started, tagged with its uploader, never completed."""
+    sha = hashlib.sha256(data).hexdigest()
+    return cloud.client("ebs").start_snapshot(
+        VolumeSize=1, Description=f"eucadb DB image x.raw (sha256 {sha})",
+        Tags=[{"Key": "eucadb:image-digest", "Value": sha[:16]},
+              {"Key": "eucadb:image-upload", "Value": holder}])["SnapshotId"]
+
+
+def dead_holder() -> str:
+    """The holder id of a process of this host that has exited."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return f"{socket.gethostname()}:{gone.pid}:abcdef"
+
+
 def test_interrupted_installs_resume_without_leftovers(cloud, tmp_path):
     disk = tmp_path / "resume.raw"
     data = make_disk(disk, seed=b"resume")
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    # a run killed mid-upload left a snapshot that was never completed
-    pending = cloud.client("ebs").start_snapshot(VolumeSize=1, Tags=[
-        {"Key": "eucadb:image-digest", "Value": digest}, {"Key": "eucadb:image-upload", "Value": "1"}])
+    # another install of the same disk is uploading right now (a live process): left alone
+    alive = leftover_upload(cloud, data, f"{socket.gethostname()}:{os.getpid()}:abcdef")
+    busy = cloud.cli("image", "install", "--file", str(disk), check=False)
+    assert busy.returncode == 1 and f"snapshot {alive} of this disk is being uploaded" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    cloud.client("ec2").delete_snapshot(SnapshotId=alive)
+
+    # a run killed mid-upload left a snapshot that was never completed: deleted, uploaded anew
+    crashed = leftover_upload(cloud, data, dead_holder())
     image_id = cloud.cli("image", "install", "--file", str(disk)).stdout.strip()
     snapshots = digest_snapshots(cloud, data)
     assert [s["State"] for s in snapshots] == ["completed"]
-    assert snapshots[0]["SnapshotId"] != pending["SnapshotId"], "the unfinished upload is deleted, not used"
+    assert snapshots[0]["SnapshotId"] != crashed, "the unfinished upload is deleted, not used"
 
     # a run killed after the upload but before RegisterImage: the completed snapshot is reused
     ec2 = cloud.client("ec2")
@@ -120,6 +146,50 @@ def test_interrupted_installs_resume_without_leftovers(cloud, tmp_path):
     image = ec2.describe_images(ImageIds=[again])["Images"][0]
     assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == snapshots[0]["SnapshotId"]
     assert [s["SnapshotId"] for s in digest_snapshots(cloud, data)] == [snapshots[0]["SnapshotId"]]
+    # while the image exists, its root snapshot cannot be deleted (as in AWS)
+    with pytest.raises(ClientError, match="InvalidSnapshot.InUse"):
+        ec2.delete_snapshot(SnapshotId=snapshots[0]["SnapshotId"])
+
+
+def test_a_sealed_upload_still_pending_is_waited_for_not_sent_again(cloud, tmp_path):
+    """CompleteSnapshot answered, the cloud still processing, the installer gone: the next run waits
+    for that snapshot and registers it."""
+    disk = tmp_path / "sealed.raw"
+    data = make_disk(disk, seed=b"sealed")
+    sealed = leftover_upload(cloud, data, "sealed")
+    install = subprocess.Popen([sys.executable, "-m", "eucadb.cli", "image", "install", "--file", str(disk)],
+                               env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    assert install.poll() is None, "it must wait while the snapshot is pending"
+    cloud.client("ebs").complete_snapshot(SnapshotId=sealed, ChangedBlocksCount=0)
+    out, err = install.communicate(timeout=120)
+    assert install.returncode == 0, err
+    image = cloud.client("ec2").describe_images(ImageIds=[out.strip()])["Images"][0]
+    assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == sealed
+    assert [s["SnapshotId"] for s in digest_snapshots(cloud, data)] == [sealed]
+
+
+def test_on_another_cloud_the_image_becomes_the_worker_image(home, tmp_path):
+    """A cloud that is not the embedded one (a bare moto server, which answers moto's own 512-byte
+    blocks: the uploader follows the BlockSize the cloud answers)."""
+    disk = tmp_path / "eucadb-db.raw"
+    make_disk(disk)
+    with MotoServer() as moto:
+        env = {**os.environ, **moto.env()}
+        done = subprocess.run([sys.executable, "-m", "eucadb.cli", "image", "install", "--file", str(disk)],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        image_id = done.stdout.strip()
+        got = json.loads(subprocess.run([sys.executable, "-m", "eucadb.cli", "property", "get",
+                                         "services.database.worker.image", "-o", "json"], env=env,
+                                        capture_output=True, text=True, timeout=60).stdout)
+        image = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
+                             aws_access_key_id="testing", aws_secret_access_key="testing"
+                             ).describe_images(ImageIds=[image_id])["Images"][0]
+    assert got["value"] == image_id
+    assert {"Key": "eucadb:image", "Value": "db"} in image["Tags"]
+    # the default instance type boots legacy BIOS only: the launch would refuse it, so say so now
+    assert "warning: services.database.worker.instance_type: m1.small boots legacy-bios only" in done.stderr
 
 
 def _qcow2(path: Path) -> None:
@@ -207,7 +277,7 @@ class _NoEbsProxy:
 
 def test_a_cloud_without_ebs_direct_apis_gets_a_clear_error_and_keeps_nothing(home, tmp_path):
     disk = tmp_path / "eucadb-db.raw"
-    make_disk(disk)
+    digest = hashlib.sha256(make_disk(disk, seed=b"no-ebs")).hexdigest()[:16]
     with MotoServer() as moto:
         proxy = _NoEbsProxy(moto.endpoint)
         try:
@@ -219,11 +289,15 @@ def test_a_cloud_without_ebs_direct_apis_gets_a_clear_error_and_keeps_nothing(ho
                                   env=env, capture_output=True, text=True, timeout=60)
             ec2 = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
                                aws_access_key_id="testing", aws_secret_access_key="testing")
-            images = ec2.describe_images(Owners=["self"])["Images"]
+            # moto's state is per process, shared with the other in-process servers: look for ours
+            images = ec2.describe_images(Owners=["self"], Filters=[
+                {"Name": "name", "Values": [f"eucadb-db-disk-{digest}"]}])["Images"]
+            snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+                {"Name": "tag:eucadb:image-digest", "Values": [digest]}])["Snapshots"]
         finally:
             proxy.close()
     assert done.returncode == 1 and done.stdout == ""
     assert "offers no EBS direct APIs" in done.stderr and "euca-install-image" in done.stderr
     assert "Traceback" not in done.stderr
-    assert images == []
+    assert images == [] and snapshots == []
     assert json.loads(prop.stdout)["value"] in ("", None)

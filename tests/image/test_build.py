@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -33,6 +34,7 @@ from pg import free_port
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = ("debootstrap", "mkfs.vfat", "mcopy", "sfdisk", "mkfs.ext4", "qemu-system-x86_64")
 OVMF = Path("/usr/share/OVMF")
+BUILD_DEADLINE = 1800  # seconds for debootstrap + apt (about 120 here)
 BOOT_DEADLINE = 600  # seconds of emulated boot + first setup before we give up
 NET = "169.254.169"        # the VM's user-mode network: the metadata address is inside it
 GUEST_IP = f"{NET}.15"     # what slirp's DHCP hands the VM first
@@ -64,9 +66,18 @@ def image(tmp_path_factory) -> Path:
     if prebuilt:
         return Path(prebuilt)
     out = tmp_path_factory.mktemp("image")
-    done = subprocess.run(["bash", str(REPO / "image" / "build.sh"), str(out), "--raw", "2"],
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, f"build.sh failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    # its own process group: on a timeout the whole build (apt, dpkg in the chroot) gets SIGTERM,
+    # and build.sh's trap unmounts the chroot's proc, sys and /dev before anything is deleted
+    build = subprocess.Popen(["bash", str(REPO / "image" / "build.sh"), str(out), "--raw", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        output, _ = build.communicate(timeout=BUILD_DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(build.pid, signal.SIGTERM)
+        output, _ = build.communicate(timeout=120)
+        pytest.fail(f"build.sh took over {BUILD_DEADLINE}s:\n{output[-3000:]}")
+    assert build.returncode == 0, f"build.sh failed:\n{output[-5000:]}"
     return out
 
 

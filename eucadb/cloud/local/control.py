@@ -114,6 +114,12 @@ def up(config: Config) -> tuple[Config, Network]:
     return config, network
 
 
+def is_embedded(config: Config) -> bool:
+    """Is the configured cloud endpoint the embedded cloud running on this machine?"""
+    api = _running(Layout.from_config(config).api_pidfile)
+    return api is not None and (api.info or {}).get("endpoint") == config["cloud.endpoint_url"]
+
+
 def down(config: Config) -> list[str]:
     """Stop what `up` started (by pid record only), then every realized instance. Returns what stopped."""
     layout = Layout.from_config(config)

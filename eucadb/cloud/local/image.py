@@ -32,6 +32,7 @@ def install_local_image(app, boot_program: Path | None = None) -> str:
     digest = hashlib.sha256(source.read_bytes() + str(runtime).encode()).hexdigest()[:16]
     image_id = ensure_image(app.clients, image_name("local", digest), digest, {
         "Architecture": "x86_64", "RootDeviceName": "/dev/sda1", "VirtualizationType": "hvm",
+        "BootMode": "uefi-preferred",  # a process, not a VM: any instance type runs it
         "Description": "eucadb database image (embedded cloud)"})
     _populate(layout.image_dir(image_id), source, runtime)
     return image_id

@@ -79,6 +79,7 @@ def _register_image_mapping() -> None:
         if snapshot_id:
             self.ec2_backend.snapshots.pop(ami.ebs_snapshot.id, None)  # moto's made-up one
             ami.ebs_snapshot = self.ec2_backend.snapshots[snapshot_id]
+            ami.ebs_snapshot.from_ami = ami.id  # DeleteSnapshot now refuses while the image exists
             ami.root_device_type = "ebs"
         return result
 

@@ -31,6 +31,17 @@ def front_end_address(endpoint: str | None, region: str) -> str:
                             f"set {WORKER}allowed_cidrs explicitly") from None
 
 
+def check_boot_mode(facts, image_id: str, instance_type: str) -> None:
+    """A UEFI-only image (image/build.sh's disk) on a type that boots legacy BIOS only would be
+    launched and never start; say so before anything is built."""
+    mode = (facts.image(image_id) or {}).get("BootMode")
+    supported = (facts.instance_type(instance_type) or {}).get("SupportedBootModes") or []
+    if mode in ("uefi", "legacy-bios") and supported and mode not in supported:
+        raise WorkflowError(f"{WORKER}instance_type: {instance_type} boots {' or '.join(supported)} only, "
+                            f"but image {image_id} needs {mode}; choose a type that supports {mode} "
+                            "(e.g. t3, m5, m6i) or another image")
+
+
 class AdmissionStep(BaseStep):
     name = "admission"
     title = "admission checks"
@@ -45,6 +56,7 @@ class AdmissionStep(BaseStep):
                 problem = check(prop.cloud_check, facts, props[prop.name])
                 if problem:
                     raise WorkflowError(f"{prop.name}: {problem}")
+        check_boot_mode(facts, props[WORKER + "image"], props[WORKER + "instance_type"])
         zones = props[WORKER + "availability_zones"] or facts.zones()
         vpc_id, subnets = self._network(ctx, zones)
         volume_zone = None
