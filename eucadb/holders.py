@@ -17,8 +17,8 @@ def holder_id() -> str:
 def holder_is_dead(holder: str) -> bool:
     """True only when the holder provably died: a process of this host whose pid no longer runs.
 
-    Lets a `workflow launch` killed with -9 be resumed at once instead of after the TTL; holders
-    on other hosts are judged by the TTL alone."""
+    Lets a `workflow launch` (or an image upload) killed with -9 be taken over at once instead of
+    after a timeout; holders on other hosts are judged by the timeout alone."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():

@@ -29,11 +29,14 @@ def install_local_image(app, boot_program: Path | None = None) -> str:
     layout = Layout.from_config(app.config)
     layout.ensure()
     runtime = build_runtime(layout, app.config["cloud.instance_python"])
-    digest = hashlib.sha256(source.read_bytes() + str(runtime).encode()).hexdigest()[:16]
-    image_id = ensure_image(app.clients, image_name("local", digest), digest, {
-        "Architecture": "x86_64", "RootDeviceName": "/dev/sda1", "VirtualizationType": "hvm",
-        "BootMode": "uefi-preferred",  # a process, not a VM: any instance type runs it
-        "Description": "eucadb database image (embedded cloud)"})
+    register = {"Architecture": "x86_64", "RootDeviceName": "/dev/sda1", "VirtualizationType": "hvm",
+                "BootMode": "uefi-preferred",  # a process, not a VM: any instance type runs it
+                "Description": "eucadb database image (embedded cloud)"}
+    # what RegisterImage says is part of the content: an image registered with other attributes
+    # (an older eucadb's) is not reused
+    digest = hashlib.sha256(source.read_bytes() + str(runtime).encode() +
+                            repr(sorted(register.items())).encode()).hexdigest()[:16]
+    image_id = ensure_image(app.clients, image_name("local", digest), digest, register)
     _populate(layout.image_dir(image_id), source, runtime)
     return image_id
 
