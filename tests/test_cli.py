@@ -61,3 +61,12 @@ def test_bad_config_is_a_one_line_error(tmp_path):
     (tmp_path / "eucadb.yaml").write_text("serve:\n  port: -1\n")
     result = run("property", "list", env_home=tmp_path)
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "serve.port" in result.stderr
+
+
+def test_rotating_passwords_before_any_launch_is_a_clear_error(tmp_path):
+    done = run("workflow", "rotate-passwords", env_home=tmp_path)
+    assert done.returncode == 1 and done.stderr == (
+        "error: no database passwords exist yet: the first launch makes them\n")
+    unknown = run("workflow", "rotate-passwords", "--role", "root", env_home=tmp_path)
+    assert unknown.returncode == 1
+    assert "unknown role root; roles are: admin, cloudwatch, reporting, replication" in unknown.stderr

@@ -95,6 +95,12 @@ def _lifecycle(s: Snapshot) -> Action | None:
     if s.certificate_due:
         return StartWorkflow(f"renewing: {s.certificate_due}; new certificate, rolling the instance "
                              "(same data volume)", "launch")
+    if s.credentials_digest and run.credentials_digest != s.credentials_digest:
+        if not run.credentials_digest:  # a run from before templates recorded it: a no-op launch tells
+            return StartWorkflow(f"launching: run {run.id} did not record which database passwords its "
+                                 "launch template carries", "launch")
+        return StartWorkflow("rotating: the database passwords changed since the last launch; new "
+                             "launch template version, rolling the instance (same data volume)", "launch")
     return None
 
 

@@ -26,6 +26,7 @@ from eucadb.pool.migrate import maintain_partitions, migrate_remote
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.access import db_endpoint, db_logins
+from eucadb.workflow.steps.launch_template import stored_credentials_digest
 from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
@@ -71,9 +72,11 @@ class Bootstrapper:
             except CloudError as exc:
                 cloud_error = str(exc)
         target = self.pools.target
+        vault = self.app.vault(deployment)
+        logins = stored_credentials_digest(vault)
         return Snapshot(
             leader=leader, leader_holder=holder.holder if holder else "", properties=props,
-            digest=digest(props, LAUNCH_INPUTS), pool_digest=digest(props, POOL_INPUTS),
+            digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{logins}",
             run=latest_run(self.app.store, deployment),
             workflow_busy=self._workflow is not None and self._workflow.is_alive(),
             instance=instance, pool_address=target.endpoint.address if target else None,
@@ -81,7 +84,7 @@ class Bootstrapper:
             db=self._health(props), services=self.services.all(), cloud_error=cloud_error,
             unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6),
             maintenance_due=target is not None and self._maintained_on != _today(),
-            certificate_due=certificate_due(self.app.vault(deployment)))
+            certificate_due=certificate_due(vault), credentials_digest=logins)
 
     def _health(self, props) -> DbHealth:
         if self.pools.target is None:

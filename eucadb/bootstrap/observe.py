@@ -38,8 +38,10 @@ def latest_run(store, deployment: str) -> RunView | None:
     finished = run["finished_at"]
     age = 0.0 if finished is None else max(0.0, time.time() - _epoch(finished))
     options = run["options"]
+    delivered = next((st["resources"].get("credentials_digest", "") for st in steps
+                      if st["step"].endswith(". launch_template")), "")
     return RunView(run["run"], run["kind"], run["state"], current + 1, len(steps), title, run["error"],
-                   options.get("digest", ""), age)
+                   options.get("digest", ""), age, delivered)
 
 
 def _epoch(ts) -> float:

@@ -18,6 +18,7 @@ class RunView:
     error: str | None
     digest: str          # digest of the properties the run was started with
     age: float           # seconds since the run finished (0 while running)
+    credentials_digest: str = ""  # which DB credentials its launch template carries ("" unknown)
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,4 @@ class Snapshot:
     relaunch_after: float = 60.0         # seconds to wait before retrying a failed launch
     maintenance_due: bool = False        # daily partitions not yet maintained today
     certificate_due: str = ""            # why the CA or server certificate must be renewed ("" if not)
+    credentials_digest: str = ""         # the DB credentials in the vault now (digest; "" none yet)

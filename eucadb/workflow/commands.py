@@ -1,9 +1,12 @@
-"""`eucadb workflow show | launch | teardown` — the launch workflow by hand.
+"""`eucadb workflow show | launch | teardown | rotate-passwords` — the launch workflow by hand.
 
 `eucadb serve` drives these automatically; by hand they take the same leader lease, so a manual run
 never races a running server.
 """
 from __future__ import annotations
+
+import json
+import logging
 
 import click
 
@@ -11,8 +14,14 @@ from eucadb.bootstrap.lease import LeaderLease
 from eucadb.errors import UserError
 from eucadb.output import OUTPUT_OPTION, emit
 from eucadb.workflow.engine import RunState, history
+from eucadb.workflow import credentials
+from eucadb.workflow.credentials import ROLES
+from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
+from eucadb.workflow.steps.launch_template import CREDENTIALS
+
+log = logging.getLogger(__name__)
 
 
 @click.group("workflow")
@@ -75,3 +84,29 @@ def launch_cmd(app) -> None:
 def teardown_cmd(app, delete_volume: bool) -> None:
     """Remove every cloud resource of the deployment; the data volume is kept unless asked."""
     _run(app, TEARDOWN, {"delete_volume": delete_volume})
+
+
+@workflow_group.command("rotate-passwords")
+@click.option("--role", "roles", multiple=True, metavar="ROLE",
+              help=f"only this role (repeatable): {', '.join(ROLES.as_dict())}; default: all of them")
+@click.pass_obj
+def rotate_passwords_cmd(app, roles: tuple[str, ...]) -> None:
+    """New database passwords, applied by rolling the instance (same data volume).
+
+    The vault gets the new passwords at once; the running `eucadb serve` sees that the launch
+    template carries others, launches (new template version, replacement instance, which sets
+    them at boot) and then swaps its pools to the new logins. Without a running serve, run
+    `eucadb workflow launch`. Sessions are interrupted for the replacement, as for any roll."""
+    known = ROLES.as_dict()
+    unknown = [r for r in roles if r not in known]
+    if unknown:
+        raise UserError(f"unknown role {', '.join(unknown)}; roles are: {', '.join(known)}")
+    deployment = current_deployment(app.store, create=False)
+    stored = app.vault(deployment).get(CREDENTIALS) if deployment else None
+    if stored is None:
+        raise UserError("no database passwords exist yet: the first launch makes them")
+    chosen = tuple(roles) or tuple(known)
+    app.vault(deployment).put(CREDENTIALS, json.dumps(credentials.rotate(json.loads(stored), chosen)))
+    log.info("database passwords rotated for %s", ", ".join(chosen))
+    click.echo(f"new passwords for {', '.join(known[k] for k in chosen)} are in the vault; the running "
+               "`eucadb serve` rolls the database instance to apply them (or run `eucadb workflow launch`)")

@@ -71,6 +71,20 @@ def test_certificate_due_renews_by_launching_after_a_good_launch_only():
                                   run=replace(failed, state="running"))), Idle)
 
 
+def test_passwords_changed_in_the_vault_roll_the_instance_then_the_pools_follow():
+    delivered = replace(snap().run, credentials_digest="C1")
+    assert isinstance(decide(snap(run=delivered, credentials_digest="C1")), Idle)
+    rotate = decide(snap(run=delivered, credentials_digest="C2", pool_digest="P:C2"))
+    assert isinstance(rotate, StartWorkflow) and rotate.reason.startswith("rotating: the database passwords")
+    # a run from before templates recorded the digest: one launch (all adopted if nothing changed)
+    unknown = decide(snap(credentials_digest="C1"))
+    assert isinstance(unknown, StartWorkflow) and "did not record" in unknown.reason
+    # once a launch delivered them, new logins mean new pools (same instance address or not)
+    after = decide(snap(run=replace(delivered, credentials_digest="C2"), credentials_digest="C2",
+                        pool_digest="P:C2", pool_settings_digest="P:C1"))
+    assert isinstance(after, SwapPools) and after.address == "127.80.1.4"
+
+
 def test_pools_follow_the_endpoint_and_settings():
     moved = decide(snap(instance=InstanceView("i-2", "127.80.1.9", "running")))
     assert isinstance(moved, SwapPools) and moved.address == "127.80.1.9"

@@ -316,6 +316,40 @@ def test_certificate_past_two_thirds_of_its_lifetime_is_renewed_on_a_new_instanc
         assert server.stop() == 0
 
 
+def test_rotated_passwords_roll_the_instance_and_the_old_ones_stop_working(cloud, tmp_path):
+    env = sibling(cloud, tmp_path, **{f"{W}health_interval": "1", f"{W}configured": "true"})
+    server = Server(env, free_port())
+    try:
+        bad = env.run("workflow", "rotate-passwords", "--role", "nobody", check=False)
+        assert bad.returncode == 1 and "unknown role nobody; roles are: admin, cloudwatch" in bad.stderr
+        doc = server.wait(enabled, 180)
+        first = doc["instance"]["instance_id"]
+        insert_rows(env, doc["database"]["endpoint"].split(":")[0], 0, 30)
+        before = db_logins(env.app(), current_deployment(env.app().store))
+        done = env.run("workflow", "rotate-passwords", "--role", "cloudwatch")
+        assert "cloudwatch_writer" in done.stdout and before[CLOUDWATCH]["password"] not in done.stdout
+        doc = server.wait(lambda d: enabled(d) and d["instance"]["instance_id"] != first
+                          and d["database"]["endpoint"].split(":")[0] == d["instance"]["private_ip"]
+                          and d["workflow"]["state"] == "succeeded", 240)
+        address = doc["database"]["endpoint"].split(":")[0]
+        after = db_logins(env.app(), current_deployment(env.app().store))
+        assert after[CLOUDWATCH]["password"] != before[CLOUDWATCH]["password"]
+        assert after["reporting"] == before["reporting"], "only the role asked for"
+        assert count_rows(env, address) == 30  # as the writer, with the new password
+        app = env.app()
+        endpoint = db_endpoint(app, current_deployment(app.store), address)
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(**endpoint.connect_args(before[CLOUDWATCH]["user"], before[CLOUDWATCH]["password"],
+                                                     "eucalyptus_cloudwatch_backend"))
+        log = (env.home / f"serve-{server.port}.log").read_text()
+        assert log.count("rotating: the database passwords changed") == 1
+        assert before[CLOUDWATCH]["password"] not in log and after[CLOUDWATCH]["password"] not in log
+        env.run("property", "set", f"{W}configured=false")
+        server.wait(lambda d: d["workflow"]["kind"] == "teardown" and d["workflow"]["state"] == "succeeded", 180)
+    finally:
+        assert server.stop() == 0
+
+
 def test_sigterm_while_waiting_for_a_database_that_never_answers(cloud, tmp_path):
     """Graceful shutdown must not hang on a DB that is gone: the launch is persisted step by step,
     so the server exits at once and the next start resumes the run."""

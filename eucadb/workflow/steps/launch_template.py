@@ -24,6 +24,19 @@ def db_credentials(vault) -> dict:
     return json.loads(vault.get_or_create(CREDENTIALS, lambda: json.dumps(credentials.generate())))
 
 
+def credentials_digest(creds: dict | None) -> str:
+    """Which credentials a template carries, without carrying them ("" when there are none)."""
+    if not creds:
+        return ""
+    return hashlib.sha256(json.dumps(creds, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stored_credentials_digest(vault) -> str:
+    """The digest of the vault's credentials now (read-only: never creates them)."""
+    stored = vault.get(CREDENTIALS)
+    return credentials_digest(json.loads(stored)) if stored else ""
+
+
 class LaunchTemplateStep(BaseStep):
     name = "launch_template"
     title = "launch template"
@@ -81,7 +94,8 @@ class LaunchTemplateStep(BaseStep):
         latest = self._latest(ctx)
         if latest and latest.get("VersionDescription") == description:
             return {"launch_template_id": latest["LaunchTemplateId"],
-                    "launch_template_version": str(latest["VersionNumber"])}
+                    "launch_template_version": str(latest["VersionNumber"]),
+                    "credentials_digest": credentials_digest(db_credentials(self.vault(ctx)))}
         return None
 
     def apply(self, ctx: StepContext) -> dict:
@@ -94,14 +108,16 @@ class LaunchTemplateStep(BaseStep):
                              TagSpecifications=[{"ResourceType": "launch-template",
                                                  "Tags": self.names(ctx).tags(name)}])["LaunchTemplate"]
             return {"launch_template_id": made["LaunchTemplateId"],
-                    "launch_template_version": str(made["LatestVersionNumber"])}
+                    "launch_template_version": str(made["LatestVersionNumber"]),
+                    "credentials_digest": credentials_digest(db_credentials(self.vault(ctx)))}
         version = self.call(ctx, "ec2", "create_launch_template_version", LaunchTemplateName=name,
                             VersionDescription=description,
                             LaunchTemplateData=data)["LaunchTemplateVersion"]
         self.call(ctx, "ec2", "modify_launch_template", LaunchTemplateName=name,
                   DefaultVersion=str(version["VersionNumber"]))
         return {"launch_template_id": version["LaunchTemplateId"],
-                "launch_template_version": str(version["VersionNumber"])}
+                "launch_template_version": str(version["VersionNumber"]),
+                "credentials_digest": credentials_digest(db_credentials(self.vault(ctx)))}
 
     def rollback(self, ctx: StepContext) -> None:
         if self._latest(ctx) is not None:
