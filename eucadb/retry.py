@@ -16,6 +16,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class NotYet(Exception):
+    """A condition being polled for (a volume available, a snapshot completed) is not there yet."""
+
+
 class RetryTimeout(Exception):
     """Raised when the deadline passes; `last` is the last transient error seen."""
 

@@ -30,7 +30,7 @@ from eucadb.cloud.client import error_code
 from eucadb.cloud.images import DIGEST_TAG, SNAPSHOT_TAG, ensure_image, find_image, image_name
 from eucadb.errors import CloudError, CloudUnreachable, UserError
 from eucadb.holders import holder_id, holder_is_dead
-from eucadb.retry import Retry, RetryTimeout
+from eucadb.retry import NotYet, Retry, RetryTimeout
 
 log = logging.getLogger(__name__)
 GIB = 1 << 30
@@ -198,10 +198,6 @@ def _settle(finished: set[Future]) -> int:
     return len(finished)
 
 
-class _NotYet(Exception):
-    pass
-
-
 def _delete_snapshot(clients: Any, snapshot_id: str) -> None:
     try:
         clients.call("ec2", "delete_snapshot", SnapshotId=snapshot_id)
@@ -228,11 +224,11 @@ def _wait_completed(clients: Any, snapshot_id: str, disk: DiskFile) -> str:
             raise CloudError(f"snapshot {snapshot_id} of {disk.path} failed in the cloud; delete it and "
                              "run the install again")
         if state != "completed":
-            raise _NotYet(state)
+            raise NotYet(state)
 
     deadline = 600 + 60 * disk.volume_gib  # the cloud's own processing after CompleteSnapshot
     try:
-        Retry(deadline=deadline, max_delay=5, retry_on=(_NotYet,)).call(completed, f"snapshot {snapshot_id}")
+        Retry(deadline=deadline, max_delay=5, retry_on=(NotYet,)).call(completed, f"snapshot {snapshot_id}")
     except RetryTimeout:
         raise CloudError(f"snapshot {snapshot_id} holds the whole disk but the cloud still reports it "
                          f"pending after {deadline}s; run the same install again later: it waits for "

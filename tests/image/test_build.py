@@ -22,13 +22,11 @@ import tarfile
 import time
 from pathlib import Path
 
-import boto3
 import psycopg2
 import pytest
 from moto.server import ThreadedMotoServer
 
-from eucadb.workflow import credentials, pki, userdata
-from imds import FakeImds, instance_metadata
+from imds import FakeImds, instance_metadata, launched_instance
 from pg import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,27 +184,12 @@ def cloud():
     host, port = server.get_host_and_port()
     admin = dict(endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
                  aws_access_key_id="testing", aws_secret_access_key="testing")
-    ec2, sm = boto3.client("ec2", **admin), boto3.client("secretsmanager", **admin)
-    instance = ec2.run_instances(ImageId=ec2.describe_images()["Images"][0]["ImageId"], MinCount=1,
-                                 MaxCount=1, InstanceType="t3.small",
-                                 Placement={"AvailabilityZone": "us-east-1a"})["Instances"][0]
-    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
-    dns_name = f"db.{DEPLOYMENT}.eucadb.internal"
-    ca_key, ca = pki.create_ca("eucadb test CA")
-    key, cert = pki.issue_server_certificate(ca_key, ca, dns_name, 30)
-    secret_id = f"eucadb/{DEPLOYMENT}/server-key"
-    sm.create_secret(Name=secret_id, SecretString=json.dumps(
-        {"private_key": key, "key_passphrase": credentials.new_password()}))
-    creds = credentials.generate()
-    user_data = userdata.build_user_data(
-        deployment=DEPLOYMENT, endpoint_url=f"http://{CLOUD_IP}:{CLOUD_PORT}", region="us-east-1",
-        secret_id=secret_id, volume_id=volume, dns_name=dns_name, server_cert=cert, ca_cert=ca,
-        allowed_cidrs=[f"{NET}.0/24"], instance_type="t3.small", device="/dev/vdb",
-        sealed_credentials=credentials.seal(json.dumps(creds).encode(), cert, DEPLOYMENT))
-    metadata = instance_metadata(instance["InstanceId"], "us-east-1a", GUEST_IP, user_data)
+    made = launched_instance(admin, DEPLOYMENT, endpoint_url=f"http://{CLOUD_IP}:{CLOUD_PORT}",
+                             allowed_cidrs=[f"{NET}.0/24"], instance_type="t3.small", device="/dev/vdb")
+    instance = made["instances"][0]["InstanceId"]
+    metadata = instance_metadata(instance, "us-east-1a", GUEST_IP, made["user_data"])
     try:
-        yield {"port": port, "ec2": ec2, "metadata": metadata, "creds": creds, "ca": ca, "key": key,
-               "dns_name": dns_name, "volume": volume, "instance": instance["InstanceId"]}
+        yield {**made, "port": port, "metadata": metadata, "instance": instance}
     finally:
         server.stop()
 

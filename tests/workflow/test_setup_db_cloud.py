@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from eucadb.workflow import credentials, pki, userdata
-from imds import FakeImds, instance_metadata
+from eucadb.workflow import pki
+from imds import FakeImds, instance_metadata, launched_instance
 from setup_db_script import load_setup_db
 
 DEPLOYMENT = "dc10ud00"
@@ -35,25 +34,8 @@ def cloud(moto):
     """A cloud with a volume, our instance and another, the key secret, and our user-data."""
     admin = dict(endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
                  aws_secret_access_key="testing")
-    ec2, sm = boto3.client("ec2", **admin), boto3.client("secretsmanager", **admin)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    made = ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2, InstanceType="t2.micro",
-                             Placement={"AvailabilityZone": "us-east-1a"})["Instances"]
-    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
-    ca_key, ca = pki.create_ca("CA")
-    key, cert = pki.issue_server_certificate(ca_key, ca, f"db.{DEPLOYMENT}.eucadb.internal", 30)
-    passphrase = credentials.new_password()
-    secret_id = f"eucadb/{DEPLOYMENT}/server-key"
-    sm.create_secret(Name=secret_id,
-                     SecretString=json.dumps({"private_key": key, "key_passphrase": passphrase}))
-    creds = credentials.generate()
-    text = userdata.build_user_data(
-        deployment=DEPLOYMENT, endpoint_url=moto, region="us-east-1", secret_id=secret_id, volume_id=volume,
-        dns_name=f"db.{DEPLOYMENT}.eucadb.internal", server_cert=cert, ca_cert=ca,
-        allowed_cidrs=["127.0.0.1/32"], instance_type="t2.micro",
-        sealed_credentials=credentials.seal(json.dumps(creds).encode(), cert, DEPLOYMENT))
-    return {"ec2": ec2, "sm": sm, "instance": made[0], "other": made[1]["InstanceId"], "volume": volume,
-            "key": key, "passphrase": passphrase, "creds": creds, "secret_id": secret_id, "user_data": text}
+    made = launched_instance(admin, DEPLOYMENT, endpoint_url=moto, allowed_cidrs=["127.0.0.1/32"], count=2)
+    return {**made, "instance": made["instances"][0], "other": made["instances"][1]["InstanceId"]}
 
 
 @pytest.fixture

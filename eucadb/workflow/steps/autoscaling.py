@@ -5,11 +5,10 @@ are those of the volume's zone.
 """
 from __future__ import annotations
 
-from eucadb.retry import Retry
+from eucadb.retry import NotYet, Retry
 from eucadb.workflow.deployment import TAG
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
-from eucadb.workflow.steps.volume import NotYet
 
 
 class AutoScalingGroupStep(BaseStep):

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from eucadb.errors import WorkflowError
 from eucadb.properties.registry import WORKER
-from eucadb.retry import Retry
+from eucadb.retry import NotYet, Retry
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
-
-
-class NotYet(Exception):
-    """A state the cloud is still moving towards; retried until the step's deadline."""
 
 
 class VolumeStep(BaseStep):

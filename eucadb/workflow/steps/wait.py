@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from eucadb.errors import DatabaseError, WorkflowError
 from eucadb.pool.endpoint import probe
-from eucadb.retry import Retry, RetryTimeout
+from eucadb.retry import NotYet, Retry, RetryTimeout
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
 from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.steps.replace import template_versions
-from eucadb.workflow.steps.volume import NotYet
 
 INSTANCE_DEADLINE = 300.0
 DB_DEADLINE = 300.0
