@@ -7,6 +7,7 @@ by side on the same machine: initdb + pg_ctl start + createdb ×2. Prints both a
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,10 +21,13 @@ from pg import PG_BIN, free_port, run_as  # noqa: E402
 
 
 def bare(tmp: Path) -> float:
-    """initdb + start + two databases: what any PostgreSQL needs before it is usable."""
+    """initdb + start + two databases: what any PostgreSQL needs before it is usable.
+
+    Its directory is made beside `tmp`, not in it: `tmp` is mode 0700 (mkdtemp), which the
+    `postgres` user that initdb runs as when we are root could not traverse."""
     import os
     import pwd
-    root = Path(tempfile.mkdtemp(dir=tmp))
+    root = Path(tempfile.mkdtemp(prefix="bare-", dir=tmp.parent))
     os.chmod(root, 0o755)
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
@@ -41,6 +45,7 @@ def bare(tmp: Path) -> float:
     elapsed = time.perf_counter() - started
     subprocess.run([PG_BIN / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"],
                    capture_output=True, **run_as())
+    shutil.rmtree(root, ignore_errors=True)
     return elapsed
 
 
