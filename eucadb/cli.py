@@ -4,7 +4,6 @@ Exit codes: 0 success, 1 an error with a one-line reason (bad input, cloud or DB
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -14,6 +13,7 @@ from eucadb.app import App
 from eucadb.cloud.commands import cloud_group, image_group
 from eucadb.config import load
 from eucadb.errors import EucadbError
+from eucadb.logs import configure_logging
 from eucadb.properties.commands import property_group
 from eucadb.serve.commands import serve_cmd, service_group, status_cmd
 from eucadb.services.cloudwatch.commands import credentials_group
@@ -29,9 +29,7 @@ from eucadb.workflow.commands import workflow_group
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """eucadb: runs the cloud's append-only databases on an instance the cloud launches itself."""
     config = load(config_path)
-    logging.basicConfig(level=config["log.level"], stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(config["log.level"])
     app = App(config)
     ctx.obj = app
     ctx.call_on_close(app.close)

@@ -84,7 +84,7 @@ def startup_from(source: str, endpoint: Endpoint, user: str, db: str) -> str:
 
 def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
     env = sibling(cloud, tmp_path)
-    env.run("workflow", "launch")
+    launched = env.run("workflow", "launch", EUCADB_LOG_LEVEL="DEBUG")  # the most a log ever says
     app = env.app()
     deployment = current_deployment(app.store)
     vault = app.vault(deployment)
@@ -126,12 +126,16 @@ def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
         LaunchTemplateName=Names(deployment).db, Versions=["$Latest"])["LaunchTemplateVersions"][0]
     haystacks = {"user-data": lt["LaunchTemplateData"]["UserData"],
                  "ps": subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout,
-                 "store": (env.home / "store.db").read_bytes().decode("latin-1")}
+                 "store": (env.home / "store.db").read_bytes().decode("latin-1"),
+                 "launch log": launched.stderr}
+    for log in [*env.home.rglob("*.log"), *cloud.home.rglob("*.log")]:  # serve, embedded cloud daemons
+        haystacks[str(log)] = log.read_text(errors="replace")
     instance_id = shown["steps"][-2]["resources"]["instance_id"]
     for path in (cloud.data_dir).rglob("*"):
         if path.is_file() and instance_id in str(path) or (path.is_file() and "volumes" in str(path)
                                                           and path.stat().st_size < 5_000_000):
             haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    assert " DEBUG " in launched.stderr  # the level took effect: the probe reads a verbose log
     for where, text in haystacks.items():
         for secret in [*secrets, key_body]:
             assert secret not in text, f"plaintext secret found in {where}"

@@ -27,7 +27,6 @@ def serve(config: Config, host: str, port: int) -> None:
     endpoint = f"http://{host}:{port}"
     app = Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
                   config["cloud.region"], config["cloud.stop_timeout"])
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("embedded cloud API listening on %s", endpoint)
     server.serve_forever()

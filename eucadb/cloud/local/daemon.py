@@ -7,12 +7,11 @@ does not depend on unrelated commands.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
-import sys
 import threading
 
 from eucadb.config import load
+from eucadb.logs import configure_logging
 
 
 def run_realizer(config) -> None:
@@ -34,8 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("realizer")
     args = parser.parse_args(argv)
     config = load(args.config)
-    logging.basicConfig(level=config["log.level"], stream=sys.stderr,
-                        format=f"%(asctime)s %(levelname)s {args.name}[%(process)d] %(name)s: %(message)s")
+    configure_logging(config["log.level"],
+                      f"%(asctime)s %(levelname)s {args.name}[%(process)d] %(name)s: %(message)s")
     if args.name == "api":
         from eucadb.cloud.local.api import serve
         serve(config, args.host, args.port)
