@@ -25,6 +25,10 @@ class CloudUnreachable(CloudError):
     """No answer from the cloud endpoint at all (validators must say so rather than guess)."""
 
 
+class CloudNotConfigured(UserError, CloudError):
+    """No cloud endpoint is set: an operator's omission, not an outage, so it is never retried."""
+
+
 class DatabaseError(EucadbError):
     """A database (local store or remote append-only DB) failed."""
 

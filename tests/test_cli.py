@@ -70,3 +70,14 @@ def test_rotating_passwords_before_any_launch_is_a_clear_error(tmp_path):
     unknown = run("workflow", "rotate-passwords", "--role", "root", env_home=tmp_path)
     assert unknown.returncode == 1
     assert "unknown role root; roles are: admin, cloudwatch, reporting, replication" in unknown.stderr
+
+
+@pytest.mark.parametrize("command", [("workflow", "launch"), ("workflow", "teardown")])
+def test_workflow_without_a_cloud_is_refused_at_once_and_records_nothing(tmp_path, command):
+    """Not an outage to retry for a minute: one line, exit 1, no workflow run recorded."""
+    result = run(*command, env_home=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: no cloud is configured: run `eucadb cloud up` for the embedded cloud, or set "
+        "cloud.endpoint_url (an URL, or 'default' for AWS)"]
+    assert run("workflow", "show", "-o", "json", env_home=tmp_path).stdout.strip() == "[]"

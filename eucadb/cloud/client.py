@@ -15,7 +15,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError
                                  EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
 
 from eucadb.config import Config
-from eucadb.errors import CloudError, CloudUnreachable
+from eucadb.errors import CloudError, CloudNotConfigured, CloudUnreachable
 
 T = TypeVar("T")
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
@@ -56,11 +56,15 @@ class CloudClients:
     def configured(self) -> bool:
         return bool(self.endpoint)
 
-    def client(self, service: str) -> Any:
+    def require(self) -> None:
+        """Refuse at once, before anything is recorded or retried, when no cloud is configured."""
         if not self.configured:
-            raise CloudUnreachable(
+            raise CloudNotConfigured(
                 "no cloud is configured: run `eucadb cloud up` for the embedded cloud, or set "
                 "cloud.endpoint_url (an URL, or 'default' for AWS)")
+
+    def client(self, service: str) -> Any:
+        self.require()
         with self._lock:
             if service not in self._clients:
                 session = boto3.session.Session(

@@ -55,6 +55,7 @@ def show_cmd(app, run_id: int | None, output: str) -> None:
 
 
 def _run(app, workflow, options) -> None:
+    app.clients.require()
     lease = LeaderLease(app.store, ttl=app.config["lease.ttl"] * 20)
     if not lease.acquire():
         holder = lease.current()
