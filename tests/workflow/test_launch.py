@@ -213,3 +213,32 @@ def test_replacement_instance_keeps_the_data(cloud, tmp_path):
             time.sleep(1)
     assert answer == 42
     env.run("workflow", "teardown", "--delete-volume")
+
+
+def test_relaunch_adopts_the_key_without_reading_it_back(cloud, tmp_path):
+    """The secret's resource policy denies GetSecretValue to all but the instance role — eucadb's
+    own principal too (a real cloud enforces that; moto does not) — so adoption must not read it."""
+    from eucadb.workflow.launch import LAUNCH
+    from eucadb.workflow.service import run_workflow
+
+    env = sibling(cloud, tmp_path)
+    env.run("workflow", "launch")
+    app = env.app()
+    deployment = current_deployment(app.store)
+    sm = env.client("secretsmanager")
+    def versions() -> list[str]:
+        return [v["VersionId"] for v in sm.list_secret_version_ids(SecretId=Names(deployment).secret)["Versions"]]
+
+    before = versions()
+    reads = []
+    app.clients.client("secretsmanager").meta.events.register(
+        "before-call.secrets-manager.GetSecretValue", lambda **kw: reads.append(kw["params"]))
+    result = run_workflow(app, LAUNCH)
+    assert result.state.value == "succeeded" and reads == []
+    assert versions() == before                 # adopted, not written again
+    policy = json.loads(sm.get_resource_policy(SecretId=Names(deployment).secret)["ResourcePolicy"])
+    role_arn = env.client("iam").get_role(RoleName=Names(deployment).db)["Role"]["Arn"]
+    assert policy["Statement"] == [{
+        "Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:PrincipalArn": role_arn}}}]
+    env.run("workflow", "teardown", "--delete-volume")

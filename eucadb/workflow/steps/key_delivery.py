@@ -5,14 +5,18 @@ step.) The instance also fetches from here the passphrase that protects its on-d
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets as pysecrets
 
 from eucadb.workflow.engine import StepContext
-from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.steps.base import BaseStep, tags_dict
 from eucadb.workflow.steps.certificate import SERVER_KEY, ensure_key_material
 
 KEY_PASSPHRASE = "key_passphrase"
+# which payload the secret holds, so adoption never reads it back: the resource policy denies
+# GetSecretValue to everyone but the instance role, eucadb's own principal included
+PAYLOAD_TAG = "eucadb:payload-sha256"
 
 
 def secret_payload(ctx: StepContext, vault) -> str:
@@ -20,6 +24,11 @@ def secret_payload(ctx: StepContext, vault) -> str:
     passphrase = vault.get_or_create(KEY_PASSPHRASE, lambda: pysecrets.token_urlsafe(32))
     return json.dumps({"private_key": material[SERVER_KEY], "key_passphrase": passphrase},
                       sort_keys=True)
+
+
+def payload_digest(payload: str) -> str:
+    """Names the payload without revealing it (it holds 256+ random bits)."""
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def resource_policy(role_arn: str) -> dict:
@@ -39,22 +48,24 @@ class KeyDeliveryStep(BaseStep):
         described = self._describe(ctx)
         if not described or described.get("DeletedDate"):
             return None
-        current = self.call(ctx, "secretsmanager", "get_secret_value", SecretId=described["ARN"])
-        if current.get("SecretString") != secret_payload(ctx, self.vault(ctx)):
+        held = tags_dict(described.get("Tags")).get(PAYLOAD_TAG)
+        if held != payload_digest(secret_payload(ctx, self.vault(ctx))):
             return None
         return {"secret_arn": described["ARN"], "secret_id": self.names(ctx).secret}
 
     def apply(self, ctx: StepContext) -> dict:
         payload = secret_payload(ctx, self.vault(ctx))
+        tags = [*self.names(ctx).tags(), {"Key": PAYLOAD_TAG, "Value": payload_digest(payload)}]
         described = self._describe(ctx)
         if described and described.get("DeletedDate"):
             self.call(ctx, "secretsmanager", "restore_secret", SecretId=described["ARN"])
         if described:
             arn = described["ARN"]
             self.call(ctx, "secretsmanager", "put_secret_value", SecretId=arn, SecretString=payload)
+            self.call(ctx, "secretsmanager", "tag_resource", SecretId=arn, Tags=tags)
         else:
             arn = self.call(ctx, "secretsmanager", "create_secret", Name=self.names(ctx).secret,
-                            SecretString=payload, Tags=self.names(ctx).tags(),
+                            SecretString=payload, Tags=tags,
                             Description=f"eucadb {ctx.deployment}: database server key")["ARN"]
         role_arn = self.call(ctx, "iam", "get_role", RoleName=ctx.resources["role"])["Role"]["Arn"]
         self.call(ctx, "secretsmanager", "put_resource_policy", SecretId=arn,
