@@ -16,13 +16,17 @@ TRUST = {"Version": "2012-10-17", "Statement": [{
 POLICY_NAME = "eucadb-db-instance"
 
 
-def instance_policy(deployment: str, region: str, account: str, secret_name: str) -> dict:
+def instance_policy(deployment: str, region: str, identity_arn: str, secret_name: str) -> dict:
+    """`identity_arn` is eucadb's own (GetCallerIdentity): its partition and account are the role's
+    (aws, aws-cn, aws-us-gov … — not always `aws`)."""
+    parts = identity_arn.split(":")  # arn:PARTITION:sts::ACCOUNT:assumed-role/…
+    arn, account = f"arn:{parts[1]}", parts[4]
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadOwnKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-         "Resource": f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_name}-*"},
+         "Resource": f"{arn}:secretsmanager:{region}:{account}:secret:{secret_name}-*"},
         {"Sid": "AttachOwnVolume", "Effect": "Allow", "Action": ["ec2:AttachVolume"],
-         "Resource": [f"arn:aws:ec2:{region}:{account}:volume/*",
-                      f"arn:aws:ec2:{region}:{account}:instance/*"],
+         "Resource": [f"{arn}:ec2:{region}:{account}:volume/*",
+                      f"{arn}:ec2:{region}:{account}:instance/*"],
          "Condition": {"StringEquals": {f"aws:ResourceTag/{TAG}": deployment}}},
         {"Sid": "DescribeVolumes", "Effect": "Allow", "Action": ["ec2:DescribeVolumes"],
          "Resource": "*"},
@@ -53,8 +57,8 @@ class InstanceRoleStep(BaseStep):
         if self.call_absent_ok(ctx, "iam", "get_role", RoleName=name) is None:
             self.call(ctx, "iam", "create_role", RoleName=name, Path=path,
                       AssumeRolePolicyDocument=json.dumps(TRUST), Tags=self.names(ctx).tags())
-        account = self.call(ctx, "sts", "get_caller_identity")["Account"]
-        policy = instance_policy(ctx.deployment, self.clients(ctx).config["cloud.region"], account,
+        identity = self.call(ctx, "sts", "get_caller_identity")["Arn"]
+        policy = instance_policy(ctx.deployment, self.clients(ctx).config["cloud.region"], identity,
                                  self.names(ctx).secret)
         self.call(ctx, "iam", "put_role_policy", RoleName=name, PolicyName=POLICY_NAME,
                   PolicyDocument=json.dumps(policy))
