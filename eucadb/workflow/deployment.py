@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from dataclasses import dataclass
+from typing import Mapping
 
 from sqlalchemy import select
 
@@ -79,13 +80,19 @@ class Vault:
             return self.box.open(row.value, self._purpose(name)) if row else None
 
     def put(self, name: str, value: str) -> None:
-        sealed = self.box.seal(value, self._purpose(name))
+        self.put_many({name: value})
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        """All or none, in one transaction: a key and its certificate must never be torn apart by a
+        crash between two writes."""
+        sealed = {name: self.box.seal(value, self._purpose(name)) for name, value in values.items()}
         with self.store.session() as s:
-            row = s.get(DeploymentSecret, (self.deployment, name))
-            if row is None:
-                s.add(DeploymentSecret(deployment=self.deployment, name=name, value=sealed))
-            else:
-                row.value, row.updated_at = sealed, utcnow()
+            for name, value in sealed.items():
+                row = s.get(DeploymentSecret, (self.deployment, name))
+                if row is None:
+                    s.add(DeploymentSecret(deployment=self.deployment, name=name, value=value))
+                else:
+                    row.value, row.updated_at = value, utcnow()
 
     def get_or_create(self, name: str, make) -> str:
         value = self.get(name)

@@ -17,19 +17,17 @@ def ensure_key_material(ctx: StepContext, vault) -> dict[str, str]:
     """CA and server certificate from the vault, created (or renewed at 2/3 of lifetime) as needed."""
     days = ctx.properties[WORKER + "expiration_days"]
     names = BaseStep.names(ctx)
-    ca_cert = vault.get(CA_CERT)
+    ca_key, ca_cert, server_cert = vault.get(CA_KEY), vault.get(CA_CERT), vault.get(SERVER_CERT)
+    fresh: dict[str, str] = {}
     if ca_cert is None or pki.needs_renewal(ca_cert):
         ca_key, ca_cert = pki.create_ca(f"eucadb {ctx.deployment} CA", days=max(days * 3, 3650))
-        vault.put(CA_KEY, ca_key)
-        vault.put(CA_CERT, ca_cert)
-        vault.put(SERVER_CERT, "")
-    server_cert = vault.get(SERVER_CERT)
-    if not server_cert or pki.needs_renewal(server_cert):
-        key, server_cert = pki.issue_server_certificate(vault.get(CA_KEY), vault.get(CA_CERT),
-                                                        names.dns_name, days=days)
-        vault.put(SERVER_KEY, key)
-        vault.put(SERVER_CERT, server_cert)
-    return {CA_CERT: vault.get(CA_CERT), SERVER_CERT: server_cert, SERVER_KEY: vault.get(SERVER_KEY)}
+        fresh = {CA_KEY: ca_key, CA_CERT: ca_cert}
+    if fresh or not server_cert or pki.needs_renewal(server_cert):
+        key, server_cert = pki.issue_server_certificate(ca_key, ca_cert, names.dns_name, days=days)
+        # one write: a crash must never leave a certificate of the old CA beside the new CA, or a
+        # key beside another key's certificate (TLS verification would then fail for good)
+        vault.put_many({**fresh, SERVER_KEY: key, SERVER_CERT: server_cert})
+    return {CA_CERT: ca_cert, SERVER_CERT: server_cert, SERVER_KEY: vault.get(SERVER_KEY)}
 
 
 class ServerCertificateStep(BaseStep):
