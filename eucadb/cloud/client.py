@@ -16,6 +16,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError
 
 from eucadb.config import Config
 from eucadb.errors import CloudError, CloudNotConfigured, CloudUnreachable
+from eucadb.retry import Retry
 
 T = TypeVar("T")
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
@@ -25,9 +26,16 @@ UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
 TRANSIENT_CODES = frozenset({
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalError",
     "InternalFailure", "DependencyViolation", "IncorrectState", "ResourceInUse", "ScalingActivityInProgress",
-    "InvalidGroup.NotFound", "InvalidInstanceID.NotFound", "InvalidParameterValue.IamInstanceProfile",
+    "InvalidGroup.NotFound", "InvalidInstanceID.NotFound",
     "VolumeInUse", "DeleteConflict", "ConcurrentModification", "ResourceContention",
 })
+# (code, words of the message) that AWS answers while something created moments ago is not yet
+# visible everywhere; the code alone also means real input errors, so the message decides
+TRANSIENT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("ValidationError", "fully-formed launch template"),  # AutoScaling: new template or profile
+    ("InvalidParameterValue", "iam instance profile"),    # EC2: a new instance profile
+    ("InvalidRequestException", "scheduled for deletion"),  # Secrets Manager: same name still deleting
+)
 
 
 def error_code(exc: BaseException) -> str:
@@ -35,6 +43,28 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", ""))
+    return ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the cloud briefly unreachable, throttling, or eventual consistency."""
+    if isinstance(exc, CloudUnreachable):
+        return True
+    code = error_code(exc)
+    if code in TRANSIENT_CODES:
+        return True
+    message = error_message(exc).lower()
+    return any(code == c and words in message for c, words in TRANSIENT_MESSAGES)
+
+
+# For calls that name something another service created moments ago (an instance profile in a
+# launch template, a secret name just freed): IAM propagation alone is seen to take ~30 s on AWS.
+PROPAGATION = Retry(deadline=90, max_delay=5, retry_on=(ClientError, CloudUnreachable), is_transient=is_transient)
 
 
 class CloudClients:

@@ -41,7 +41,9 @@ class CloudFacts:
 
     def zones(self) -> list[str]:
         zones = self.clients.call("ec2", "describe_availability_zones")["AvailabilityZones"]
-        return sorted(z["ZoneName"] for z in zones if z.get("State", "available") == "available")
+        # Local Zones and Wavelength zones are listed too once opted in: not where a database goes
+        return sorted(z["ZoneName"] for z in zones if z.get("State", "available") == "available"
+                      and z.get("ZoneType", "availability-zone") == "availability-zone")
 
     def instance_type(self, name: str) -> dict | None:
         """One instance type (a single call; the full list is ~1400 entries on AWS)."""

@@ -234,13 +234,9 @@ class Runner:
 
 
 def transient(exc: BaseException) -> bool:
-    """Errors worth retrying: the cloud is briefly unreachable, throttling or eventual consistency."""
-    from eucadb.cloud.client import TRANSIENT_CODES, error_code
-    from eucadb.errors import CloudUnreachable
-
-    if isinstance(exc, CloudUnreachable):
-        return True
-    return error_code(exc) in TRANSIENT_CODES
+    """Errors worth retrying a step for (the cloud client's classification)."""
+    from eucadb.cloud.client import is_transient
+    return is_transient(exc)
 
 
 def history(store: Store, run_id: int | None = None, deployment: str | None = None) -> list[dict]:

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import threading
-import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -30,7 +29,7 @@ from urllib.parse import parse_qs, urlencode
 import boto3
 from botocore.exceptions import ClientError
 
-from eucadb.cloud.local import disks, instances
+from eucadb.cloud.local import disks, faults, instances
 from eucadb.cloud.local.layout import Layout
 from eucadb.errors import CloudError
 
@@ -82,6 +81,7 @@ class Gateway:
         self.stop_timeout = stop_timeout
         self._lock = threading.Lock()  # serialises data actions: check-then-act must be atomic
         self._ec2: Any = None
+        self.faults = faults.Faults.from_env()  # test knob: AWS's eventual-consistency answers
 
     @property
     def ec2(self) -> Any:
@@ -97,16 +97,30 @@ class Gateway:
             return self._respond(start_response, "200 OK", "application/json", json.dumps(
                 {"cloud_dir": str(self.layout.cloud_dir), "pid": os.getpid()}).encode())
         match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if self.faults and match and environ.get("REQUEST_METHOD") == "POST":
+            body = self._body(environ)
+            protocol, name = faults.request_action(environ, body)
+            fault = self.faults.take(name)
+            if fault:
+                log.info("injected fault: %s answers %s", name, fault.code)
+                return self._respond(start_response, *faults.error_response(
+                    protocol, match.group(1), fault.code, fault.message, fault.status))
         if not match or match.group(1) != "ec2" or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = self._body(environ)
         params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         action = ACTIONS.get(params.get("Action", ""))
         if action is None:
             return self.app(environ, start_response)
         with self._lock:
             return self._handle(action, params, environ, start_response)
+
+    @staticmethod
+    def _body(environ: dict) -> bytes:
+        """The request body, left readable again for moto."""
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        return body
 
     def _handle(self, action: Action, params: Params, environ: dict, start_response: Callable) -> list[bytes]:
         try:
@@ -149,14 +163,7 @@ class Gateway:
         return [body]
 
     def _error(self, start_response: Callable, exc: ApiError) -> list[bytes]:
-        root = ET.Element("Response")
-        error = ET.SubElement(ET.SubElement(root, "Errors"), "Error")
-        ET.SubElement(error, "Code").text = exc.code
-        ET.SubElement(error, "Message").text = str(exc)
-        ET.SubElement(root, "RequestID").text = str(uuid.uuid4())
-        reason = {400: "Bad Request", 500: "Internal Server Error"}.get(exc.status, "Error")
-        return self._respond(start_response, f"{exc.status} {reason}", "text/xml",
-                             ET.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        return self._respond(start_response, *faults.error_response("query", "ec2", exc.code, str(exc), exc.status))
 
     # state lookups ---------------------------------------------------------------------------
     def describe(self, kind: str, ident: str) -> dict:

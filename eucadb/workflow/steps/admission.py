@@ -57,20 +57,23 @@ class AdmissionStep(BaseStep):
                 if problem:
                     raise WorkflowError(f"{prop.name}: {problem}")
         check_boot_mode(facts, props[WORKER + "image"], props[WORKER + "instance_type"])
-        zones = props[WORKER + "availability_zones"] or facts.zones()
-        vpc_id, subnets = self._network(ctx, zones)
+        vpc_id, subnets = self._network(ctx, props[WORKER + "availability_zones"] or None, facts.zones())
+        zones = sorted(subnets)
         volume_zone = None
         if props[WORKER + "volume"]:
             volume_zone = facts.volume(props[WORKER + "volume"])["AvailabilityZone"]
             if volume_zone not in zones:
                 raise WorkflowError(f"volume {props[WORKER + 'volume']} is in {volume_zone}, "
-                                    f"which is not one of the configured zones {', '.join(zones)}")
+                                    f"which is not one of the zones it can launch in ({', '.join(zones)})")
         cidrs = props[WORKER + "allowed_cidrs"] or [
             f"{front_end_address(ctx.services.clients.endpoint, ctx.services.config['cloud.region'])}/32"]
         return {"vpc_id": vpc_id, "subnets": subnets, "zones": zones, "allowed_cidrs": cidrs,
                 "volume_zone": volume_zone or zones[0]}
 
-    def _network(self, ctx: StepContext, zones: list[str]) -> tuple[str, dict[str, str]]:
+    def _network(self, ctx: StepContext, configured: list[str] | None,
+                 available: list[str]) -> tuple[str, dict[str, str]]:
+        """The VPC and one subnet per zone: every configured zone must have one; with none
+        configured, the available zones the VPC has subnets in (a VPC seldom spans them all)."""
         vpcs = self.call(ctx, "ec2", "describe_vpcs")["Vpcs"]
         vpc = first(vpcs, lambda v: any(t["Key"] == VPC_TAG for t in v.get("Tags", []))) or \
             first(vpcs, lambda v: v.get("IsDefault")) or (vpcs[0] if len(vpcs) == 1 else None)
@@ -78,11 +81,14 @@ class AdmissionStep(BaseStep):
             raise WorkflowError(f"no VPC to launch into: tag one with {VPC_TAG}, or have a default VPC")
         found = self.call(ctx, "ec2", "describe_subnets", Filters=[
             {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
-            {"Name": "availability-zone", "Values": list(zones)}])["Subnets"]
+            {"Name": "availability-zone", "Values": list(configured or available)}])["Subnets"]
         subnets: dict[str, str] = {}
         for subnet in sorted(found, key=lambda s: s["SubnetId"]):
             subnets.setdefault(subnet["AvailabilityZone"], subnet["SubnetId"])
-        missing = [z for z in zones if z not in subnets]
+        missing = [z for z in configured or [] if z not in subnets]
         if missing:
             raise WorkflowError(f"VPC {vpc['VpcId']} has no subnet in zone(s) {', '.join(missing)}")
+        if not subnets:
+            raise WorkflowError(f"VPC {vpc['VpcId']} has no subnet in any available zone "
+                                f"({', '.join(available) or 'none'})")
         return vpc["VpcId"], subnets

@@ -5,10 +5,14 @@ are those of the volume's zone.
 """
 from __future__ import annotations
 
+from eucadb.cloud.client import PROPAGATION
 from eucadb.retry import NotYet, Retry
 from eucadb.workflow.deployment import TAG
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
+
+
+GROUP_DELETE_DEADLINE = 600.0
 
 
 class AutoScalingGroupStep(BaseStep):
@@ -33,16 +37,20 @@ class AutoScalingGroupStep(BaseStep):
     def apply(self, ctx: StepContext) -> dict:
         name = self.names(ctx).db
         subnet = ctx.resources["subnets"][ctx.resources["volume_zone"]]
+        # AWS checks the template (and the instance profile in it) here, and answers "not a valid
+        # fully-formed launch template" until both, made moments ago, have propagated
         if self._group(ctx) is None:
-            self.call(ctx, "autoscaling", "create_auto_scaling_group", AutoScalingGroupName=name,
-                      LaunchTemplate=self._template(ctx), MinSize=1, MaxSize=1, DesiredCapacity=1,
-                      VPCZoneIdentifier=subnet, HealthCheckType="EC2", HealthCheckGracePeriod=60,
-                      Tags=[{"Key": TAG, "Value": ctx.deployment, "PropagateAtLaunch": True,
-                             "ResourceId": name, "ResourceType": "auto-scaling-group"}])
+            PROPAGATION.call(lambda: self.call(
+                ctx, "autoscaling", "create_auto_scaling_group", AutoScalingGroupName=name,
+                LaunchTemplate=self._template(ctx), MinSize=1, MaxSize=1, DesiredCapacity=1,
+                VPCZoneIdentifier=subnet, HealthCheckType="EC2", HealthCheckGracePeriod=60,
+                Tags=[{"Key": TAG, "Value": ctx.deployment, "PropagateAtLaunch": True,
+                       "ResourceId": name, "ResourceType": "auto-scaling-group"}]), f"create group {name}")
         else:
-            self.call(ctx, "autoscaling", "update_auto_scaling_group", AutoScalingGroupName=name,
-                      LaunchTemplate=self._template(ctx), VPCZoneIdentifier=subnet,
-                      MinSize=1, MaxSize=1, DesiredCapacity=1)
+            PROPAGATION.call(lambda: self.call(
+                ctx, "autoscaling", "update_auto_scaling_group", AutoScalingGroupName=name,
+                LaunchTemplate=self._template(ctx), VPCZoneIdentifier=subnet,
+                MinSize=1, MaxSize=1, DesiredCapacity=1), f"update group {name}")
         return {"autoscaling_group": name}
 
     def rollback(self, ctx: StepContext) -> None:
@@ -54,15 +62,17 @@ class AutoScalingGroupStep(BaseStep):
                             AutoScalingGroupName=group["AutoScalingGroupName"], ForceDelete=True)
         if instance_ids:
             self.call_absent_ok(ctx, "ec2", "terminate_instances", InstanceIds=instance_ids)
-        Retry(deadline=120, retry_on=(NotYet,)).call(lambda: self._gone(ctx, instance_ids),
-                                                     "wait for the group's instances to terminate")
+        # a force delete on AWS takes minutes (instances terminate, then "Delete in progress")
+        Retry(deadline=GROUP_DELETE_DEADLINE, max_delay=10, retry_on=(NotYet,)).call(
+            lambda: self._gone(ctx, instance_ids), "wait for the group's instances to terminate")
 
     def _gone(self, ctx: StepContext, instance_ids: list[str]) -> None:
         if self._group(ctx) is not None:
             raise NotYet("group still exists")
         if not instance_ids:
             return
-        reservations = self.call(ctx, "ec2", "describe_instances", InstanceIds=instance_ids)["Reservations"]
+        described = self.call_absent_ok(ctx, "ec2", "describe_instances", InstanceIds=instance_ids)
+        reservations = described["Reservations"] if described else []  # absent: terminated and purged
         alive = [i["InstanceId"] for r in reservations for i in r["Instances"]
                  if i["State"]["Name"] != "terminated"]
         if alive:

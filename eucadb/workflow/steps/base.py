@@ -5,15 +5,22 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from eucadb.cloud.client import CloudClients, error_code
+from eucadb.cloud.client import CloudClients, error_code, error_message
 from eucadb.workflow.deployment import TAG, Names, Vault
 from eucadb.workflow.engine import StepContext
 
 NOT_FOUND = frozenset({
     "NoSuchEntity", "ResourceNotFoundException", "InvalidGroup.NotFound", "InvalidVolume.NotFound",
     "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound",
-    "ValidationError",  # autoscaling: "AutoScalingGroup name not found"
+    "InvalidInstanceID.NotFound",
 })
+
+
+def is_absent(exc: ClientError) -> bool:
+    """The resource is not there. AutoScaling says so with a ValidationError ("AutoScalingGroup
+    name not found"), a code it also uses for bad input, so there the message decides."""
+    code = error_code(exc)
+    return code in NOT_FOUND or (code == "ValidationError" and "not found" in error_message(exc).lower())
 
 
 class BaseStep:
@@ -41,7 +48,7 @@ class BaseStep:
         try:
             return self.call(ctx, service, operation, **params)
         except ClientError as exc:
-            if error_code(exc) in NOT_FOUND:
+            if is_absent(exc):
                 return None
             raise
 

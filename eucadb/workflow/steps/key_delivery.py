@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets as pysecrets
 
+from eucadb.cloud.client import PROPAGATION
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep, tags_dict
 from eucadb.workflow.steps.certificate import SERVER_KEY, ensure_key_material
@@ -63,10 +64,11 @@ class KeyDeliveryStep(BaseStep):
             arn = described["ARN"]
             self.call(ctx, "secretsmanager", "put_secret_value", SecretId=arn, SecretString=payload)
             self.call(ctx, "secretsmanager", "tag_resource", SecretId=arn, Tags=tags)
-        else:
-            arn = self.call(ctx, "secretsmanager", "create_secret", Name=self.names(ctx).secret,
-                            SecretString=payload, Tags=tags,
-                            Description=f"eucadb {ctx.deployment}: database server key")["ARN"]
+        else:  # a force-deleted secret of this name (a rollback, a teardown) frees it only later
+            arn = PROPAGATION.call(lambda: self.call(
+                ctx, "secretsmanager", "create_secret", Name=self.names(ctx).secret, SecretString=payload,
+                Tags=tags, Description=f"eucadb {ctx.deployment}: database server key"),
+                f"create secret {self.names(ctx).secret}")["ARN"]
         role_arn = self.call(ctx, "iam", "get_role", RoleName=ctx.resources["role"])["Role"]["Arn"]
         self.call(ctx, "secretsmanager", "put_resource_policy", SecretId=arn,
                   ResourcePolicy=json.dumps(resource_policy(role_arn)))

@@ -44,7 +44,10 @@ class VolumeStep(BaseStep):
 
     def _wait_usable(self, ctx: StepContext, volume_id: str) -> None:
         def state() -> None:
-            vol = self.call(ctx, "ec2", "describe_volumes", VolumeIds=[volume_id])["Volumes"][0]
+            found = self.call_absent_ok(ctx, "ec2", "describe_volumes", VolumeIds=[volume_id])
+            if found is None:  # right after CreateVolume, EC2 may not know the id yet
+                raise NotYet(f"volume {volume_id} is not visible yet")
+            vol = found["Volumes"][0]
             if vol["State"] == "creating":
                 raise NotYet(f"volume {volume_id} is still creating")
             if vol["State"] not in ("available", "in-use"):
