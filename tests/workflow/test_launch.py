@@ -242,3 +242,21 @@ def test_relaunch_adopts_the_key_without_reading_it_back(cloud, tmp_path):
         "Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
         "Condition": {"StringNotEquals": {"aws:PrincipalArn": role_arn}}}]
     env.run("workflow", "teardown", "--delete-volume")
+
+
+def test_a_foreign_security_group_with_our_name_is_refused_not_taken_over(cloud, tmp_path):
+    env = sibling(cloud, tmp_path)
+    deployment = current_deployment(env.app().store)
+    ec2 = env.client("ec2")
+    [vpc] = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]  # the embedded cloud's one VPC
+    foreign = ec2.create_security_group(GroupName=Names(deployment).db, Description="someone else's",
+                                        VpcId=vpc)["GroupId"]
+    failed = env.run("workflow", "launch", check=False)
+    assert failed.returncode == 1
+    assert f"a security group named {Names(deployment).db} ({foreign}) already exists" in failed.stderr
+    shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
+    assert shown["state"] == "rolled_back" and shown["steps"][1]["state"] == "failed"
+    kept = ec2.describe_security_groups(GroupIds=[foreign])["SecurityGroups"][0]
+    assert kept["IpPermissions"] == [] and not kept.get("Tags")   # not touched, not deleted
+    ec2.delete_security_group(GroupId=foreign)
+    assert not any(deployment_resources(env, deployment).values())
