@@ -40,10 +40,14 @@ class Retry:
     is_transient: Callable[[BaseException], bool] = lambda exc: True
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    # Count the deadline from the first failure instead of from the call: for calls that are long
+    # by nature (a workflow step waiting minutes for an instance), so a transient error late in
+    # the call still gets its `deadline` of retries.
+    from_first_failure: bool = False
 
     def call(self, fn: Callable[[], T], what: str = "operation") -> T:
         """Run `fn` until it succeeds, a non-transient error escapes, or the deadline passes."""
-        start = self.clock()
+        start = None if self.from_first_failure else self.clock()
         delay = self.initial_delay
         attempts = 0
         while True:
@@ -53,6 +57,7 @@ class Retry:
             except self.retry_on as exc:  # noqa: PERF203 - the loop is the point
                 if not self.is_transient(exc):
                     raise
+                start = self.clock() if start is None else start
                 remaining = self.deadline - (self.clock() - start)
                 if remaining <= 0:
                     raise RetryTimeout(what, attempts, exc) from exc

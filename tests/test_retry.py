@@ -60,3 +60,25 @@ def test_non_transient_errors_escape_at_once():
     with pytest.raises(OSError):
         filtered.call(lambda: (_ for _ in ()).throw(OSError("fatal")))
     assert calls == [1]
+
+
+def test_deadline_from_the_first_failure_gives_a_late_error_its_retries():
+    """A call that ran 100 s (a step waiting for an instance) before a transient error: counted from
+    the call, the 10 s deadline is long gone; counted from the failure, it is retried."""
+    for from_first_failure, expected in ((False, RetryTimeout), (True, None)):
+        clock, calls = FakeClock(), []
+
+        def slow_then_flaky():
+            calls.append(1)
+            if len(calls) == 1:
+                clock.now += 100
+                raise ConnectionError("throttled")
+            return "ok"
+
+        retry = Retry(deadline=10, retry_on=(ConnectionError,), sleep=clock.sleep, clock=clock.clock,
+                      from_first_failure=from_first_failure)
+        if expected is RetryTimeout:
+            with pytest.raises(RetryTimeout):
+                retry.call(slow_then_flaky)
+        else:
+            assert retry.call(slow_then_flaky) == "ok" and len(calls) == 2

@@ -24,7 +24,8 @@ def run_workflow(app: Any, workflow: Workflow, options: Mapping[str, Any] | None
                  fence: Callable[[Any], None] | None = None,
                  on_progress: Callable[[str], None] | None = None) -> RunResult:
     deployment = current_deployment(app.store)
-    retry = Retry(deadline=app.config["retry.timeout"] * 3, max_delay=2.0, is_transient=transient)
+    retry = Retry(deadline=app.config["retry.timeout"] * 3, max_delay=2.0, is_transient=transient,
+                  from_first_failure=True)  # steps may run for minutes before a transient error
     runner = Runner(app.store, retry, fence=fence, on_progress=on_progress)
     ctx = StepContext(deployment=deployment, properties=app.properties.values(), services=app,
                       options=dict(options or {}),
