@@ -156,7 +156,7 @@ def parse_user_data(raw: bytes | str) -> UserData:
     if set(roles) != set(ROLE_KEYS) or set(databases) != set(WRITER_KEYS):
         raise SetupError(f"user-data: roles must name {ROLE_KEYS}, databases {WRITER_KEYS}")
     for name in [*roles.values(), *databases.values()]:
-        if not isinstance(name, str) or not IDENT.match(name):
+        if not isinstance(name, str) or not IDENT.fullmatch(name):
             raise SetupError(f"user-data: {name!r} is not a plain lower-case identifier")
     cidrs = []
     for cidr in doc.get("allowed_cidrs") or []:
@@ -170,7 +170,7 @@ def parse_user_data(raw: bytes | str) -> UserData:
     if not isinstance(port, int) or not 1 <= port <= 65535:
         raise SetupError(f"user-data: bad port {port!r}")
     ntp = doc.get("ntp_server") or ""
-    if ntp and not HOSTNAME.match(ntp):
+    if ntp and not HOSTNAME.fullmatch(ntp):
         raise SetupError(f"user-data: ntp_server {ntp!r} is not a host name or address")
     return UserData(
         deployment=need("deployment"), endpoint_url=cloud.get("endpoint_url") or None,
@@ -316,9 +316,10 @@ class KeySecret:
 def fetch_key_secret(ud: UserData, deadline: float = 180) -> KeySecret:
     """The server key and its on-disk passphrase, retried while the role's access propagates."""
     from botocore.exceptions import BotoCoreError, ClientError
-    sm = cloud_client(ud, "secretsmanager")
-    answer = until("fetch the server key", lambda: sm.get_secret_value(SecretId=ud.secret_id),
-                   deadline, (ClientError, BotoCoreError))
+    # a new client each try: botocore resolves credentials once per client, and the role's may
+    # not be on the metadata service yet at first boot
+    answer = until("fetch the server key", lambda: cloud_client(ud, "secretsmanager").get_secret_value(
+        SecretId=ud.secret_id), deadline, (ClientError, BotoCoreError))
     try:
         doc = json.loads(answer["SecretString"])
         passphrase = doc["key_passphrase"]
@@ -334,13 +335,25 @@ def fetch_key_secret(ud: UserData, deadline: float = 180) -> KeySecret:
     return KeySecret(pem, passphrase)
 
 
+# AttachVolume answers while something it needs is not there yet: the volume or instance just made
+# (eventual consistency), the role's permission still propagating, a predecessor still detaching
+ATTACH_NOT_YET = frozenset({"IncorrectState", "IncorrectInstanceState", "VolumeInUse",
+                            "InvalidInstanceID.NotFound", "InvalidVolume.NotFound", "UnauthorizedOperation"})
+ATTACH_RESEND_AFTER = 30.0
+
+
 def attach_volume(ud: UserData, instance_id: str, deadline: float = 300) -> None:
-    """Attach our data volume to ourselves, waiting while a predecessor still holds it."""
-    from botocore.exceptions import ClientError
+    """Attach our data volume to ourselves, waiting while a predecessor still holds it. One request,
+    then polls: DescribeVolumes lags behind AttachVolume, so it is sent again only after a while."""
+    from botocore.exceptions import BotoCoreError, ClientError
     ec2 = cloud_client(ud, "ec2")
+    requested = [0.0]  # monotonic time of the last AttachVolume
 
     def attached() -> None:
-        vol = ec2.describe_volumes(VolumeIds=[ud.volume_id])["Volumes"][0]
+        try:
+            vol = ec2.describe_volumes(VolumeIds=[ud.volume_id])["Volumes"][0]
+        except (ClientError, BotoCoreError) as exc:
+            raise NotYet(f"describe {ud.volume_id}: {exc}") from None
         for att in vol.get("Attachments", []):
             if att.get("InstanceId") == instance_id:
                 if att.get("State") == "attached":
@@ -349,12 +362,15 @@ def attach_volume(ud: UserData, instance_id: str, deadline: float = 300) -> None
         if vol.get("State") != "available":
             holders = [a.get("InstanceId") for a in vol.get("Attachments", [])]
             raise NotYet(f"volume is {vol.get('State')} (attached to {holders})")
+        if requested[0] and time.monotonic() - requested[0] < ATTACH_RESEND_AFTER:
+            raise NotYet("attach requested, not visible yet")
         try:
             ec2.attach_volume(VolumeId=ud.volume_id, InstanceId=instance_id, Device=ud.device)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("IncorrectState", "VolumeInUse"):
+            if exc.response["Error"]["Code"] in ATTACH_NOT_YET:
                 raise NotYet(exc.response["Error"]["Code"]) from None
             raise SetupError(f"attach {ud.volume_id}: {exc}") from None
+        requested[0] = time.monotonic()
         raise NotYet("attach requested")
     log.info("attaching volume %s as %s", ud.volume_id, ud.device)
     until(f"attach {ud.volume_id}", attached, deadline)
@@ -380,8 +396,14 @@ def mount_data_disk(device: Path, mountpoint: Path) -> Path:
     mountpoint.mkdir(parents=True, exist_ok=True)
     if os.path.ismount(mountpoint):
         return mountpoint
-    fstype = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", str(device)],
-                            capture_output=True, text=True).stdout.strip()
+    # low-level probe (no cache); exit 2 is "nothing found" — any other failure must not read
+    # as "empty disk", or a disk blkid cannot judge would be formatted
+    probe = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", str(device)],
+                           capture_output=True, text=True)
+    if probe.returncode not in (0, 2):
+        raise SetupError(f"blkid {device} exit {probe.returncode}: {probe.stderr.strip()}; cannot tell "
+                         "what the disk holds, so neither mounting nor formatting it")
+    fstype = probe.stdout.strip() if probe.returncode == 0 else ""
     if not fstype:
         with open(device, "rb") as disk:
             head = disk.read(1 << 20)
@@ -528,6 +550,10 @@ def check_data_dir(data_dir: Path, deployment: str, major: str, owner: RunAs) ->
     if marker.get("deployment") != deployment:
         log.info("data disk was created by deployment %s; adopting it for %s",
                  marker.get("deployment"), deployment)
+    if marker.get("cluster_initialised") and not pgdata.exists():
+        raise ForeignVolume(f"{data_dir} had a cluster (initialised {marker['cluster_initialised']}) but "
+                            f"{pgdata} is gone; refusing to create an empty one in its place — restore "
+                            "it, or clear the disk to start afresh")
     if pgdata.exists():
         version_file = pgdata / "PG_VERSION"
         version = version_file.read_text().strip() if version_file.exists() else None
@@ -535,6 +561,14 @@ def check_data_dir(data_dir: Path, deployment: str, major: str, owner: RunAs) ->
             raise ForeignVolume(f"{pgdata} holds a PostgreSQL {version or 'unknown'} cluster; this "
                                 f"image runs {major}. Refusing (upgrade it by hand)")
     return pgdata
+
+
+def mark_initialised(data_dir: Path, owner: RunAs) -> None:
+    """Record on the disk that it holds a cluster now, so a PGDATA that later goes missing is
+    refused instead of silently replaced by an empty one."""
+    marker = json.loads((data_dir / MARKER).read_text())
+    marker["cluster_initialised"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    write_file(data_dir / MARKER, json.dumps(marker), 0o644, owner)
 
 
 def init_cluster(bindir: Path, pgdata: Path, admin: str, password: str, owner: RunAs) -> None:
@@ -626,12 +660,16 @@ def run_init_script(root: Path, script: str) -> None:
         os.fchmod(fd, 0o700)
         with os.fdopen(fd, "w") as f:
             f.write(script)
-        argv = [path] if script.startswith("#!") else ["/bin/sh", path]
-        log.info("running init_script")
+        # the interpreter runs the file (never the file itself): /run is mounted noexec on a VM
+        shebang = shlex.split(script.splitlines()[0][2:]) if script.startswith("#!") else []
+        argv = [*(shebang or ["/bin/sh"]), path]
+        log.info("running init_script with %s", argv[0])
         done = subprocess.run(argv, cwd=root, timeout=INIT_SCRIPT_TIMEOUT, stdin=subprocess.DEVNULL)
         log.info("init_script finished with exit code %d", done.returncode)
     except subprocess.TimeoutExpired:
         log.warning("init_script still running after %ds: killed", INIT_SCRIPT_TIMEOUT)
+    except (OSError, ValueError) as exc:  # no such interpreter, an unparsable #! line
+        log.warning("init_script could not be run: %s", exc)
     finally:
         Path(path).unlink(missing_ok=True)
 
@@ -757,6 +795,7 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
         raise SetupError(f"socket path under {socket_dir} is too long for a unix socket")
     if not (pgdata / "PG_VERSION").exists():
         init_cluster(bindir, pgdata, ud.roles["admin"], s.passwords["admin"], owner)
+        mark_initialised(s.data_dir, owner)
     else:
         log.info("reusing the existing cluster in %s", pgdata)
     write_tls(pgdata, ud, s.server_key_pem, s.key_passphrase, owner)
@@ -816,6 +855,7 @@ def boot(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("/"), help="the instance's root filesystem")
     parser.add_argument("command", nargs="?", choices=("boot", "passphrase"), default="boot")
@@ -829,7 +869,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "passphrase":
             return print_passphrase()
         postgres = boot(root)
-    except (SetupError, psycopg2.Error, OSError, subprocess.SubprocessError) as exc:
+    except (SetupError, psycopg2.Error, OSError, subprocess.SubprocessError, BotoCoreError,
+            ClientError) as exc:
         log.error("%s failed: %s", args.command, str(exc).strip())
         return 2
     log.info("setup done; exec %s", " ".join(postgres))
