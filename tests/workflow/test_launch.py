@@ -124,6 +124,7 @@ def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
     key_body = vault.get(SERVER_KEY).splitlines()[1]
     lt = env.client("ec2").describe_launch_template_versions(
         LaunchTemplateName=Names(deployment).db, Versions=["$Latest"])["LaunchTemplateVersions"][0]
+    assert lt["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "required"   # IMDSv2 only
     haystacks = {"user-data": lt["LaunchTemplateData"]["UserData"],
                  "ps": subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout,
                  "store": (env.home / "store.db").read_bytes().decode("latin-1"),
@@ -260,3 +261,46 @@ def test_a_foreign_security_group_with_our_name_is_refused_not_taken_over(cloud,
     assert kept["IpPermissions"] == [] and not kept.get("Tags")   # not touched, not deleted
     ec2.delete_security_group(GroupId=foreign)
     assert not any(deployment_resources(env, deployment).values())
+
+
+def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_shared(cloud, tmp_path):
+    """Teardown keeps the volume; a new deployment given it by `volume=` takes it over (its tag
+    too, or its instance role could not attach it) with the data; a third one that names it while
+    the second's instance holds it is refused."""
+    first = sibling(cloud, tmp_path / "first")
+    first.run("workflow", "launch")
+    app = first.app()
+    deployment = current_deployment(app.store)
+    volume = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][5]["resources"]["volume_id"]
+    address = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][-1]["resources"]["db_address"]
+    admin = db_logins(app, deployment)[ADMIN]
+    endpoint = db_endpoint(app, deployment, address)
+    with psycopg2.connect(**endpoint.connect_args(admin["user"], admin["password"], "postgres")) as conn:
+        conn.cursor().execute("CREATE TABLE carried AS SELECT 'from the first deployment' AS what")
+    first.run("workflow", "teardown")                      # keeps the volume
+
+    second = sibling(cloud, tmp_path / "second", **{W + "volume": volume})
+    second.run("workflow", "launch")
+    app2 = second.app()
+    deployment2 = current_deployment(app2.store)
+    tags = env_tags(second, volume)
+    assert tags["eucadb:deployment"] == deployment2 != deployment
+    address2 = json.loads(second.run("workflow", "show", "-o", "json").stdout)[0]["steps"][-1]["resources"]["db_address"]
+    admin2 = db_logins(app2, deployment2)[ADMIN]
+    endpoint2 = db_endpoint(app2, deployment2, address2)
+    with psycopg2.connect(**endpoint2.connect_args(admin2["user"], admin2["password"], "postgres")) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT what FROM carried")
+        assert cur.fetchone()[0] == "from the first deployment"
+
+    third = sibling(cloud, tmp_path / "third", **{W + "volume": volume})
+    refused = third.run("workflow", "launch", check=False)
+    assert refused.returncode == 1
+    assert f"volume {volume} is in-use and belongs to deployment {deployment2}" in refused.stderr
+    assert env_tags(second, volume)["eucadb:deployment"] == deployment2     # not taken over
+    second.run("workflow", "teardown", "--delete-volume")
+
+
+def env_tags(env, volume_id: str) -> dict[str, str]:
+    vol = env.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    return {t["Key"]: t["Value"] for t in vol.get("Tags", [])}

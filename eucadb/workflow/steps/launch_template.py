@@ -37,6 +37,11 @@ def stored_credentials_digest(vault) -> str:
     return credentials_digest(json.loads(stored)) if stored else ""
 
 
+# IMDSv2 only: with v1 on, one forged GET from any process on the host yields the role's
+# credentials, and with them the server key. Hop limit 1: nothing on the instance runs in containers.
+METADATA_OPTIONS = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1}
+
+
 class LaunchTemplateStep(BaseStep):
     name = "launch_template"
     title = "launch template"
@@ -55,6 +60,7 @@ class LaunchTemplateStep(BaseStep):
             "server_cert": material[SERVER_CERT], "ca_cert": material[CA_CERT],
             "credentials": hashlib.sha256(json.dumps(creds, sort_keys=True).encode()).hexdigest(),
             "endpoint": self.clients(ctx).endpoint, "region": self.clients(ctx).config["cloud.region"],
+            "metadata_options": METADATA_OPTIONS,
         }
         digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
         return inputs, f"eucadb:{digest}"
@@ -74,7 +80,7 @@ class LaunchTemplateStep(BaseStep):
         data = {
             "ImageId": inputs["image"], "InstanceType": inputs["instance_type"],
             "SecurityGroupIds": [inputs["security_group"]],
-            "IamInstanceProfile": {"Name": inputs["profile"]},
+            "IamInstanceProfile": {"Name": inputs["profile"]}, "MetadataOptions": inputs["metadata_options"],
             "UserData": base64.b64encode(text.encode()).decode(),
             "TagSpecifications": [{"ResourceType": "instance",
                                    "Tags": self.names(ctx).tags(self.names(ctx).db)}],

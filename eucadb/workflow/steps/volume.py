@@ -9,7 +9,8 @@ from eucadb.errors import WorkflowError
 from eucadb.properties.registry import WORKER
 from eucadb.retry import NotYet, Retry
 from eucadb.workflow.engine import StepContext
-from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.deployment import TAG
+from eucadb.workflow.steps.base import BaseStep, tags_dict
 
 
 class VolumeStep(BaseStep):
@@ -27,7 +28,14 @@ class VolumeStep(BaseStep):
         volume = (ctx.services.facts.volume(chosen) if chosen else self._tagged(ctx))
         if volume is None:
             return None
-        if chosen and not any(t["Key"] == "eucadb:deployment" for t in volume.get("Tags", [])):
+        owner = tags_dict(volume.get("Tags")).get(TAG)
+        if chosen and owner != ctx.deployment:
+            # the instance role may attach only volumes tagged with this deployment: take over a
+            # volume a torn-down deployment kept, never one another deployment's instance holds
+            if volume["State"] != "available":
+                raise WorkflowError(f"{WORKER}volume {chosen} is {volume['State']}"
+                                    + (f" and belongs to deployment {owner}" if owner else "")
+                                    + "; choose a volume that is available")
             self.call(ctx, "ec2", "create_tags", Resources=[chosen], Tags=self.names(ctx).tags())
         self._wait_usable(ctx, volume["VolumeId"])
         return {"volume_id": volume["VolumeId"], "volume_zone": volume["AvailabilityZone"],

@@ -16,7 +16,9 @@ from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.steps.replace import template_versions
 
 INSTANCE_DEADLINE = 300.0
-DB_DEADLINE = 300.0
+# longer than the boot program's own waits together (key 180 s, volume 300 s, disk 60 s, its
+# temporary server) plus an OS boot, so a slow first boot is not rolled back while it is working
+DB_DEADLINE = 900.0
 MIN_SERVER_VERSION = 150000
 
 
