@@ -74,6 +74,7 @@ WRITER_KEYS = ("cloudwatch", "reporting")
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 MARKER = ".eucadb-volume"
+PG_LIB = Path("/usr/lib/postgresql")  # Debian's layout: one <major>/bin per installed version
 INIT_SCRIPT_TIMEOUT = 600
 DEFAULT_MEMORY_MIB = 1024
 INSTANCE_MEMORY_MIB = {
@@ -507,9 +508,14 @@ def make_dir(path: Path, mode: int, owner: RunAs) -> Path:
     return path
 
 
-def pg_bindir() -> Path:
-    """The newest installed PostgreSQL's binaries (Debian layout first, then PATH)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+def pg_bindir(cluster_version: str | None = None) -> Path:
+    """The binaries of the cluster's own major version when installed, else the newest installed
+    PostgreSQL's (Debian layout first, then PATH) — an image with 15 and 16 keeps a 15 cluster running."""
+    if cluster_version and cluster_version.isdigit():
+        own = PG_LIB / cluster_version / "bin"
+        if (own / "postgres").exists():
+            return own
+    found = sorted(PG_LIB.glob("*/bin/postgres"),
                    key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
     if found:
         return found[-1].parent
@@ -786,7 +792,9 @@ class DbSetup:
 def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
     """Prepare the cluster and return the argv of the foreground `postgres` to exec."""
     owner = owner or RunAs.detect()
-    ud, bindir = s.user_data, pg_bindir()
+    version_file = s.data_dir / "pgdata" / "PG_VERSION"
+    ud = s.user_data
+    bindir = pg_bindir(version_file.read_text().strip() if version_file.exists() else None)
     major = pg_major(bindir)
     pgdata = check_data_dir(s.data_dir, ud.deployment, major, owner)
     socket_dir = make_dir(s.root / "run" / "eucadb", 0o700, owner)

@@ -81,3 +81,15 @@ def test_a_volume_whose_cluster_went_missing_is_refused(tmp_path):
 @pytest.mark.parametrize("name", ["eucadb_admin\n", "x\ny"])
 def test_identifiers_with_a_newline_are_refused(name):
     assert setup_db.IDENT.fullmatch(name) is None
+
+
+def test_the_clusters_own_postgresql_is_preferred(tmp_path, monkeypatch):
+    """An image with 15 and 16 keeps running a 15 cluster with 15; a new disk gets the newest."""
+    for major in ("15", "16"):
+        (tmp_path / major / "bin").mkdir(parents=True)
+        (tmp_path / major / "bin" / "postgres").touch()
+    monkeypatch.setattr(setup_db, "PG_LIB", tmp_path)
+    assert setup_db.pg_bindir("15") == tmp_path / "15" / "bin"
+    assert setup_db.pg_bindir(None) == tmp_path / "16" / "bin"
+    assert setup_db.pg_bindir("14") == tmp_path / "16" / "bin"         # not installed: the newest
+    assert setup_db.pg_bindir("../../etc") == tmp_path / "16" / "bin"  # not a version: ignored
