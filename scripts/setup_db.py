@@ -806,6 +806,8 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
         mark_initialised(s.data_dir, owner)
     else:
         log.info("reusing the existing cluster in %s", pgdata)
+        if "cluster_initialised" not in json.loads((s.data_dir / MARKER).read_text()):
+            mark_initialised(s.data_dir, owner)  # a disk from before the marker recorded it
     write_tls(pgdata, ud, s.server_key_pem, s.key_passphrase, owner)
     settings: dict[str, object] = {
         "listen_addresses": s.private_ip, "port": ud.port,

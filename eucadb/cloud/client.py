@@ -29,12 +29,15 @@ TRANSIENT_CODES = frozenset({
     "InvalidGroup.NotFound", "InvalidInstanceID.NotFound",
     "VolumeInUse", "DeleteConflict", "ConcurrentModification", "ResourceContention",
 })
-# (code, words of the message) that AWS answers while something created moments ago is not yet
-# visible everywhere; the code alone also means real input errors, so the message decides
-TRANSIENT_MESSAGES: tuple[tuple[str, str], ...] = (
-    ("ValidationError", "fully-formed launch template"),  # AutoScaling: new template or profile
-    ("InvalidParameterValue", "iam instance profile"),    # EC2: a new instance profile
-    ("InvalidRequestException", "scheduled for deletion"),  # Secrets Manager: same name still deleting
+# (code, words all found in the message) that AWS answers while something created moments ago is
+# not yet visible everywhere; the code alone also means real input errors, so the message decides.
+# AutoScaling starts every launch-template refusal with "You must use a valid fully-formed launch
+# template", permanent ones too (an unsupported instance type): only these are propagation.
+TRANSIENT_MESSAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ValidationError", ("invalid iam instance profile",)),          # AutoScaling: a new profile
+    ("ValidationError", ("fully-formed launch template", "does not exist")),  # a new template
+    ("InvalidParameterValue", ("invalid iam instance profile",)),    # EC2: a new profile
+    ("InvalidRequestException", ("scheduled for deletion",)),        # Secrets Manager: name still deleting
 )
 
 
@@ -59,7 +62,7 @@ def is_transient(exc: BaseException) -> bool:
     if code in TRANSIENT_CODES:
         return True
     message = error_message(exc).lower()
-    return any(code == c and words in message for c, words in TRANSIENT_MESSAGES)
+    return any(code == c and all(w in message for w in words) for c, words in TRANSIENT_MESSAGES)
 
 
 # For calls that name something another service created moments ago (an instance profile in a

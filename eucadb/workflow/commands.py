@@ -20,6 +20,7 @@ from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
 from eucadb.workflow.steps.launch_template import CREDENTIALS
+from eucadb.workflow.steps.wait import DB_DEADLINE
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,19 @@ def show_cmd(app, run_id: int | None, output: str) -> None:
 
 def _run(app, workflow, options) -> None:
     app.clients.require()
-    lease = LeaderLease(app.store, ttl=app.config["lease.ttl"] * 20)
+    # no loop renews this lease: it is renewed as each step starts, and outlasts the longest step
+    lease = LeaderLease(app.store, ttl=max(app.config["lease.ttl"] * 20, DB_DEADLINE + 120))
     if not lease.acquire():
         holder = lease.current()
         raise UserError(f"another eucadb process ({holder.holder}) holds the leader lease; "
                         "stop it or wait for it to finish")
+
+    def progress(message: str) -> None:
+        lease.acquire()  # a lost lease shows at the next fenced write
+        click.echo(message, err=True)
+
     try:
-        result = run_workflow(app, workflow, options, fence=lease.check,
-                              on_progress=lambda m: click.echo(m, err=True))
+        result = run_workflow(app, workflow, options, fence=lease.check, on_progress=progress)
     finally:
         lease.release()
     if result.state != RunState.SUCCEEDED:

@@ -20,6 +20,8 @@ def answer(code: str, message: str = "") -> ClientError:
                               "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"),
     answer("InvalidParameterValue", "Value (x) for parameter iamInstanceProfile.name is invalid. "
                                     "Invalid IAM Instance Profile name"),
+    answer("ValidationError", "You must use a valid fully-formed launch template. The specified launch "
+                              "template, with template ID lt-0123, does not exist."),
     answer("InvalidRequestException", "You can't create this secret because a secret with this name is "
                                       "already scheduled for deletion."),
     answer("DependencyViolation", "resource sg-1 has a dependent object"),
@@ -31,6 +33,8 @@ def test_retried(exc):
 
 @pytest.mark.parametrize("exc", [
     answer("ValidationError", "Max bound, 1, must be greater than or equal to min bound, 2"),
+    answer("ValidationError", "You must use a valid fully-formed launch template. The requested "
+                              "configuration is currently not supported."),
     answer("InvalidParameterValue", "Value (m9.huge) for parameter instanceType is invalid."),
     answer("InvalidRequestException", "You provided a parameter value that is not valid."),
     answer("AccessDenied", "User is not authorized to perform iam:CreateRole"),

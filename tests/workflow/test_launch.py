@@ -216,9 +216,10 @@ def test_replacement_instance_keeps_the_data(cloud, tmp_path):
     env.run("workflow", "teardown", "--delete-volume")
 
 
-def test_relaunch_adopts_the_key_without_reading_it_back(cloud, tmp_path):
-    """The secret's resource policy denies GetSecretValue to all but the instance role — eucadb's
-    own principal too (a real cloud enforces that; moto does not) — so adoption must not read it."""
+def test_relaunch_adopts_everything_and_never_reads_the_key_back(cloud, tmp_path):
+    """A launch of an unchanged deployment writes nothing: every step adopts what is there. And the
+    secret's resource policy denies GetSecretValue to all but the instance role — eucadb's own
+    principal too (a real cloud enforces that; moto does not) — so adoption must not read it."""
     from eucadb.workflow.launch import LAUNCH
     from eucadb.workflow.service import run_workflow
 
@@ -231,11 +232,15 @@ def test_relaunch_adopts_the_key_without_reading_it_back(cloud, tmp_path):
         return [v["VersionId"] for v in sm.list_secret_version_ids(SecretId=Names(deployment).secret)["Versions"]]
 
     before = versions()
-    reads = []
-    app.clients.client("secretsmanager").meta.events.register(
-        "before-call.secrets-manager.GetSecretValue", lambda **kw: reads.append(kw["params"]))
+    calls = []
+    for service in ("ec2", "iam", "sts", "autoscaling", "secretsmanager"):
+        app.clients.client(service).meta.events.register(
+            "before-call", lambda model, **kw: calls.append(model.name))
     result = run_workflow(app, LAUNCH)
-    assert result.state.value == "succeeded" and reads == []
+    assert result.state.value == "succeeded"
+    assert "GetSecretValue" not in calls
+    writes = [c for c in calls if not c.startswith(("Describe", "Get", "List"))]
+    assert writes == [], f"a relaunch of an unchanged deployment wrote: {writes}"
     assert versions() == before                 # adopted, not written again
     policy = json.loads(sm.get_resource_policy(SecretId=Names(deployment).secret)["ResourcePolicy"])
     role_arn = env.client("iam").get_role(RoleName=Names(deployment).db)["Role"]["Arn"]

@@ -3,6 +3,7 @@ cannot judge, and a cluster that went missing from its volume. scripts/setup_db.
 the instance runs it (no eucadb import)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from eucadb.workflow.userdata import build_user_data
 from setup_db_script import load_setup_db
 
 setup_db = load_setup_db("setup_db_disk_under_test")
@@ -78,9 +80,23 @@ def test_a_volume_whose_cluster_went_missing_is_refused(tmp_path):
     assert sorted(os.listdir(data)) == [setup_db.MARKER]                # nothing was touched
 
 
-@pytest.mark.parametrize("name", ["eucadb_admin\n", "x\ny"])
-def test_identifiers_with_a_newline_are_refused(name):
-    assert setup_db.IDENT.fullmatch(name) is None
+def user_data(**changes) -> str:
+    """Valid user-data as the launch template carries it, with `changes` applied."""
+    doc = json.loads(build_user_data(
+        deployment="d1", endpoint_url=None, region="us-east-1", secret_id="eucadb/d1/server-key",
+        volume_id="vol-1", dns_name="db.d1.eucadb.internal", server_cert="CERT", ca_cert="CA",
+        allowed_cidrs=["10.0.0.0/8"], instance_type="t2.micro", sealed_credentials={"v": 1}))
+    return json.dumps({**doc, **changes})
+
+
+def test_user_data_with_a_newline_in_a_name_is_refused():
+    """A newline would add a line to pg_hba.conf or to chrony's sources."""
+    assert setup_db.parse_user_data(user_data()).deployment == "d1"
+    roles = {**json.loads(user_data())["roles"], "admin": "eucadb_admin\n"}
+    with pytest.raises(setup_db.SetupError, match="not a plain lower-case identifier"):
+        setup_db.parse_user_data(user_data(roles=roles))
+    with pytest.raises(setup_db.SetupError, match="is not a host name"):
+        setup_db.parse_user_data(user_data(ntp_server="ntp.example\n"))
 
 
 def test_the_clusters_own_postgresql_is_preferred(tmp_path, monkeypatch):

@@ -57,8 +57,9 @@ class AdmissionStep(BaseStep):
                 if problem:
                     raise WorkflowError(f"{prop.name}: {problem}")
         check_boot_mode(facts, props[WORKER + "image"], props[WORKER + "instance_type"])
-        vpc_id, subnets = self._network(ctx, props[WORKER + "availability_zones"] or None, facts.zones())
-        zones = sorted(subnets)
+        configured = props[WORKER + "availability_zones"] or None
+        vpc_id, subnets = self._network(ctx, configured, facts.zones())
+        zones = list(configured) if configured else sorted(subnets)  # a new volume goes in zones[0]
         volume_zone = None
         if props[WORKER + "volume"]:
             volume_zone = facts.volume(props[WORKER + "volume"])["AvailabilityZone"]

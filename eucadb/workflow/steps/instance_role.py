@@ -6,6 +6,7 @@ nothing else. Eucalyptus and AWS both evaluate these policies; moto stores them.
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 from eucadb.workflow.deployment import TAG
 from eucadb.workflow.engine import StepContext
@@ -33,6 +34,11 @@ def instance_policy(deployment: str, region: str, identity_arn: str, secret_name
     ]}
 
 
+def _document(document: dict | str) -> dict:
+    """GetRolePolicy's document: boto3 hands it decoded; a URL-encoded JSON string elsewhere."""
+    return json.loads(unquote(document)) if isinstance(document, str) else document
+
+
 class InstanceRoleStep(BaseStep):
     name = "instance_role"
     title = "instance role and profile"
@@ -47,9 +53,15 @@ class InstanceRoleStep(BaseStep):
         name = self.names(ctx).db
         if not profile or not any(r["RoleName"] == name for r in profile.get("Roles", [])):
             return None
-        if self.call_absent_ok(ctx, "iam", "get_role_policy", RoleName=name, PolicyName=POLICY_NAME) is None:
-            return None
+        held = self.call_absent_ok(ctx, "iam", "get_role_policy", RoleName=name, PolicyName=POLICY_NAME)
+        if held is None or _document(held["PolicyDocument"]) != self._policy(ctx):
+            return None  # apply puts the policy this eucadb writes (an older one is replaced)
         return {"instance_profile": name, "instance_profile_arn": profile["Arn"], "role": name}
+
+    def _policy(self, ctx: StepContext) -> dict:
+        identity = self.call(ctx, "sts", "get_caller_identity")["Arn"]
+        return instance_policy(ctx.deployment, self.clients(ctx).config["cloud.region"], identity,
+                               self.names(ctx).secret)
 
     def apply(self, ctx: StepContext) -> dict:
         name = self.names(ctx).db
@@ -57,11 +69,8 @@ class InstanceRoleStep(BaseStep):
         if self.call_absent_ok(ctx, "iam", "get_role", RoleName=name) is None:
             self.call(ctx, "iam", "create_role", RoleName=name, Path=path,
                       AssumeRolePolicyDocument=json.dumps(TRUST), Tags=self.names(ctx).tags())
-        identity = self.call(ctx, "sts", "get_caller_identity")["Arn"]
-        policy = instance_policy(ctx.deployment, self.clients(ctx).config["cloud.region"], identity,
-                                 self.names(ctx).secret)
         self.call(ctx, "iam", "put_role_policy", RoleName=name, PolicyName=POLICY_NAME,
-                  PolicyDocument=json.dumps(policy))
+                  PolicyDocument=json.dumps(self._policy(ctx)))
         profile = self._profile(ctx)
         if profile is None:
             profile = self.call(ctx, "iam", "create_instance_profile", InstanceProfileName=name,

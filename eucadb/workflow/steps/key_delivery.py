@@ -56,22 +56,23 @@ class KeyDeliveryStep(BaseStep):
 
     def apply(self, ctx: StepContext) -> dict:
         payload = secret_payload(ctx, self.vault(ctx))
-        tags = [*self.names(ctx).tags(), {"Key": PAYLOAD_TAG, "Value": payload_digest(payload)}]
         described = self._describe(ctx)
         if described and described.get("DeletedDate"):
             self.call(ctx, "secretsmanager", "restore_secret", SecretId=described["ARN"])
         if described:
             arn = described["ARN"]
             self.call(ctx, "secretsmanager", "put_secret_value", SecretId=arn, SecretString=payload)
-            self.call(ctx, "secretsmanager", "tag_resource", SecretId=arn, Tags=tags)
         else:  # a force-deleted secret of this name (a rollback, a teardown) frees it only later
             arn = PROPAGATION.call(lambda: self.call(
                 ctx, "secretsmanager", "create_secret", Name=self.names(ctx).secret, SecretString=payload,
-                Tags=tags, Description=f"eucadb {ctx.deployment}: database server key"),
+                Tags=self.names(ctx).tags(), Description=f"eucadb {ctx.deployment}: database server key"),
                 f"create secret {self.names(ctx).secret}")["ARN"]
         role_arn = self.call(ctx, "iam", "get_role", RoleName=ctx.resources["role"])["Role"]["Arn"]
         self.call(ctx, "secretsmanager", "put_resource_policy", SecretId=arn,
                   ResourcePolicy=json.dumps(resource_policy(role_arn)))
+        # last: the tag is what adoption trusts, so it must not say "done" before the policy is on
+        self.call(ctx, "secretsmanager", "tag_resource", SecretId=arn,
+                  Tags=[{"Key": PAYLOAD_TAG, "Value": payload_digest(payload)}])
         return {"secret_arn": arn, "secret_id": self.names(ctx).secret}
 
     def rollback(self, ctx: StepContext) -> None:
