@@ -19,17 +19,12 @@ class AutoScalingGroupStep(BaseStep):
     name = "autoscaling_group"
     title = "autoscaling group"
 
-    def _group(self, ctx: StepContext) -> dict | None:
-        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
-                           AutoScalingGroupNames=[self.names(ctx).db])["AutoScalingGroups"]
-        return groups[0] if groups else None
-
     def _template(self, ctx: StepContext) -> dict:
         return {"LaunchTemplateId": ctx.resources["launch_template_id"],
                 "Version": ctx.resources["launch_template_version"]}
 
     def adopt(self, ctx: StepContext) -> dict | None:
-        group = self._group(ctx)
+        group = self.group(ctx)
         if group and group.get("LaunchTemplate", {}).get("Version") == ctx.resources["launch_template_version"]:
             return {"autoscaling_group": group["AutoScalingGroupName"]}
         return None
@@ -39,7 +34,7 @@ class AutoScalingGroupStep(BaseStep):
         subnet = ctx.resources["subnets"][ctx.resources["volume_zone"]]
         # AWS checks the template (and the instance profile in it) here, and answers "not a valid
         # fully-formed launch template" until both, made moments ago, have propagated
-        if self._group(ctx) is None:
+        if self.group(ctx) is None:
             PROPAGATION.call(lambda: self.call(
                 ctx, "autoscaling", "create_auto_scaling_group", AutoScalingGroupName=name,
                 LaunchTemplate=self._template(ctx), MinSize=1, MaxSize=1, DesiredCapacity=1,
@@ -54,7 +49,7 @@ class AutoScalingGroupStep(BaseStep):
         return {"autoscaling_group": name}
 
     def rollback(self, ctx: StepContext) -> None:
-        group = self._group(ctx)
+        group = self.group(ctx)
         if group is None:
             return
         instance_ids = [i["InstanceId"] for i in group.get("Instances", [])]
@@ -67,7 +62,7 @@ class AutoScalingGroupStep(BaseStep):
             lambda: self._gone(ctx, instance_ids), "wait for the group's instances to terminate")
 
     def _gone(self, ctx: StepContext, instance_ids: list[str]) -> None:
-        if self._group(ctx) is not None:
+        if self.group(ctx) is not None:
             raise NotYet("group still exists")
         if not instance_ids:
             return

@@ -52,6 +52,12 @@ class BaseStep:
                 return None
             raise
 
+    def group(self, ctx: StepContext, name: str | None = None) -> dict | None:
+        """An autoscaling group by name (default: this deployment's), or None."""
+        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
+                           AutoScalingGroupNames=[name or self.names(ctx).db])["AutoScalingGroups"]
+        return groups[0] if groups else None
+
     @staticmethod
     def tag_filter(ctx: StepContext) -> list[dict]:
         return [{"Name": f"tag:{TAG}", "Values": [ctx.deployment]}]

@@ -34,12 +34,11 @@ class ReplaceOutdatedStep(BaseStep):
     title = "replace outdated instances"
 
     def _outdated(self, ctx: StepContext) -> list[str]:
-        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
-                           AutoScalingGroupNames=[ctx.resources["autoscaling_group"]])["AutoScalingGroups"]
-        if not groups:
+        group = self.group(ctx, ctx.resources["autoscaling_group"])
+        if group is None:
             return []
         wanted = ctx.resources["launch_template_version"]
-        return [iid for iid, v in template_versions(self, ctx, groups[0]).items() if v not in (None, wanted)]
+        return [iid for iid, v in template_versions(self, ctx, group).items() if v not in (None, wanted)]
 
     def adopt(self, ctx: StepContext) -> dict | None:
         return None if self._outdated(ctx) else {"replaced": []}

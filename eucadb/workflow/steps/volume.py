@@ -36,18 +36,13 @@ class VolumeStep(BaseStep):
                 raise WorkflowError(f"{WORKER}volume {chosen} is {volume['State']}"
                                     + (f" and belongs to deployment {owner}" if owner else "")
                                     + "; choose a volume that is available")
-            if owner and self._group_of(ctx, owner):  # between two instances of a roll: still its
+            if owner and self.group(ctx, Names(owner).db):  # between two instances of a roll: still its
                 raise WorkflowError(f"{WORKER}volume {chosen} belongs to deployment {owner}, which still "
                                     f"runs (autoscaling group {Names(owner).db}); tear it down first")
             self.call(ctx, "ec2", "create_tags", Resources=[chosen], Tags=self.names(ctx).tags())
         self._wait_usable(ctx, volume["VolumeId"])
         return {"volume_id": volume["VolumeId"], "volume_zone": volume["AvailabilityZone"],
                 "volume_created": False}
-
-    def _group_of(self, ctx: StepContext, deployment: str) -> bool:
-        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
-                           AutoScalingGroupNames=[Names(deployment).db])["AutoScalingGroups"]
-        return bool(groups)
 
     def apply(self, ctx: StepContext) -> dict:
         zone = ctx.resources["volume_zone"]

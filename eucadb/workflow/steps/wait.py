@@ -34,10 +34,9 @@ class WaitInstanceStep(BaseStep):
             raise WorkflowError(f"no running instance after {INSTANCE_DEADLINE:.0f}s: {exc.last}") from None
 
     def _running(self, ctx: StepContext) -> dict:
-        groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
-                           AutoScalingGroupNames=[ctx.resources["autoscaling_group"]])["AutoScalingGroups"]
+        group = self.group(ctx, ctx.resources["autoscaling_group"]) or {}
         version = ctx.resources["launch_template_version"]
-        in_service = {"Instances": [i for g in groups for i in g.get("Instances", [])
+        in_service = {"Instances": [i for i in group.get("Instances", [])
                                     if i.get("LifecycleState") == "InService"]}
         ids = [iid for iid, v in template_versions(self, ctx, in_service).items() if v in (None, version)]
         if not ids:
