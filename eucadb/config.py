@@ -1,4 +1,4 @@
-"""Layered configuration: built-in defaults < YAML file < `EUCADB_*` environment (STYLE §5).
+"""Layered configuration: built-in defaults < YAML file < `EUCADB_*` environment (docs/architecture.md §11).
 
 The file is `$EUCADB_HOME/eucadb.yaml` unless `--config` names another. Keys are declared once, as
 data; every layer is validated at load and an error names the key, the bad value and what is allowed.

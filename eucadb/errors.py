@@ -1,4 +1,4 @@
-"""The small exception hierarchy every layer raises from (STYLE §7).
+"""The small exception hierarchy every layer raises from (docs/architecture.md §11).
 
 `UserError` is bad input: the CLI prints its message as one line and exits 1, with no traceback.
 The others are failures of something outside eucadb, reported after the retry helper gives up.

@@ -1,4 +1,4 @@
-"""The one retry primitive (STYLE §4): exponential backoff, full jitter, a cap and a deadline.
+"""The one retry primitive (docs/architecture.md §11): exponential backoff, full jitter, a cap and a deadline.
 
 Used wherever a cloud or database call may fail transiently. botocore's own retry config handles
 throttling inside a single boto3 call; this helper covers what it does not (eventual consistency,

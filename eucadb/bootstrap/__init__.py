@@ -1,1 +1,1 @@
-"""Preconditions, the reconcile loop, service states and the leader lease (DESIGN §8)."""
+"""Preconditions, the reconcile loop, service states and the leader lease (docs/architecture.md §8)."""

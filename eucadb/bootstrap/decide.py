@@ -1,16 +1,17 @@
 """The pure decision of one reconcile cycle: snapshot in, one action (with its sentence) out.
 
-No I/O here, so every branch is a unit test. Split by concern: lifecycle (launch/teardown), pools,
-then service states.
+No I/O here, so every branch is a unit test. Split by concern: a follower only follows the leader's
+published endpoint; the leader decides lifecycle (launch/teardown), pools and healing, then service
+states. A workflow that runs is never started twice.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from eucadb.bootstrap.preconditions import unmet
-from eucadb.bootstrap.services import ServiceState
 from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
+from eucadb.states import ServiceState
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,30 @@ class SwapPools(Action):
 
 
 @dataclass(frozen=True)
+class DrainPools(Action):
+    """A follower whose leader published no endpoint: drop the pools (service states are the leader's)."""
+
+
+@dataclass(frozen=True)
+class MarkUnhealthy(Action):
+    """Tell the autoscaling group its instance is unhealthy (SetInstanceHealth) so it replaces it, as
+    a load balancer's health check does on AWS: the group, not eucadb, owns the instance's life."""
+
+    instance_id: str = ""
+
+
+@dataclass(frozen=True)
 class MaintainPartitions(Action):
     """Create tomorrow's daily partitions, drop those past retention (admin role, once a day)."""
 
 
 def decide(s: Snapshot) -> Action:
     if not s.leader:
-        return Idle(f"standing by: {s.leader_holder or 'nobody'} holds the leader lease")
-    if s.workflow_busy and s.run:
-        return Idle(f"{_verb(s.run.kind)}: step {s.run.step}/{s.run.total} {s.run.step_title}")
+        return _follow(s)
+    if s.workflow_busy:
+        if s.run and s.run.state == "running":
+            return Idle(f"{_verb(s.run.kind)}: step {s.run.step}/{s.run.total} {s.run.step_title}")
+        return Idle("a workflow is running: waiting for it to record its progress")
     if not s.properties[WORKER + "configured"]:
         return _unconfigured(s)
     missing = unmet(s)
@@ -59,6 +75,21 @@ def decide(s: Snapshot) -> Action:
         return _set_all(s, ServiceState.NOTREADY, "waiting: " + ", ".join(missing), drain=False) or \
             Idle("waiting: " + ", ".join(missing))
     return _lifecycle(s) or _pools(s) or _services(s)
+
+
+def _follow(s: Snapshot) -> Action:
+    """A follower serves the APIs from the endpoint the leader published; it never touches the cloud."""
+    holder = s.leader_holder or "nobody"
+    target = s.published_address
+    if target is None:
+        if s.pool_address:
+            return DrainPools(f"standing by: {holder} holds the leader lease and publishes no database; "
+                              "pools drained")
+        return Idle(f"standing by: {holder} holds the leader lease; no database published yet")
+    if s.pool_address != target or s.pool_settings_digest != s.pool_digest:
+        return SwapPools(f"following {holder} (the leader): swapping pools to the published database at "
+                         f"{target}", target)
+    return Idle(f"standing by: {holder} holds the leader lease; serving the APIs from the database at {target}")
 
 
 def _verb(kind: str) -> str:
@@ -74,8 +105,16 @@ def _unconfigured(s: Snapshot) -> Action:
     reason = f"{WORKER}configured=false"
     if any(st.state is not ServiceState.DISABLED for st in s.services.values()) or s.pool_address:
         return SetServices(f"disabling services: {reason}", ServiceState.DISABLED, drain=True)
-    if s.run and s.run.kind == "launch" and s.run.state in ("running", "succeeded", "failed"):
+    run = s.run
+    if run and run.kind == "launch" and run.state in ("running", "succeeded", "failed"):
         return StartWorkflow(f"tearing down: {reason} (data volume kept)", "teardown", {})
+    if run and run.kind == "teardown" and run.state == "running":
+        return StartWorkflow(f"resuming teardown at step {run.step}/{run.total} {run.step_title}: {reason}",
+                             "teardown", {})
+    if run and run.kind == "teardown" and run.state == "failed":
+        if run.age < s.relaunch_after:
+            return Idle(f"teardown failed: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
+        return StartWorkflow(f"retrying teardown after: {run.error}", "teardown", {})
     return Idle(f"not configured: set {reason[:-5]}true to launch the database")
 
 
@@ -105,9 +144,11 @@ def _lifecycle(s: Snapshot) -> Action | None:
 
 
 def _pools(s: Snapshot) -> Action | None:
-    ip = s.instance.private_ip if s.instance and s.instance.state == "running" else None
+    inst = s.instance
+    ip = inst.private_ip if inst and inst.state == "running" else None
     if ip is None:
-        return _health_failure(s, "no running database instance (the autoscaling group replaces it)")
+        return _health_failure(s, "the autoscaling group has no instance yet" if inst is None else
+                               f"instance {inst.instance_id} is {inst.state}")
     if s.pool_address != ip or s.pool_settings_digest != s.pool_digest:
         why = ("building pools" if s.pool_address is None else
                f"endpoint moved {s.pool_address} -> {ip}" if s.pool_address != ip else "pool settings changed")
@@ -120,10 +161,26 @@ def _pools(s: Snapshot) -> Action | None:
 def _health_failure(s: Snapshot, why: str) -> Action:
     if s.db.failures >= s.unhealthy_limit:
         return _set_all(s, ServiceState.DISABLED, f"database unhealthy ({s.db.failures} checks): {why}",
-                        drain=False) or Idle(f"services disabled: {why}")
+                        drain=False) or _heal(s, why)
     enabled = any(st.state in (ServiceState.ENABLED, ServiceState.DEGRADED) for st in s.services.values())
     state = ServiceState.DEGRADED if enabled else ServiceState.NOTREADY
     return _set_all(s, state, f"database not available: {why}", drain=False) or Idle(f"waiting: {why}")
+
+
+def _heal(s: Snapshot, why: str) -> Action:
+    """After the health window, have the autoscaling group replace the instance — unless it booted
+    so recently that it may still be starting (its grace), or the group already knows."""
+    inst = s.instance
+    if inst is None or inst.state in ("pending", "shutting-down", "terminated"):
+        return Idle(f"services disabled: {why}; waiting for the autoscaling group's instance")
+    if inst.marked_unhealthy:
+        return Idle(f"services disabled: {why}; instance {inst.instance_id} is marked unhealthy, "
+                    "waiting for the autoscaling group to replace it")
+    if not s.db.proven and inst.age < s.health_grace:
+        return Idle(f"services disabled: {why}; instance {inst.instance_id} booted {inst.age:.0f}s ago, "
+                    f"replaced if still unhealthy after {s.health_grace:.0f}s")
+    return MarkUnhealthy(f"database unhealthy for {s.db.failures} checks ({why}): marked instance "
+                         f"{inst.instance_id} unhealthy, the autoscaling group replaces it", inst.instance_id)
 
 
 def _services(s: Snapshot) -> Action:

@@ -1,4 +1,4 @@
-"""The reconcile loop: observe → decide (pure) → act, one sentence per cycle (DESIGN §8).
+"""The reconcile loop: observe → decide (pure) → act, one sentence per cycle (docs/architecture.md §8).
 
 Scheduled by APScheduler every `loop.interval` seconds; a cycle never overlaps the next one. The
 workflow runs on its own thread so cycles stay short and keep reporting progress while it works.
@@ -12,13 +12,17 @@ from datetime import date, datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from eucadb.bootstrap.decide import (Action, Idle, MaintainPartitions, SetServices, StartWorkflow,
-                                     SwapPools, decide)
+from botocore.exceptions import ClientError
+
+from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
+                                     StartWorkflow, SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
                                      latest_run)
-from eucadb.bootstrap.services import ServiceRegistry, ServiceState
-from eucadb.bootstrap.snapshot import DbHealth, Snapshot
+from eucadb.bootstrap.published import publish, published_address, withdraw
+from eucadb.bootstrap.services import ServiceRegistry
+from eucadb.bootstrap.snapshot import DbHealth, InstanceView, Snapshot
+from eucadb.states import ServiceState
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
@@ -49,6 +53,8 @@ class Bootstrapper:
         self._failures = 0
         self._last_health = 0.0
         self._last_health_error = ""
+        self._health_of: str | None = None   # the instance the failure count is about
+        self._proven = False                 # that instance has passed a check since we saw it
         self._maintained_on: date | None = None
         self._lock = threading.Lock()
         self.last_sentence = "starting"
@@ -62,9 +68,12 @@ class Bootstrapper:
         leader = self.lease.acquire()
         holder = self.lease.current()
         props = self.app.properties.values()
-        deployment = current_deployment(self.app.store)
+        # A follower creates nothing, not even the deployment's identity: that is the leader's first write.
+        deployment = current_deployment(self.app.store, create=leader)
         cloud_error, instance = None, None
-        if not self.app.clients.configured:
+        if not leader:
+            pass   # only the lease holder asks the cloud; followers follow the published endpoint
+        elif not self.app.clients.configured:
             cloud_error = "no cloud configured"
         else:
             try:
@@ -72,30 +81,43 @@ class Bootstrapper:
             except CloudError as exc:
                 cloud_error = str(exc)
         target = self.pools.target
-        vault = self.app.vault(deployment)
-        logins = stored_credentials_digest(vault)
+        vault = self.app.vault(deployment) if deployment else None
+        logins = stored_credentials_digest(vault) if vault else ""
         return Snapshot(
             leader=leader, leader_holder=holder.holder if holder else "", properties=props,
             digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{logins}",
-            run=latest_run(self.app.store, deployment),
+            run=latest_run(self.app.store, deployment) if deployment else None,
             workflow_busy=self._workflow is not None and self._workflow.is_alive(),
             instance=instance, pool_address=target.endpoint.address if target else None,
             pool_settings_digest=target.settings_digest if target else None,
-            db=self._health(props), services=self.services.all(), cloud_error=cloud_error,
+            db=self._health(props, instance), services=self.services.all(), cloud_error=cloud_error,
             unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6),
-            maintenance_due=target is not None and self._maintained_on != _today(),
-            certificate_due=certificate_due(vault), credentials_digest=logins)
+            maintenance_due=leader and target is not None and self._maintained_on != _today(),
+            certificate_due=certificate_due(vault) if vault else "", credentials_digest=logins,
+            published_address=None if leader else published_address(self.app.store, deployment),
+            health_grace=float(props[WORKER + "health_grace"]))
 
-    def _health(self, props) -> DbHealth:
-        if self.pools.target is None:
-            return DbHealth(ok=None, failures=self._failures)
+    def _health(self, props, instance: InstanceView | None) -> DbHealth:
+        """One check per health interval: the instance is up, and every pool's login works.
+
+        The count is per instance: a replacement starts with a clean record (and its boot grace)."""
+        current = instance.instance_id if instance else None
+        if current != self._health_of:
+            self._health_of, self._failures, self._proven, self._last_health_error = current, 0, False, ""
         now = time.monotonic()
         if now - self._last_health >= props[WORKER + "health_interval"]:
-            self._last_health = now
-            error = self.pools.check()
-            self._failures = 0 if error is None else self._failures + 1
-            self._last_health_error = error or ""
-        return DbHealth(ok=self._failures == 0, error=self._last_health_error, failures=self._failures)
+            error: str | None = None
+            if instance is not None and instance.state not in ("running", "pending"):
+                error = f"instance {instance.instance_id} is {instance.state}"
+            elif self.pools.target is not None:
+                error = self.pools.check()
+            if error is not None or self.pools.target is not None:
+                self._last_health = now
+                self._failures = 0 if error is None else self._failures + 1
+                self._proven = self._proven or error is None
+                self._last_health_error = error or ""
+        ok = None if self.pools.target is None else self._failures == 0
+        return DbHealth(ok=ok, error=self._last_health_error, failures=self._failures, proven=self._proven)
 
     # --- act -------------------------------------------------------------------------------------
     def act(self, action: Action, s: Snapshot) -> str:
@@ -107,6 +129,18 @@ class Bootstrapper:
             return self._swap_pools(action, s)
         elif isinstance(action, MaintainPartitions):
             return self._maintain_partitions(action)
+        elif isinstance(action, MarkUnhealthy):
+            return self._mark_unhealthy(action)
+        elif isinstance(action, DrainPools):
+            self.pools.drain()
+        return action.reason
+
+    def _mark_unhealthy(self, action: MarkUnhealthy) -> str:
+        try:
+            self.app.clients.call("autoscaling", "set_instance_health", InstanceId=action.instance_id,
+                                  HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+        except (ClientError, CloudError) as exc:
+            return f"could not mark instance {action.instance_id} unhealthy (tried again next cycle): {exc}"
         return action.reason
 
     def _maintain_partitions(self, action: MaintainPartitions) -> str:
@@ -124,7 +158,7 @@ class Bootstrapper:
         workflow = WORKFLOWS[action.kind]
         options = {**action.options, "digest": s.digest}
         if action.kind == "teardown":
-            self.pools.drain()
+            self._drain()
 
         def work():
             try:
@@ -134,6 +168,8 @@ class Bootstrapper:
                          f" ({result.error})" if result.error else "")
             except EucadbError as exc:
                 log.error("%s stopped: %s", action.kind, exc)
+            except Exception:  # noqa: BLE001 - a bug outside any step: logged, the loop lives on
+                log.exception("%s stopped by an unexpected error; the run resumes on a later cycle", action.kind)
         # A daemon thread: on shutdown the process does not wait for a long step (a DB that never
         # answers); the run is persisted step by step and resumes on the next start, as after kill -9.
         self._workflow = threading.Thread(target=work, name=f"workflow-{action.kind}", daemon=True)
@@ -141,15 +177,26 @@ class Bootstrapper:
 
     def _set_services(self, action: SetServices) -> None:
         if action.drain:
-            self.pools.drain()
+            self._drain()
         for name, status in self.services.all().items():
             if not status.admin_disabled:
                 self.services.set(name, action.state, action.reason)
 
+    def _drain(self) -> None:
+        """The leader drains its pools and withdraws the endpoint it published, so followers drain too."""
+        self.pools.drain()
+        deployment = current_deployment(self.app.store, create=False)
+        if deployment:
+            withdraw(self.app.store, deployment, self.lease.check)
+
     def _swap_pools(self, action: SwapPools, s: Snapshot) -> str:
-        for name, status in s.services.items():
-            self.services.set(name, self._while_swapping(status.state, s), action.reason)
-        deployment = current_deployment(self.app.store)
+        """Build, verify and swap in pools for `action.address`. The leader first migrates the remote
+        schemas and, once swapped, publishes the address; a follower only swaps (the states and the
+        schemas are the leader's)."""
+        if s.leader:
+            for name, status in s.services.items():
+                self.services.set(name, self._while_swapping(status.state, s), action.reason)
+        deployment = current_deployment(self.app.store, create=False)
         creds = db_logins(self.app, deployment)
         endpoint = db_endpoint(self.app, deployment, action.address)
         props = s.properties
@@ -157,17 +204,20 @@ class Bootstrapper:
                                 props[WORKER + "pool_timeout"])
         target = RemoteTarget(endpoint, settings, s.pool_digest)
         try:
-            admin = creds[ADMIN]
-            for ctx in REMOTE:
-                migrate_remote(ctx, endpoint, admin["user"], admin["password"])
+            if s.leader:
+                admin = creds[ADMIN]
+                for ctx in REMOTE:
+                    migrate_remote(ctx, endpoint, admin["user"], admin["password"])
             self.pools.swap(target, {c.name: (creds[c.writer]["user"], creds[c.writer]["password"])
                                      for c in REMOTE})
         except DatabaseError as exc:
             self._failures += 1
             self._last_health_error = str(exc)
             return f"pools not swapped to {action.address}: {exc}"
-        self._failures, self._last_health_error = 0, ""
+        self._failures, self._last_health_error, self._proven = 0, "", True
         self._last_health = time.monotonic()
+        if s.leader:
+            publish(self.app.store, deployment, action.address, self.lease.token or 0, self.lease.check)
         return action.reason
 
     def _while_swapping(self, state: ServiceState, s: Snapshot) -> ServiceState:

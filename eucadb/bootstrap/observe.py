@@ -15,8 +15,9 @@ from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names
 from eucadb.workflow.steps.certificate import CA_CERT, SERVER_CERT
 from eucadb.workflow.engine import history
+from eucadb.workflow.steps.launch_template import LaunchTemplateStep
 
-LAUNCH_INPUTS = (OnChange.ROLL_INSTANCE, OnChange.UPDATE_INGRESS)
+LAUNCH_INPUTS = (OnChange.ROLL_INSTANCE,)
 POOL_INPUTS = (OnChange.REBUILD_POOLS,)
 
 
@@ -34,12 +35,12 @@ def latest_run(store, deployment: str) -> RunView | None:
     steps = run["steps"]
     current = next((i for i, st in enumerate(steps) if st["state"] in ("running", "failed", "pending")),
                    len(steps) - 1)
-    title = steps[current]["step"].split(". ", 1)[-1].replace("_", " ") if steps else ""
+    title = steps[current]["name"].replace("_", " ") if steps else ""
     finished = run["finished_at"]
     age = 0.0 if finished is None else max(0.0, time.time() - _epoch(finished))
     options = run["options"]
     delivered = next((st["resources"].get("credentials_digest", "") for st in steps
-                      if st["step"].endswith(". launch_template")), "")
+                      if st["name"] == LaunchTemplateStep.name), "")
     return RunView(run["run"], run["kind"], run["state"], current + 1, len(steps), title, run["error"],
                    options.get("digest", ""), age, delivered)
 
@@ -52,24 +53,29 @@ def _epoch(ts) -> float:
 
 
 def instance_facts(clients, deployment: str) -> InstanceView | None:
-    """The database instance the autoscaling group runs now (None if there is none)."""
+    """The database instance the autoscaling group runs now (None if there is none).
+
+    Prefers an in-service, running instance the group has not been told is unhealthy: while a marked
+    one is being replaced, its successor is the one to watch."""
     name = Names(deployment).db
     try:
         groups = clients.call("autoscaling", "describe_auto_scaling_groups",
                               AutoScalingGroupNames=[name])["AutoScalingGroups"]
-        ids = [i["InstanceId"] for g in groups for i in g.get("Instances", [])]
-        if not ids:
+        members = {i["InstanceId"]: i for g in groups for i in g.get("Instances", [])}
+        if not members:
             return None
-        reservations = clients.call("ec2", "describe_instances", InstanceIds=ids)["Reservations"]
+        reservations = clients.call("ec2", "describe_instances", InstanceIds=list(members))["Reservations"]
     except ClientError as exc:
         raise CloudError(str(exc)) from None
-    instances = [i for r in reservations for i in r["Instances"]]
+    now = time.time()
+    views = [InstanceView(i["InstanceId"], i.get("PrivateIpAddress"), i["State"]["Name"],
+                          members[i["InstanceId"]].get("HealthStatus", "Healthy"),
+                          members[i["InstanceId"]].get("LifecycleState", "InService"),
+                          max(0.0, now - _epoch(i["LaunchTime"])) if i.get("LaunchTime") else 0.0)
+             for r in reservations for i in r["Instances"]]
     order = {"running": 0, "pending": 1}
-    instances.sort(key=lambda i: order.get(i["State"]["Name"], 9))
-    best = instances[0] if instances else None
-    if best is None:
-        return None
-    return InstanceView(best["InstanceId"], best.get("PrivateIpAddress"), best["State"]["Name"])
+    views.sort(key=lambda v: (v.marked_unhealthy, order.get(v.state, 9)))
+    return views[0] if views else None
 
 
 def certificate_due(vault) -> str:

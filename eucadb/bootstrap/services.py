@@ -1,4 +1,4 @@
-"""Service states of the dependent services (DESIGN §8), persisted so every process sees the same.
+"""Service states of the dependent services (docs/architecture.md §8), persisted so every process sees the same.
 
 DISABLED → NOTREADY (preconditions unmet) → ENABLING → ENABLED; ENABLED → DEGRADED → DISABLED on failed
 health checks; back to ENABLED on recovery. An admin-disabled service stays DISABLED until an admin
@@ -6,7 +6,6 @@ enables it: the loop never overrides that.
 """
 from __future__ import annotations
 
-import enum
 import getpass
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,20 +15,8 @@ from sqlalchemy import select
 from eucadb.errors import UserError
 from eucadb.pool.contexts import SERVICES
 from eucadb.store import Store
+from eucadb.states import STATE_NUMBER, ServiceState  # noqa: F401 - re-exported for the loop's users
 from eucadb.store.models import ServiceRecord, utcnow
-
-
-class ServiceState(str, enum.Enum):
-    """Published in status and metrics: values never change once released."""
-
-    DISABLED = "DISABLED"
-    NOTREADY = "NOTREADY"
-    ENABLING = "ENABLING"
-    ENABLED = "ENABLED"
-    DEGRADED = "DEGRADED"
-
-
-STATE_NUMBER = {s: i for i, s in enumerate(ServiceState)}  # for the Prometheus gauge
 
 
 @dataclass(frozen=True)
@@ -66,6 +53,10 @@ class ServiceRegistry:
                                        r.admin_disabled_by, r.admin_disabled_at)
                          if r else ServiceStatus(name, ServiceState.DISABLED, "never enabled", None))
         return out
+
+    def states(self) -> dict[str, ServiceState]:
+        """Just the states: what a service's gate needs (see eucadb/states.py StateGate)."""
+        return {name: status.state for name, status in self.all().items()}
 
     def set(self, name: str, state: ServiceState, reason: str) -> bool:
         """Record a state chosen by the loop; True when it changed. Admin-disabled stays disabled."""

@@ -1,4 +1,4 @@
-"""The immutable picture one reconcile cycle decides from (STYLE §1)."""
+"""The immutable picture one reconcile cycle decides from (docs/architecture.md §8)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,14 +25,22 @@ class RunView:
 class InstanceView:
     instance_id: str
     private_ip: str | None
-    state: str
+    state: str                   # EC2 state: pending, running, stopping, stopped, shutting-down …
+    health: str = "Healthy"      # what the autoscaling group records (Unhealthy once marked)
+    lifecycle: str = "InService"  # the group's lifecycle state (Pending, InService, Terminating …)
+    age: float = 0.0             # seconds since the instance (re)started: its boot grace runs from here
+
+    @property
+    def marked_unhealthy(self) -> bool:
+        return self.health.lower() == "unhealthy" or self.lifecycle.startswith("Terminating")
 
 
 @dataclass(frozen=True)
 class DbHealth:
     ok: bool | None      # None: not probed (no instance or no pools yet)
     error: str = ""
-    failures: int = 0    # consecutive failed checks
+    failures: int = 0    # consecutive failed checks of the current instance
+    proven: bool = False  # the current instance has passed a check: its boot grace is over
 
 
 @dataclass(frozen=True)
@@ -55,3 +63,5 @@ class Snapshot:
     maintenance_due: bool = False        # daily partitions not yet maintained today
     certificate_due: str = ""            # why the CA or server certificate must be renewed ("" if not)
     credentials_digest: str = ""         # the DB credentials in the vault now (digest; "" none yet)
+    published_address: str | None = None  # the leader's pool endpoint (what a follower follows)
+    health_grace: float = 600.0          # seconds a new instance may take to pass its first check

@@ -1,1 +1,1 @@
-"""Persistence contexts → SQLAlchemy engines built at run time (DESIGN §7)."""
+"""Persistence contexts → SQLAlchemy engines built at run time (docs/architecture.md §7)."""

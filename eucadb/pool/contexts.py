@@ -1,4 +1,4 @@
-"""Persistence contexts (DESIGN §7): which data lives where, and who may write it.
+"""Persistence contexts (docs/architecture.md §7): which data lives where, and who may write it.
 
 Each dependent service has a local context (its small updatable tables, in the local store) and a
 remote one (its append-only tables, on the database instance, reached with its writer role).

@@ -1,5 +1,5 @@
 """Schema migrations of the remote append-only databases, run as the admin role after the pools are
-built and before the services are enabled (DESIGN §7)."""
+built and before the services are enabled (docs/architecture.md §7)."""
 from __future__ import annotations
 
 import importlib

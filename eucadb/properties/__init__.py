@@ -1,4 +1,4 @@
-"""Typed property registry (DESIGN §4): declarations, validation, history."""
+"""Typed property registry (docs/architecture.md §4): declarations, validation, history."""
 from eucadb.properties.registry import BY_NAME, PROPERTIES, OnChange, Property
 from eucadb.properties.service import PropertyService, lookup
 

@@ -1,4 +1,4 @@
-"""The property table (DESIGN §4): every property eucadb knows, declared as data.
+"""The property table (docs/architecture.md §4): every property eucadb knows, declared as data.
 
 Names follow Eucalyptus (`services.database.worker.*`). Each entry says how to parse it, what the cloud
 must confirm about it, and what has to happen when it changes while the database is running — the
@@ -22,9 +22,7 @@ class OnChange(enum.Enum):
     NOTHING = "nothing: read when next used"
     LIFECYCLE = "launch or tear down the database instance"
     ROLL_INSTANCE = "new launch template version and a rolling replacement keeping the data volume"
-    UPDATE_INGRESS = "update security group ingress and the instance's pg_hba"
     REBUILD_POOLS = "rebuild the connection pools"
-    RESCHEDULE = "reschedule the health checks"
 
 
 class CloudCheck(enum.Enum):
@@ -82,8 +80,8 @@ PROPERTIES: tuple[Property, ...] = (
     Property(WORKER + "volume_size", t.Int(minimum=1, maximum=16384), 10,
              "size in GiB of the data volume eucadb creates", OnChange.NOTHING),
     Property(WORKER + "allowed_cidrs", t.CidrList(), [],
-             "networks allowed to reach PostgreSQL on 5432 (empty: the front end's own address/32)",
-             OnChange.UPDATE_INGRESS),
+             "networks allowed to reach PostgreSQL on 5432 (empty: the front end's own address/32); "
+             "security group ingress and the instance's pg_hba", OnChange.ROLL_INSTANCE),
     Property(WORKER + "expiration_days", t.Int(minimum=1, maximum=3650), 365,
              "lifetime of the server certificate in days (renewed at 2/3 of it)", OnChange.NOTHING),
     Property(WORKER + "init_script", t.String(max_length=16384, pattern_doc="shell script"), "",
@@ -97,7 +95,10 @@ PROPERTIES: tuple[Property, ...] = (
     Property(WORKER + "pool_timeout", t.Int(minimum=1, maximum=300), 30,
              "seconds a request waits for a pooled connection", OnChange.REBUILD_POOLS),
     Property(WORKER + "health_interval", t.Int(minimum=1, maximum=3600), 10,
-             "seconds between health checks of the remote database", OnChange.RESCHEDULE),
+             "seconds between health checks of the remote database", OnChange.NOTHING),
+    Property(WORKER + "health_grace", t.Int(minimum=0, maximum=86400), 600,
+             "seconds a new database instance may take to pass its first health check; after that, 3 "
+             "failed checks in a row make the autoscaling group replace it", OnChange.NOTHING),
     Property(APPENDONLY + "host", t.String(), "", "address of the live append-only database",
              read_only=True),
     Property(APPENDONLY + "port", t.Int(minimum=0, maximum=65535), 0,

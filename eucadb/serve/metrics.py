@@ -35,6 +35,6 @@ def render(doc: dict) -> str:
                   "# TYPE eucadb_workflow_step_seconds gauge"]
         for step in run["steps"]:
             if step["seconds"] is not None:
-                name = step["step"].split(". ", 1)[-1]
+                name = step["name"]
                 lines.append(f'eucadb_workflow_step_seconds{{kind="{run["kind"]}",step="{name}"}} {step["seconds"]}')
     return "\n".join(lines) + "\n"

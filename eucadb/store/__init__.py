@@ -1,4 +1,4 @@
-"""The local store: SQLAlchemy models + Alembic migrations (DESIGN §2).
+"""The local store: SQLAlchemy models + Alembic migrations (docs/architecture.md §2).
 
 Default: an SQLite file under $EUCADB_HOME; any SQLAlchemy PostgreSQL URL works the same way. The store
 holds properties and their history, workflow runs, the leader lease and the services' updatable tables.

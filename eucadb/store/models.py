@@ -104,3 +104,16 @@ class ServiceRecord(Base):
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     admin_disabled_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     admin_disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PublishedEndpoint(Base):
+    """The database endpoint the leader's pools point at, for every other server to follow.
+
+    Only the leader writes it (fenced by its lease token, in the same transaction); followers build
+    their own pools from it so that every `eucadb serve` can answer the APIs."""
+
+    __tablename__ = "published_endpoints"
+    deployment: Mapped[str] = mapped_column(String(32), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    token: Mapped[int] = mapped_column(Integer)   # the lease token of the leader that published it

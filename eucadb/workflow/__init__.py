@@ -1,1 +1,1 @@
-"""The step engine, the launch/teardown steps and credential sealing (DESIGN §5, §6)."""
+"""The step engine, the launch/teardown steps and credential sealing (docs/architecture.md §5, §6)."""

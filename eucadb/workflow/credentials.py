@@ -1,4 +1,4 @@
-"""The database credentials and the envelope that carries them to the instance (DESIGN §6).
+"""The database credentials and the envelope that carries them to the instance (docs/architecture.md §6).
 
 Credentials are generated here (passwords from `secrets`), kept in the local vault (sealed at rest by
 the store's SecretBox), and sent to the instance in user-data *sealed to the server certificate*:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
-from eucadb.errors import EucadbError, WorkflowError
+from eucadb.errors import EucadbError, FencingError, WorkflowError
 from eucadb.retry import Retry, RetryTimeout
 from eucadb.store import Store
 from eucadb.store.models import WorkflowRun, WorkflowStep, utcnow
@@ -171,8 +171,13 @@ class Runner:
             self.on_progress(f"{workflow.kind}: step {position + 1}/{total} {step.title}")
             try:
                 self._run_step(workflow, step, run_id, position, rows[position].attempts, ctx)
+            except FencingError:
+                raise   # deposed: this process may write nothing more, not even the failure
             except STEP_FAILURES as exc:
                 return self._fail(workflow, run_id, position, ctx, exc)
+            except Exception as exc:  # noqa: BLE001 - a bug in a step must end the run, not strand it
+                log.exception("%s: step %s raised an unexpected error", workflow.kind, step.name)
+                return self._fail(workflow, run_id, position, ctx, exc, bug=True)
         self._finish_run(run_id, RunState.SUCCEEDED, None)
         self.on_progress(f"{workflow.kind}: done")
         return RunResult(run_id, RunState.SUCCEEDED, None, dict(ctx.resources))
@@ -198,12 +203,16 @@ class Runner:
         fault_point(step.name, "after")
 
     def _fail(self, workflow: Workflow, run_id: int, position: int, ctx: StepContext,
-              exc: BaseException) -> RunResult:
-        error = f"{workflow.steps[position].name}: {exc}"
-        self._save_step(run_id, position, state=StepState.FAILED.value, last_error=str(exc),
+              exc: BaseException, bug: bool = False) -> RunResult:
+        """Record why the step failed and end the run. A bug (an exception no step expects) is
+        recorded with its type and ends the run as failed without a rollback: code that just
+        misbehaved should not be trusted to undo things; the next run starts from what exists."""
+        detail = f"{type(exc).__name__}: {exc}" if bug else str(exc)
+        error = f"{workflow.steps[position].name}: {detail}"
+        self._save_step(run_id, position, state=StepState.FAILED.value, last_error=detail,
                         finished_at=utcnow())
         log.error("%s failed at %s", workflow.kind, error)
-        if workflow.reverse or not ctx.rollback_on_failure:
+        if bug or workflow.reverse or not ctx.rollback_on_failure:
             # A teardown is never "rolled back" by re-creating things, and an update of a working
             # deployment keeps what runs; both are retried later from where they stopped.
             self._finish_run(run_id, RunState.FAILED, error)
@@ -256,7 +265,9 @@ def history(store: Store, run_id: int | None = None, deployment: str | None = No
                 "run": run.id, "kind": run.kind, "deployment": run.deployment, "state": run.state,
                 "options": json.loads(run.options or "{}"),
                 "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
-                "steps": [{"step": f"{st.position + 1}. {st.name}", "state": st.state,
+                "steps": [{"position": st.position + 1, "name": st.name,
+                           "step": f"{st.position + 1}. {st.name}",   # the label shown to people
+                           "state": st.state,
                            "attempts": st.attempts, "resources": json.loads(st.resources),
                            "seconds": _seconds(st.started_at, st.finished_at),
                            "error": st.last_error} for st in steps]})

@@ -1,4 +1,4 @@
-"""The launch and teardown workflows (DESIGN §5), declared as tables of steps."""
+"""The launch and teardown workflows (docs/architecture.md §5), declared as tables of steps."""
 from __future__ import annotations
 
 from eucadb.workflow.engine import Workflow

@@ -1,4 +1,4 @@
-"""The deployment's small PKI: one CA, one server certificate for the database instance (DESIGN §5 step 3).
+"""The deployment's small PKI: one CA, one server certificate for the database instance (docs/architecture.md §5 step 3).
 
 Key choices:
 - The CA key is EC P-256: 128-bit security, fast to sign, small to ship in user-data, and every libpq /

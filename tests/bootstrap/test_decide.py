@@ -5,8 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from eucadb.bootstrap.decide import Idle, SetServices, StartWorkflow, SwapPools, decide
-from eucadb.bootstrap.services import ServiceState, ServiceStatus
+from eucadb.bootstrap.decide import DrainPools, Idle, MarkUnhealthy, SetServices, StartWorkflow, SwapPools, decide
+from eucadb.bootstrap.services import ServiceStatus
+from eucadb.states import ServiceState
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.properties.registry import PROPERTIES, WORKER
 
@@ -32,9 +33,24 @@ def test_steady_state_is_idle():
     assert isinstance(action, Idle) and action.reason.startswith("steady")
 
 
-def test_follower_only_watches():
-    action = decide(snap(leader=False, leader_holder="host:42"))
-    assert isinstance(action, Idle) and "host:42 holds the leader lease" in action.reason
+def test_follower_follows_the_published_endpoint_and_never_touches_the_cloud():
+    follower = dict(leader=False, leader_holder="host:42", instance=None)
+    # nothing published: a follower with pools drains them, one without waits
+    drain = decide(snap(**follower, published_address=None))
+    assert isinstance(drain, DrainPools) and "host:42 holds the leader lease" in drain.reason
+    wait = decide(snap(**follower, published_address=None, pool_address=None, pool_settings_digest=None))
+    assert isinstance(wait, Idle) and "no database published" in wait.reason
+    # published: build pools there, follow a move, then serve
+    build = decide(snap(**follower, published_address="127.80.1.4", pool_address=None, pool_settings_digest=None))
+    assert isinstance(build, SwapPools) and build.address == "127.80.1.4"
+    moved = decide(snap(**follower, published_address="127.80.1.9"))
+    assert isinstance(moved, SwapPools) and moved.address == "127.80.1.9"
+    steady = decide(snap(**follower, published_address="127.80.1.4"))
+    assert isinstance(steady, Idle) and "serving the APIs from the database at 127.80.1.4" in steady.reason
+    # whatever the services, runs or health say, a follower never launches, heals or sets states
+    for over in ({"run": None}, {"db": DbHealth(ok=False, error="x", failures=9)},
+                 {"props": {WORKER + "configured": False}}, {"services": services(ServiceState.DISABLED)}):
+        assert isinstance(decide(snap(**follower, published_address="127.80.1.4", **over)), Idle)
 
 
 def test_waits_for_preconditions_and_says_which():
@@ -51,6 +67,11 @@ def test_launch_resume_roll_and_retry():
     assert "resuming launch at step 4/10" in decide(snap(run=running)).reason
     busy = decide(snap(run=running, workflow_busy=True))
     assert isinstance(busy, Idle) and busy.reason == "launching: step 4/10 instance role"
+    # a workflow thread that has not recorded its run yet is still a running workflow: never a second
+    for run in (None, snap().run, replace(running, kind="teardown", state="failed")):
+        assert isinstance(decide(snap(run=run, workflow_busy=True)), Idle)
+        assert isinstance(decide(snap(run=run, workflow_busy=True, props={WORKER + "configured": False},
+                                      pool_address=None, services=services())), Idle)
     rolled = decide(snap(digest="NEW"))
     assert isinstance(rolled, StartWorkflow) and rolled.reason.startswith("rolling")
     failed = RunView(3, "launch", "rolled_back", 7, 10, "launch template", "boom", "D", 5.0)
@@ -103,6 +124,41 @@ def test_health_degrades_then_disables_then_recovers():
     assert isinstance(back, SetServices) and back.state is ServiceState.ENABLED
 
 
+OLD = 3600.0   # an instance that booted an hour ago
+
+
+@pytest.mark.parametrize("instance, error", [
+    (InstanceView("i-1", "127.80.1.4", "running", age=OLD), "connection refused"),   # postmaster killed
+    (InstanceView("i-1", "127.80.1.4", "stopped", age=OLD), "instance i-1 is stopped"),
+])
+def test_after_the_health_window_the_group_is_told_to_replace_the_instance(instance, error):
+    down = dict(instance=instance, services=services(ServiceState.DISABLED))
+    early = decide(snap(**down, db=DbHealth(ok=False, error=error, failures=2, proven=True)))
+    assert not isinstance(early, MarkUnhealthy)
+    mark = decide(snap(**down, db=DbHealth(ok=False, error=error, failures=3, proven=True)))
+    assert isinstance(mark, MarkUnhealthy) and mark.instance_id == "i-1"
+    assert "marked instance i-1 unhealthy, the autoscaling group replaces it" in mark.reason
+    # services still enabled: they are disabled first, then the instance is marked
+    first = decide(snap(instance=instance, db=DbHealth(ok=False, error=error, failures=3, proven=True)))
+    assert isinstance(first, SetServices) and first.state is ServiceState.DISABLED
+    # once the group knows, nothing more is asked of it
+    known = decide(snap(**{**down, "instance": replace(instance, health="Unhealthy")},
+                        db=DbHealth(ok=False, error=error, failures=5, proven=True)))
+    assert isinstance(known, Idle) and "waiting for the autoscaling group to replace it" in known.reason
+
+
+def test_a_new_instance_gets_its_boot_grace_and_a_pending_one_is_never_marked():
+    booting = InstanceView("i-2", "127.80.1.9", "running", age=30.0)
+    sick = DbHealth(ok=False, error="refused", failures=4)
+    kw = dict(services=services(ServiceState.DISABLED), pool_address="127.80.1.9")
+    grace = decide(snap(instance=booting, db=sick, **kw))
+    assert isinstance(grace, Idle) and "booted 30s ago" in grace.reason
+    assert isinstance(decide(snap(instance=replace(booting, age=700.0), db=sick, **kw)), MarkUnhealthy)
+    assert isinstance(decide(snap(instance=booting, db=replace(sick, proven=True), **kw)), MarkUnhealthy)
+    pending = decide(snap(instance=replace(booting, state="pending", age=OLD), db=sick, **kw))
+    assert isinstance(pending, Idle)
+
+
 def test_admin_disabled_service_is_never_enabled_by_the_loop():
     mixed = {"cloudwatch": ServiceStatus("cloudwatch", ServiceState.DISABLED, "", None, "alice"),
              "reporting": ServiceStatus("reporting", ServiceState.ENABLED, "", None)}
@@ -120,6 +176,18 @@ def test_unconfigure_disables_then_tears_down(run_state, expect):
     assert isinstance(second, expect) and second.kind == "teardown"
     done = RunView(2, "teardown", "succeeded", 10, 10, "x", None, "D", 1.0)
     assert isinstance(decide(snap(props=off, pool_address=None, services=services(), run=done)), Idle)
+
+
+def test_a_teardown_left_running_is_resumed_and_a_failed_one_retried():
+    off = dict(props={WORKER + "configured": False}, pool_address=None, services=services())
+    killed = RunView(4, "teardown", "running", 3, 11, "launch template", None, "D", 0.0)
+    resume = decide(snap(**off, run=killed))
+    assert isinstance(resume, StartWorkflow) and resume.kind == "teardown"
+    assert resume.reason.startswith("resuming teardown at step 3/11 launch template")
+    failed = replace(killed, state="failed", error="instance_role: boom", age=5.0)
+    assert isinstance(decide(snap(**off, run=failed)), Idle)
+    retry = decide(snap(**off, run=replace(failed, age=500.0)))
+    assert isinstance(retry, StartWorkflow) and retry.kind == "teardown"
 
 
 def test_daily_partition_maintenance_only_when_steady():

@@ -8,7 +8,6 @@ import signal
 import socket
 import ssl
 import struct
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,8 @@ import psycopg2
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from e2e import EUCADB, make_env, sibling, start_cloud
+from e2e import make_env, sibling, start_cloud
+from serving import W, Server, count_rows, enabled, insert_rows, wait_for_partitions
 from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow import pki
@@ -26,51 +26,6 @@ from eucadb.workflow.steps.certificate import CA_CERT, CA_KEY, SERVER_CERT, SERV
 from pg import free_port
 
 pytestmark = pytest.mark.slow
-W = "services.database.worker."
-FAST = {"EUCADB_LOOP_INTERVAL": "1", "EUCADB_RETRY_TIMEOUT": "3", "EUCADB_LEASE_TTL": "8"}
-
-
-class Server:
-    def __init__(self, env, port: int):
-        self.env, self.port = env, port
-        self.log = open(env.home / f"serve-{port}.log", "wb")
-        self.proc = subprocess.Popen([EUCADB, "serve"], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env.environ(EUCADB_SERVE_PORT=str(port), **FAST))
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-        except (urllib.error.URLError, OSError):
-            return 0, ""
-
-    def status(self) -> dict:
-        code, body = self.get("/status")
-        return json.loads(body) if code == 200 else {}
-
-    def wait(self, predicate, timeout: float, seen: list | None = None) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            doc = self.status()
-            if doc and seen is not None:
-                seen.append((doc.get("loop", {}).get("sentence"),
-                             tuple(s["state"] for s in doc["services"].values())))
-            if doc and predicate(doc):
-                return doc
-            time.sleep(0.3)
-        raise AssertionError(f"timed out; last status: {json.dumps(self.status(), default=str)[:2000]}")
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=60)
-        self.log.close()
-        return rc
-
-
-def enabled(doc) -> bool:
-    return doc["ready"] and doc["database"]["endpoint"] is not None
 
 
 @pytest.fixture(scope="module")
@@ -82,46 +37,6 @@ def cloud(tmp_path_factory):
         yield env
     finally:
         env.run("cloud", "down", check=False)
-
-
-def writer_connect(env, address: str):
-    app = env.app()
-    deployment = current_deployment(app.store)
-    endpoint = db_endpoint(app, deployment, address)
-    writer = db_logins(app, deployment)[CLOUDWATCH]
-    return psycopg2.connect(**endpoint.connect_args(writer["user"], writer["password"],
-                                                    "eucalyptus_cloudwatch_backend"))
-
-
-def insert_rows(env, address: str, first: int, count: int) -> None:
-    with writer_connect(env, address) as conn:
-        cur = conn.cursor()
-        for i in range(first, first + count):
-            cur.execute("INSERT INTO metric_datapoints (series_id, ts, sample_count, sum, minimum, maximum, unit)"
-                        " VALUES (%s, now(), 1, 1, 1, 1, 'committed-by-test')", (i,))
-
-
-def wait_for_partitions(env, address: str, timeout: float = 30) -> list[str]:
-    """Names of the daily partitions of metric_datapoints (created by the loop as admin)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with writer_connect(env, address) as conn:
-            cur = conn.cursor()
-            cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'metric_datapoints' "
-                        "AND c.relname LIKE 'metric_datapoints_p%'")
-            names = [r[0] for r in cur.fetchall()]
-        if names:
-            return names
-        time.sleep(0.5)
-    return []
-
-
-def count_rows(env, address: str) -> int:
-    with writer_connect(env, address) as conn:
-        cur = conn.cursor()
-        cur.execute("SELECT count(*) FROM metric_datapoints WHERE unit = 'committed-by-test'")
-        return cur.fetchone()[0]
 
 
 def test_serve_lifecycle(cloud):

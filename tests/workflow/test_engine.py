@@ -129,3 +129,20 @@ def test_failed_update_of_a_working_deployment_is_not_rolled_back(store):
     result = runner(store).run(Workflow("launch", steps), c)
     assert result.state == RunState.FAILED and ledger.resources == {"a"}
     assert not any(call.startswith("rollback") for call in ledger.calls)
+
+
+def test_a_bug_in_a_step_ends_the_run_failed_with_its_type_instead_of_stranding_it(store):
+    ledger = Ledger()
+    wf = Workflow("launch", (RecordingStep("a", ledger), RecordingStep("b", ledger, fail=KeyError("volume_id")),
+                             RecordingStep("c", ledger)))
+    result = runner(store).run(wf, ctx())
+    assert result.state == RunState.FAILED
+    assert result.error == "b: KeyError: 'volume_id'"
+    shown = history(store, run_id=result.run_id)[0]
+    assert shown["state"] == "failed"
+    assert [s["state"] for s in shown["steps"]] == ["done", "failed", "pending"]
+    assert shown["steps"][1]["error"] == "KeyError: 'volume_id'"
+    assert "rollback a" not in ledger.calls        # misbehaving code is not trusted to undo things
+    # the run is finished: the next one is a new run, not a resume of a run stuck "running"
+    again = runner(store).run(Workflow("launch", (RecordingStep("a", ledger),)), ctx())
+    assert again.run_id != result.run_id and again.state == RunState.SUCCEEDED

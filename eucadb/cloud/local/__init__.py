@@ -1,4 +1,4 @@
-"""The embedded local cloud (DESIGN §3): every eucadb code path runs against it exactly as on AWS.
+"""The embedded local cloud (docs/architecture.md §3): every eucadb code path runs against it exactly as on AWS.
 
 - `api`/`gateway`: moto (all services) on a 127.0.0.1 port, behind a WSGI gateway that performs the
   data-plane part of volume, snapshot and instance actions synchronously at API time;

@@ -1,1 +1,1 @@
-"""The cloudwatch service: local updatable tables + remote append-only tables (DESIGN §9/§10)."""
+"""The cloudwatch service: local updatable tables + remote append-only tables (docs/architecture.md §9)."""

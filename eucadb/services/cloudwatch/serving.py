@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,28 +11,14 @@ from eucadb.services.cloudwatch.api import MOUNT, CloudWatchApi
 from eucadb.services.cloudwatch.evaluation import evaluate_all
 from eucadb.services.cloudwatch.keys import AccessKeys
 from eucadb.services.cloudwatch.service import CloudWatch
+from eucadb.states import StateGate
 
 log = logging.getLogger(__name__)
-GATE_SECONDS = 1.0   # how stale the ENABLED check may be: one store read per second, not per request
-
-
-def enabled_gate(loop, name: str = "cloudwatch") -> Callable[[], bool]:
-    from eucadb.bootstrap.services import ServiceState
-    lock = threading.Lock()
-    cached = {"at": -GATE_SECONDS, "value": False}
-
-    def is_enabled() -> bool:
-        now = time.monotonic()
-        with lock:
-            if now - cached["at"] >= GATE_SECONDS:
-                cached["value"] = loop.services.all()[name].state is ServiceState.ENABLED
-                cached["at"] = now
-            return cached["value"]
-    return is_enabled
 
 
 def build(app, loop) -> tuple[CloudWatch, dict[str, CloudWatchApi]]:
-    service = CloudWatch(pools=loop.pools, keys=AccessKeys(app.store, app.secrets), is_enabled=enabled_gate(loop))
+    service = CloudWatch(pools=loop.pools, keys=AccessKeys(app.store, app.secrets),
+                         is_enabled=StateGate(loop.services.states, "cloudwatch").enabled)
     return service, {MOUNT: CloudWatchApi(service)}
 
 

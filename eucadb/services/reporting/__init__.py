@@ -1,4 +1,4 @@
-"""The Reporting service (DESIGN §10): usage events appended to the remote `reporting_backend` schema,
+"""The Reporting service (docs/architecture.md §10): usage events appended to the remote `reporting_backend` schema,
 accounts/users in the local store, usage reports as CSV/JSON/HTML.
 
   events.py   the event model as data + validation     usage.py    the pure report computation

@@ -1,4 +1,4 @@
-"""Reporting accounts and users, kept in the local store (context `reporting`, DESIGN §10).
+"""Reporting accounts and users, kept in the local store (context `reporting`, docs/architecture.md §10).
 
 Events name accounts by id; these tables give them names for reports. An event for an account that is
 not registered here is still recorded and reported (by id): ingestion must never depend on this table.

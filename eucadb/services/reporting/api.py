@@ -19,6 +19,7 @@ from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
 from eucadb.services.reporting.events import parse_events, parse_time
 from eucadb.services.reporting.render import FORMATS
 from eucadb.services.reporting.service import ReportingService
+from eucadb.states import StateGate
 
 log = logging.getLogger(__name__)
 PREFIX = "/services/Reporting"
@@ -122,4 +123,4 @@ def _error_body(code: str, message: str) -> bytes:
 
 def for_loop(loop) -> ReportingApi:
     """The API as `eucadb serve` mounts it: pools and service state from the bootstrapper."""
-    return ReportingApi(ReportingService(loop.pools, lambda: loop.services.all()["reporting"].state))
+    return ReportingApi(ReportingService(loop.pools, StateGate(loop.services.states, "reporting").state))

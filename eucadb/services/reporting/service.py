@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from eucadb.bootstrap.services import ServiceState
+from eucadb.states import ServiceState
 from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
 from eucadb.services.reporting.accounts import account_names
 from eucadb.services.reporting.events import EventKind, UsageEvent, parse_events

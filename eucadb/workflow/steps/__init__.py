@@ -1,1 +1,1 @@
-"""The launch steps, in DESIGN §5 order. Adding a step means adding one class and one table entry."""
+"""The launch steps, in the order of docs/architecture.md §5. Adding a step means adding one class and one table entry."""

@@ -1,4 +1,4 @@
-"""The three wire protocols CloudWatch clients speak, behind one small interface (DESIGN §9).
+"""The three wire protocols CloudWatch clients speak, behind one small interface (docs/architecture.md §9).
 
 Detection looks only at the path and headers, so even a request whose body cannot be read is answered
 in the client's own format.
