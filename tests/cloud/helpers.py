@@ -36,7 +36,10 @@ class Group:
         self.asg.delete_auto_scaling_group(AutoScalingGroupName=self.name, ForceDelete=True)
 
 
-def make_group(cloud: LocalCloud, image: str, subnets: list[str], size: int = 1) -> Group:
+def make_group(cloud: LocalCloud, image: str, subnets: list[str], size: int = 1,
+               user_data: dict | None = None, grace: int | None = None) -> Group:
+    """`user_data` adds to what every instance gets; `grace` is the HealthCheckGracePeriod (AWS's
+    default, 0, when None)."""
     ec2, asg, iam = cloud.client("ec2"), cloud.client("autoscaling"), cloud.client("iam")
     name = "t-" + uuid.uuid4().hex[:8]
     iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
@@ -44,14 +47,15 @@ def make_group(cloud: LocalCloud, image: str, subnets: list[str], size: int = 1)
                                                 "Principal": {"Service": "ec2.amazonaws.com"}}]}))
     iam.create_instance_profile(InstanceProfileName=f"{name}-profile")
     iam.add_role_to_instance_profile(InstanceProfileName=f"{name}-profile", RoleName=f"{name}-role")
-    user_data = {"endpoint": cloud.endpoint, "group": name}
+    user_data = {"endpoint": cloud.endpoint, "group": name, **(user_data or {})}
     ec2.create_launch_template(LaunchTemplateName=f"{name}-lt", LaunchTemplateData={
         "ImageId": image, "InstanceType": "t2.micro",
         "IamInstanceProfile": {"Name": f"{name}-profile"},
         "UserData": base64.b64encode(json.dumps(user_data).encode()).decode()})
     asg.create_auto_scaling_group(
         AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": f"{name}-lt", "Version": "$Latest"},
-        MinSize=size, MaxSize=size, DesiredCapacity=size, VPCZoneIdentifier=",".join(subnets))
+        MinSize=size, MaxSize=size, DesiredCapacity=size, VPCZoneIdentifier=",".join(subnets),
+        **({} if grace is None else {"HealthCheckGracePeriod": grace}))
     return Group(cloud, name, f"{name}-role", user_data, ec2, asg)
 
 

@@ -21,6 +21,7 @@ import boto3
 
 from e2e import _listening_octets, allocate_vpc
 from eucadb.cloud.local.layout import Layout
+from eucadb.cloud.local.procs import start_time
 
 REPO = Path(__file__).resolve().parents[2]
 BOOT_PROGRAMS = Path(__file__).parent / "boot_programs"
@@ -41,6 +42,19 @@ def wait_for(fn: Callable[[], T], timeout: float, what: str, interval: float = 0
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def wait_for_absent(fn: Callable[[], T], seconds: float) -> T | None:
+    """fn()'s first truthy value within `seconds`, else None (for "never happens" checks)."""
+    try:
+        return wait_for(fn, seconds, "absent")
+    except AssertionError:
+        return None
+
+
+def alive(record: dict) -> bool:
+    """Whether the process of a pid record still runs (same pid and start time)."""
+    return start_time(record["pid"]) == record["start_time"]
 
 
 def connect_answer(ip: str, port: int = 5432) -> str | None:
@@ -102,6 +116,10 @@ class LocalCloud:
     def report(self, instance_id: str) -> dict | None:
         path = self.instance_root(instance_id) / "var" / "lib" / "probe" / "report.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+    def disk(self, instance_id: str) -> list[str]:
+        """What the probe last saw on its data disk."""
+        return (self.report(instance_id) or {}).get("disk") or []
 
     def leftovers(self) -> list[str]:
         """Processes of this cloud still alive: daemons (by EUCADB_HOME) or instances (by marker)."""

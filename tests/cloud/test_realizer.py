@@ -7,15 +7,9 @@ import signal
 
 import pytest
 from helpers import make_group, run_instance
-from localcloud import connect_answer, wait_for
-
-from eucadb.cloud.local.procs import start_time
+from localcloud import alive, connect_answer, wait_for, wait_for_absent
 
 pytestmark = pytest.mark.slow
-
-
-def _alive(record: dict) -> bool:
-    return start_time(record["pid"]) == record["start_time"]
 
 
 def test_asg_instance_listens_then_replacement_is_realized(cloud, network):
@@ -26,11 +20,11 @@ def test_asg_instance_listens_then_replacement_is_realized(cloud, network):
         assert ip.startswith(cloud.prefix + ".")
         assert wait_for(lambda: connect_answer(ip), 15, f"{instance_id} listening on {ip}") == instance_id
         record = cloud.pid_record(instance_id)
-        assert record and _alive(record)
+        assert record and alive(record)
 
         cloud.client("ec2").terminate_instances(InstanceIds=[instance_id])
         assert connect_answer(ip) is None, "TerminateInstances answers once the instance is down"
-        assert not _alive(record)
+        assert not alive(record)
         wait_for(lambda: not cloud.instance_root(instance_id).exists(), 10, "terminated root removed")
 
         second = wait_for(lambda: [i for i in group.instances() if i["InstanceId"] != instance_id],
@@ -77,21 +71,13 @@ def test_stop_halts_and_start_boots_again(cloud, network):
         wait_for(lambda: connect_answer(ip), 15, "listening")
         first = cloud.pid_record(iid)
         ec2.stop_instances(InstanceIds=[iid])
-        assert connect_answer(ip) is None and not _alive(first), "StopInstances answers once it is down"
+        assert connect_answer(ip) is None and not alive(first), "StopInstances answers once it is down"
         assert cloud.instance_root(iid).exists(), "a stopped instance keeps its root disk"
         ec2.start_instances(InstanceIds=[iid])          # immediately: the realizer may never see "stopped"
         assert wait_for(lambda: connect_answer(ip), 15, "booted again") == iid
         assert cloud.pid_record(iid)["pid"] != first["pid"]
     finally:
         ec2.terminate_instances(InstanceIds=[iid])
-
-
-def wait_for_absent(fn, seconds: float):
-    """Return fn()'s first truthy value within `seconds`, else None (for "never happens" checks)."""
-    try:
-        return wait_for(fn, seconds, "absent")
-    except AssertionError:
-        return None
 
 
 def test_restarted_realizer_adopts_running_instances(cloud, network):
@@ -115,7 +101,7 @@ def test_restarted_realizer_adopts_running_instances(cloud, network):
         assert report_before and report_before["instance_id"] == instance["InstanceId"]
     finally:
         group.delete()
-    wait_for(lambda: not _alive(record), 15, "instance stopped after its group was deleted")
+    wait_for(lambda: not alive(record), 15, "instance stopped after its group was deleted")
 
 
 def _imds_up(ip: str) -> bool:

@@ -23,11 +23,6 @@ def _state(ec2, volume_id: str) -> str:
     return ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"]
 
 
-def _disk(cloud, instance_id: str) -> list[str]:
-    """What the probe last saw on its data disk."""
-    return (cloud.report(instance_id) or {}).get("disk") or []
-
-
 @pytest.fixture
 def instance_a(cloud, network):
     instance = run_instance(cloud, cloud.images["probe"], network["us-east-1a"])
@@ -71,7 +66,7 @@ def test_volume_data_survives_detach_and_attach_to_a_replacement(cloud, network)
     try:
         first = group.one()["InstanceId"]
         ec2.attach_volume(VolumeId=volume, InstanceId=first, Device="/dev/sdf")
-        wait_for(lambda: f"written-by-{first}" in _disk(cloud, first), 5, "first write")
+        wait_for(lambda: f"written-by-{first}" in cloud.disk(first), 5, "first write")
 
         ec2.terminate_instances(InstanceIds=[first])
         assert _state(ec2, volume) == "available", "a terminated instance's volumes are freed"
@@ -79,7 +74,7 @@ def test_volume_data_survives_detach_and_attach_to_a_replacement(cloud, network)
                           "replacement")[0]["InstanceId"]
         wait_for(lambda: cloud.report(second), 15, "replacement booted")
         ec2.attach_volume(VolumeId=volume, InstanceId=second, Device="/dev/sdf")
-        disk = wait_for(lambda: f"written-by-{second}" in _disk(cloud, second) and _disk(cloud, second), 5,
+        disk = wait_for(lambda: f"written-by-{second}" in cloud.disk(second) and cloud.disk(second), 5,
                         "replacement sees its disk")
         assert f"written-by-{first}" in disk, "the first instance's data is on the volume"
     finally:

@@ -11,6 +11,8 @@ and for the few actions that touch data it acts synchronously, at API time, as a
 - DeleteVolume/DeleteSnapshot free the directory; DetachVolume unplugs;
 - StopInstances/TerminateInstances stop the instance's processes before answering; a concurrent
   AttachVolume of a freed volume waits for that, so no volume is ever used by two instances.
+- Auto Scaling's SetInstanceHealth(Unhealthy), which moto only records, terminates the instance
+  through our own TerminateInstances (so the path above runs) and moto launches the replacement.
 Everything else goes straight to moto.
 """
 from __future__ import annotations
@@ -23,13 +25,14 @@ import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlencode
 
 import boto3
 from botocore.exceptions import ClientError
 
-from eucadb.cloud.local import disks, faults, instances
+from eucadb.cloud.local import asg_health, disks, faults, instances
 from eucadb.cloud.local.layout import Layout
 from eucadb.errors import CloudError
 
@@ -64,12 +67,14 @@ def _xml_field(body: bytes, name: str) -> str | None:
 
 @dataclass(frozen=True)
 class Action:
-    """What the gateway does around one EC2 action: `before` may refuse (ApiError) or return
+    """What the gateway does around one action: `before` may refuse (ApiError) or return
     parameters to add to the request, `after` acts on the data once moto has answered 200; `undo`
-    compensates moto's record if `after` failed."""
+    compensates moto's record if `after` failed. A `serialised` action holds the gateway's lock
+    throughout; one whose `after` calls a serialised action of ours must not (it would wait on itself)."""
     before: Callable[["Gateway", Params], dict[str, str] | None] | None = None
     after: Callable[["Gateway", Params, bytes], None] | None = None
     undo: Callable[["Gateway", Params, bytes], None] | None = None
+    serialised: bool = True
 
 
 class Gateway:
@@ -80,16 +85,22 @@ class Gateway:
         self.region = region
         self.stop_timeout = stop_timeout
         self._lock = threading.Lock()  # serialises data actions: check-then-act must be atomic
-        self._ec2: Any = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self.faults = faults.Faults.from_env()  # test knob: AWS's eventual-consistency answers
+
+    def client(self, service: str) -> Any:
+        """A client to ourselves, for the state checks moto does not do (public API only)."""
+        with self._clients_lock:  # boto3 sessions are not safe to build clients from concurrently
+            if service not in self._clients:
+                self._clients[service] = boto3.session.Session().client(
+                    service, endpoint_url=self.endpoint, region_name=self.region,
+                    aws_access_key_id="eucadb-gateway", aws_secret_access_key="x")
+            return self._clients[service]
 
     @property
     def ec2(self) -> Any:
-        """A client to ourselves, for the state checks moto does not do (public API only)."""
-        if self._ec2 is None:
-            self._ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=self.region,
-                                     aws_access_key_id="eucadb-gateway", aws_secret_access_key="x")
-        return self._ec2
+        return self.client("ec2")
 
     # WSGI ------------------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -105,15 +116,18 @@ class Gateway:
                 log.info("injected fault: %s answers %s", name, fault.code)
                 return self._respond(start_response, *faults.error_response(
                     protocol, match.group(1), fault.code, fault.message, fault.status))
-        if not match or match.group(1) != "ec2" or environ.get("REQUEST_METHOD") != "POST":
+        service = match.group(1) if match else ""
+        if service not in ACTIONS or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
         body = self._body(environ)
         params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        action = ACTIONS.get(params.get("Action", ""))
+        action = ACTIONS[service].get(params.get("Action", ""))
         if action is None:
             return self.app(environ, start_response)
+        if not action.serialised:
+            return self._handle(service, action, params, environ, start_response)
         with self._lock:
-            return self._handle(action, params, environ, start_response)
+            return self._handle(service, action, params, environ, start_response)
 
     @staticmethod
     def _body(environ: dict) -> bytes:
@@ -122,11 +136,12 @@ class Gateway:
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         return body
 
-    def _handle(self, action: Action, params: Params, environ: dict, start_response: Callable) -> list[bytes]:
+    def _handle(self, service: str, action: Action, params: Params, environ: dict,
+                start_response: Callable) -> list[bytes]:
         try:
             extra = action.before(self, params) if action.before else None
         except ApiError as exc:
-            return self._error(start_response, exc)
+            return self._error(start_response, service, exc)
         if extra:
             params = {**params, **extra}
             body = urlencode(params).encode()
@@ -139,7 +154,7 @@ class Gateway:
                 log.exception("%s: data action failed", params.get("Action"))
                 if action.undo:
                     action.undo(self, params, body)
-                return self._error(start_response, ApiError("InternalError", str(exc), 500))
+                return self._error(start_response, service, ApiError("InternalError", str(exc), 500))
         start_response(status, headers)
         return [body]
 
@@ -162,8 +177,8 @@ class Gateway:
         start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
         return [body]
 
-    def _error(self, start_response: Callable, exc: ApiError) -> list[bytes]:
-        return self._respond(start_response, *faults.error_response("query", "ec2", exc.code, str(exc), exc.status))
+    def _error(self, start_response: Callable, service: str, exc: ApiError) -> list[bytes]:
+        return self._respond(start_response, *faults.error_response("query", service, exc.code, str(exc), exc.status))
 
     # state lookups ---------------------------------------------------------------------------
     def describe(self, kind: str, ident: str) -> dict:
@@ -259,7 +274,42 @@ def _undo(kind: str) -> Callable[[Gateway, Params, bytes], None]:
     return undo
 
 
-ACTIONS: dict[str, Action] = {
+def _check_health(gw: Gateway, p: Params) -> dict[str, str] | None:
+    """AWS's refusals moto lacks (it answers 500 for both), and the grace period moto ignores: a call
+    that respects it leaves an instance still in its grace period as healthy as it was."""
+    instance_id, status = p.get("InstanceId", ""), p.get("HealthStatus", "")
+    if status not in asg_health.HEALTH_STATUSES:
+        raise ApiError("ValidationError", f"HealthStatus {status!r} is not valid; "
+                       f"valid instance health states are: [{', '.join(asg_health.HEALTH_STATUSES)}]")
+    autoscaling = gw.client("autoscaling")
+    members = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+    if not members:
+        raise ApiError("ValidationError", f"Instance Id not found - No managed instance found for "
+                       f"instance ID: {instance_id}")
+    member = members[0]
+    if status == "Unhealthy" and p.get("ShouldRespectGracePeriod", "true").lower() == "true":
+        group = autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[member["AutoScalingGroupName"]])["AutoScalingGroups"][0]
+        launched = gw.describe("instance", instance_id)["LaunchTime"]
+        if asg_health.in_grace(launched, group.get("HealthCheckGracePeriod"),
+                               datetime.now(timezone.utc)):
+            return {"HealthStatus": member["HealthStatus"]}
+    return None
+
+
+def _replace_unhealthy(gw: Gateway, p: Params, body: bytes) -> None:
+    """Moto only recorded the status: terminate through our own TerminateInstances, whose path halts
+    the processes and frees the volumes, and moto's group launches the replacement."""
+    if p.get("HealthStatus") != "Unhealthy":
+        return
+    try:
+        gw.ec2.terminate_instances(InstanceIds=[p["InstanceId"]])
+    except ClientError as exc:
+        raise CloudError(f"terminating unhealthy {p['InstanceId']}: {exc}") from None
+    log.info("%s: unhealthy, terminated for its group to replace", p["InstanceId"])
+
+
+EC2_ACTIONS: dict[str, Action] = {
     "AttachVolume": Action(before=_check_attach, after=lambda gw, p, b: disks.link_device(
         gw.layout, p["InstanceId"], p["Device"], p["VolumeId"])),
     "DetachVolume": Action(before=_complete_detach, after=lambda gw, p, b: disks.unlink_volume(gw.layout, p["VolumeId"])),
@@ -270,3 +320,9 @@ ACTIONS: dict[str, Action] = {
     "StopInstances": Action(after=_halt_stopped),
     "TerminateInstances": Action(after=_halt_terminated),
 }
+
+AUTOSCALING_ACTIONS: dict[str, Action] = {
+    # not serialised: its `after` calls TerminateInstances, which takes the lock
+    "SetInstanceHealth": Action(before=_check_health, after=_replace_unhealthy, serialised=False),
+}
+ACTIONS: dict[str, dict[str, Action]] = {"ec2": EC2_ACTIONS, "autoscaling": AUTOSCALING_ACTIONS}

@@ -4,6 +4,7 @@ Each fix names the moto behaviour it corrects; remove it when moto does the righ
 """
 from __future__ import annotations
 
+from moto.autoscaling import models as autoscaling_models
 from moto.ebs import models as ebs_models
 from moto.ec2.exceptions import InvalidSnapshotIdError
 from moto.ec2.models import launch_templates
@@ -87,7 +88,26 @@ def _register_image_mapping() -> None:
     AmisResponse.register_image = register_image
 
 
+def _grace_period_default() -> None:
+    """CreateAutoScalingGroup's HealthCheckGracePeriod defaults to 0 in AWS; moto 5.2 makes both an
+    omitted one and an explicit 0 into 300 s, so a group asking for no grace would wait five minutes
+    before its health check replaces a stopped instance."""
+    backend = autoscaling_models.AutoScalingBackend
+    original = backend.create_auto_scaling_group
+    if getattr(original, "_eucadb_fixed", False):
+        return
+
+    def create_auto_scaling_group(self, **kwargs):  # type: ignore[no-untyped-def]
+        group = original(self, **kwargs)
+        group.health_check_grace_period = int(kwargs.get("health_check_period") or 0)
+        return group
+
+    create_auto_scaling_group._eucadb_fixed = True  # type: ignore[attr-defined]
+    backend.create_auto_scaling_group = create_auto_scaling_group
+
+
 def apply() -> None:
     _user_data_as_base64()
+    _grace_period_default()
     _ebs_direct_snapshots()
     _register_image_mapping()

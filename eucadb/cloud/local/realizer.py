@@ -5,6 +5,9 @@ groups are described), then for each instance decides one of: boot, adopt (after
 pid file), keep, halt (stopped), destroy (terminated). Each realized instance gets its metadata
 service on <private ip>:<metadata port> before its boot program starts. A boot program that exits by
 itself is not restarted: a VM whose process died is still a running VM.
+
+Each poll ends with the groups' EC2 health check, which moto does not run: a group member that is not
+running past its grace period is marked Unhealthy through the API, and the group replaces it.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -20,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eucadb.cloud.client import CloudClients, error_code
 from eucadb.cloud.images import DB_IMAGE_TAG
-from eucadb.cloud.local import disks, instances
+from eucadb.cloud.local import asg_health, disks, instances
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.metadata import MetadataServer
@@ -42,9 +46,11 @@ class Realized:
 
 @dataclass(frozen=True)
 class CloudView:
-    """One poll's facts: instances (with their reservation owner) and which images are DB images."""
+    """One poll's facts: instances (with their reservation owner), which images are DB images, and
+    the Auto Scaling groups."""
     instances: dict[str, tuple[dict, str]]
     db_images: frozenset[str]
+    groups: tuple[dict, ...] = ()
 
 
 def attached_devices(instance: dict) -> dict[str, str]:
@@ -97,14 +103,14 @@ class Realizer:
         return [image for i in image_ids for image in self._describe_images([i])]
 
     def observe(self) -> CloudView:
-        # describing the groups is what makes moto launch ASG replacements
-        self._pages("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups")
+        # describing the groups is what makes moto launch ASG replacements; the health check reads them
+        groups = self._pages("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups")
         found: dict[str, tuple[dict, str]] = {}
         for reservation in self._pages("ec2", "describe_instances", "Reservations"):
             for instance in reservation["Instances"]:
                 found[instance["InstanceId"]] = (instance, reservation.get("OwnerId", ""))
         running = {i["ImageId"] for i, _ in found.values() if i["State"]["Name"] == "running"}
-        return CloudView(found, self._db_images(running))
+        return CloudView(found, self._db_images(running), tuple(groups))
 
     # one poll --------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -126,6 +132,20 @@ class Realizer:
         known |= {p.stem for p in (self.layout.cloud_dir / "instances").glob("*.json")}
         for instance_id in known - set(view.instances):  # the cloud forgot it: nothing may keep running
             self._destroy(instance_id)
+        self._check_health(view)
+
+    def _check_health(self, view: CloudView) -> None:
+        """The groups' EC2 health check: what fails it is marked Unhealthy, as AWS does, and the
+        group (the gateway's SetInstanceHealth) replaces it; the next poll realizes the replacement."""
+        described = {instance_id: instance for instance_id, (instance, _) in view.instances.items()}
+        for instance_id in asg_health.to_mark_unhealthy(view.groups, described, datetime.now(timezone.utc)):
+            try:
+                # the grace period is already honoured by the rule, from the instance's launch time
+                self.clients.call("autoscaling", "set_instance_health", InstanceId=instance_id,
+                                  HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+                log.info("%s: not running past its grace period; marked unhealthy", instance_id)
+            except (CloudError, ClientError, BotoCoreError) as exc:
+                log.warning("%s: could not mark unhealthy: %s (retrying next poll)", instance_id, exc)
 
     def _realize(self, instance: dict, owner: str, devices: dict[str, str]) -> None:
         instance_id = instance["InstanceId"]

@@ -5,6 +5,8 @@ AWS_EC2_METADATA_SERVICE_ENDPOINT (+ PATH/LANG). It
 - reads its identity and user-data from the metadata service (IMDSv2, via botocore's own fetcher),
 - gets role credentials through botocore's default chain (no special code) and calls STS with them,
 - listens on <private ip>:5432 and answers each connection with its instance id,
+- attaches the volume user-data names ("volume") to itself as /dev/sdf, as setup_db.py does, waiting
+  while a previous owner still holds it,
 - writes to its data disk (<root>/dev/sdf) when one is plugged in, and lists what it finds there,
 - reports all of it in <root>/var/lib/probe/report.json, refreshed continuously.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import boto3
 import botocore.session
+from botocore.exceptions import ClientError
 from botocore.utils import IMDSFetcher
 
 
@@ -49,6 +52,8 @@ def main() -> None:
     caller = {"Arn": None}
     if creds is not None and user_data.get("endpoint"):
         caller = session.client("sts", endpoint_url=user_data["endpoint"]).get_caller_identity()
+    if user_data.get("volume"):
+        _attach(session.client("ec2", endpoint_url=user_data["endpoint"]), user_data["volume"], instance_id)
     report = {
         "instance_id": instance_id, "ip": ip, "uid": os.getuid(), "user_data": user_data,
         "pid": os.getpid(), "visible_processes": sum(1 for p in os.listdir("/proc") if p.isdigit()),
@@ -74,6 +79,17 @@ def main() -> None:
         tmp.write_text(json.dumps(report))
         os.replace(tmp, out / "report.json")
         time.sleep(0.1)
+
+
+def _attach(ec2, volume_id: str, instance_id: str) -> None:
+    while True:
+        try:
+            ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+            return
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("VolumeInUse", "IncorrectState"):
+                raise
+        time.sleep(0.2)
 
 
 def _status_without_token(endpoint: str) -> int:
