@@ -120,3 +120,29 @@ def start_cloud(env: Env) -> Env:
     env.run("cloud", "up")
     env.image = env.run("image", "install", "--local").stdout.strip().split()[-1]
     return env
+
+
+def deployment_resources(env, deployment: str) -> dict[str, list]:
+    """Everything in the cloud that carries this deployment's name or tag."""
+    ec2, iam = env.client("ec2"), env.client("iam")
+    asg, sm = env.client("autoscaling"), env.client("secretsmanager")
+    tag = [{"Name": "tag:eucadb:deployment", "Values": [deployment]}]
+    from eucadb.workflow.deployment import Names
+    names = Names(deployment)
+    return {
+        "security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]],
+        "volumes": [v["VolumeId"] for v in ec2.describe_volumes(Filters=tag)["Volumes"]],
+        "instances": [i["InstanceId"] for r in ec2.describe_instances(Filters=tag)["Reservations"]
+                      for i in r["Instances"] if i["State"]["Name"] != "terminated"],
+        "launch_templates": [t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
+                             if t["LaunchTemplateName"] == names.db],
+        "asgs": [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+                 if g["AutoScalingGroupName"] == names.db],
+        "certificates": [c["ServerCertificateName"] for c in
+                         iam.list_server_certificates()["ServerCertificateMetadataList"]
+                         if c["ServerCertificateName"] == names.server_certificate],
+        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == names.db],
+        "profiles": [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+                     if p["InstanceProfileName"] == names.db],
+        "secrets": [s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"] == names.secret],
+    }

@@ -21,11 +21,11 @@ FAST = {"EUCADB_LOOP_INTERVAL": "1", "EUCADB_RETRY_TIMEOUT": "3", "EUCADB_LEASE_
 
 
 class Server:
-    def __init__(self, env, port: int):
+    def __init__(self, env, port: int, **environ: str):
         self.env, self.port = env, port
-        self.log = open(env.home / f"serve-{port}.log", "wb")
+        self.log = open(env.home / f"serve-{port}.log", "ab")
         self.proc = subprocess.Popen([EUCADB, "serve"], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env.environ(EUCADB_SERVE_PORT=str(port), **FAST))
+                                     env=env.environ(EUCADB_SERVE_PORT=str(port), **{**FAST, **environ}))
 
     def get(self, path: str) -> tuple[int, str]:
         try:

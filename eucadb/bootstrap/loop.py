@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from botocore.exceptions import ClientError
 
+from eucadb.cloud.client import error_code, error_message
 from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
                                      StartWorkflow, SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
@@ -139,7 +140,11 @@ class Bootstrapper:
         try:
             self.app.clients.call("autoscaling", "set_instance_health", InstanceId=action.instance_id,
                                   HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
-        except (ClientError, CloudError) as exc:
+        except ClientError as exc:
+            if error_code(exc) == "ValidationError":   # no longer in the group: already replaced
+                return f"instance {action.instance_id} already left its autoscaling group: {error_message(exc)}"
+            return f"could not mark instance {action.instance_id} unhealthy (tried again next cycle): {exc}"
+        except CloudError as exc:
             return f"could not mark instance {action.instance_id} unhealthy (tried again next cycle): {exc}"
         return action.reason
 

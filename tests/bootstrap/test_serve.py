@@ -1,5 +1,6 @@
 """`eucadb serve` end to end: from nothing to ENABLED, instance loss and replacement, a property
-change that rolls the instance, two servers and one leader, unconfigure. Real cloud, real PostgreSQL."""
+change that rolls the instance, two servers and one leader, unconfigure. Real cloud, real PostgreSQL.
+A stopped or crashed database instance is healed by its group: tests/bootstrap/test_healing.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -151,33 +152,6 @@ def use_the_services(env, port: int) -> None:
 def _token(env) -> int:
     from eucadb.bootstrap.lease import LeaderLease
     return LeaderLease(env.app().store, ttl=1).current().token
-
-
-def test_database_stopped_and_started_again(cloud, tmp_path):
-    """PostgreSQL's instance is stopped (the server is gone, its address stays): services leave ENABLED
-    within the health window; after the start they are ENABLED again on the same pools' endpoint."""
-    env = sibling(cloud, tmp_path, **{f"{W}health_interval": "1", f"{W}configured": "true"})
-    server = Server(env, free_port())
-    try:
-        doc = server.wait(enabled, 180)
-        address = doc["database"]["endpoint"].split(":")[0]
-        insert_rows(env, address, 0, 50)
-        ec2 = env.client("ec2")
-        instance = doc["instance"]["instance_id"]
-        ec2.stop_instances(InstanceIds=[instance])
-        states: list = []
-        server.wait(lambda d: all(s["state"] in ("DEGRADED", "DISABLED") for s in d["services"].values()),
-                    60, states)
-        assert server.get("/readyz")[0] == 503
-        server.wait(lambda d: all(s["state"] == "DISABLED" for s in d["services"].values()), 60)
-        ec2.start_instances(InstanceIds=[instance])
-        doc = server.wait(enabled, 120)
-        assert doc["instance"]["instance_id"] == instance
-        assert count_rows(env, doc["database"]["endpoint"].split(":")[0]) == 50
-        env.run("property", "set", f"{W}configured=false")
-        server.wait(lambda d: d["workflow"]["kind"] == "teardown" and d["workflow"]["state"] == "succeeded", 180)
-    finally:
-        assert server.stop() == 0
 
 
 def served_certificate(endpoint: str) -> bytes:

@@ -14,7 +14,7 @@ import time
 import psycopg2
 import pytest
 
-from e2e import make_env, sibling, start_cloud
+from e2e import deployment_resources, make_env, sibling, start_cloud
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.endpoint import Endpoint
 from eucadb.pool.migrate import migrate_remote
@@ -35,31 +35,6 @@ def cloud(tmp_path_factory):
         yield start_cloud(env)
     finally:
         env.run("cloud", "down", check=False)
-
-
-def deployment_resources(env, deployment: str) -> dict[str, list]:
-    """Everything in the cloud that carries this deployment's name or tag."""
-    ec2, iam = env.client("ec2"), env.client("iam")
-    asg, sm = env.client("autoscaling"), env.client("secretsmanager")
-    tag = [{"Name": "tag:eucadb:deployment", "Values": [deployment]}]
-    names = Names(deployment)
-    return {
-        "security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]],
-        "volumes": [v["VolumeId"] for v in ec2.describe_volumes(Filters=tag)["Volumes"]],
-        "instances": [i["InstanceId"] for r in ec2.describe_instances(Filters=tag)["Reservations"]
-                      for i in r["Instances"] if i["State"]["Name"] != "terminated"],
-        "launch_templates": [t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
-                             if t["LaunchTemplateName"] == names.db],
-        "asgs": [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
-                 if g["AutoScalingGroupName"] == names.db],
-        "certificates": [c["ServerCertificateName"] for c in
-                         iam.list_server_certificates()["ServerCertificateMetadataList"]
-                         if c["ServerCertificateName"] == names.server_certificate],
-        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == names.db],
-        "profiles": [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
-                     if p["InstanceProfileName"] == names.db],
-        "secrets": [s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"] == names.secret],
-    }
 
 
 def startup_from(source: str, endpoint: Endpoint, user: str, db: str) -> str:
