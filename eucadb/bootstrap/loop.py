@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Any, Mapping
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -21,8 +23,8 @@ from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
                                      latest_run)
 from eucadb.bootstrap.published import publish, published_address, withdraw
-from eucadb.bootstrap.services import ServiceRegistry
-from eucadb.bootstrap.snapshot import DbHealth, InstanceView, Snapshot
+from eucadb.bootstrap.services import ServiceRegistry, ServiceStatus
+from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.states import ServiceState
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
@@ -42,6 +44,20 @@ WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN}
 
 def _today() -> date:
     return datetime.now(timezone.utc).date()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What one cycle reads from the store, in one transaction."""
+
+    holder: str
+    properties: Mapping[str, Any]
+    deployment: str | None
+    run: RunView | None
+    logins: str
+    certificate_due: str
+    services: Mapping[str, ServiceStatus]
+    published: str | None
 
 
 class Bootstrapper:
@@ -67,36 +83,44 @@ class Bootstrapper:
     # --- observe ---------------------------------------------------------------------------------
     def observe(self) -> Snapshot:
         leader = self.lease.acquire()
-        holder = self.lease.current()
-        props = self.app.properties.values()
-        # A follower creates nothing, not even the deployment's identity: that is the leader's first write.
-        deployment = current_deployment(self.app.store, create=leader)
-        cloud_error, instance = None, None
-        if not leader:
-            pass   # only the lease holder asks the cloud; followers follow the published endpoint
-        elif not self.app.clients.configured:
-            cloud_error = "no cloud configured"
-        else:
-            try:
-                instance = instance_facts(self.app.clients, deployment)
-            except CloudError as exc:
-                cloud_error = str(exc)
-        target = self.pools.target
-        vault = self.app.vault(deployment) if deployment else None
-        logins = stored_credentials_digest(vault) if vault else ""
+        with self.app.store.transaction():   # one consistent read of the store; no remote call inside
+            stored = self._read_store(leader)
+        instance, cloud_error = self._cloud_facts(leader, stored.deployment)
+        props, target = stored.properties, self.pools.target
         return Snapshot(
-            leader=leader, leader_holder=holder.holder if holder else "", properties=props,
-            digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{logins}",
-            run=latest_run(self.app.store, deployment) if deployment else None,
-            workflow_busy=self._workflow is not None and self._workflow.is_alive(),
+            leader=leader, leader_holder=stored.holder, properties=props,
+            digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{stored.logins}",
+            run=stored.run, workflow_busy=self._workflow is not None and self._workflow.is_alive(),
             instance=instance, pool_address=target.endpoint.address if target else None,
             pool_settings_digest=target.settings_digest if target else None,
-            db=self._health(props, instance), services=self.services.all(), cloud_error=cloud_error,
+            db=self._health(props, instance), services=stored.services, cloud_error=cloud_error,
             unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6),
             maintenance_due=leader and target is not None and self._maintained_on != _today(),
-            certificate_due=certificate_due(vault) if vault else "", credentials_digest=logins,
-            published_address=None if leader else published_address(self.app.store, deployment),
-            health_grace=float(props[WORKER + "health_grace"]))
+            certificate_due=stored.certificate_due, credentials_digest=stored.logins,
+            published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]))
+
+    def _read_store(self, leader: bool) -> "_Stored":
+        holder = self.lease.current()
+        # A follower creates nothing, not even the deployment's identity: that is the leader's first write.
+        deployment = current_deployment(self.app.store, create=leader)
+        vault = self.app.vault(deployment) if deployment else None
+        return _Stored(
+            holder=holder.holder if holder else "", properties=self.app.properties.values(),
+            deployment=deployment, run=latest_run(self.app.store, deployment) if deployment else None,
+            logins=stored_credentials_digest(vault) if vault else "",
+            certificate_due=certificate_due(vault) if vault else "", services=self.services.all(),
+            published=None if leader else published_address(self.app.store, deployment))
+
+    def _cloud_facts(self, leader: bool, deployment: str | None) -> tuple[InstanceView | None, str | None]:
+        """What the cloud says of the instance — asked by the lease holder only."""
+        if not leader:
+            return None, None     # followers follow the published endpoint instead
+        if not self.app.clients.configured:
+            return None, "no cloud configured"
+        try:
+            return instance_facts(self.app.clients, deployment), None
+        except CloudError as exc:
+            return None, str(exc)
 
     def _health(self, props, instance: InstanceView | None) -> DbHealth:
         """One check per health interval: the instance is up, and every pool's login works.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -46,6 +47,7 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+        self._joined = threading.local()   # the session of this thread's open transaction(), if any
 
     def migrate(self) -> None:
         """Upgrade the schema to head; safe to call on every start."""
@@ -63,7 +65,12 @@ class Store:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
+        """One transaction: committed on success, rolled back on any error. Inside this thread's
+        `transaction()`, it is that transaction (committed or rolled back with it)."""
+        joined = getattr(self._joined, "session", None)
+        if joined is not None:
+            yield joined
+            return
         session = self._sessions()
         try:
             yield session
@@ -76,6 +83,18 @@ class Store:
             raise
         finally:
             session.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Every `session()` this thread opens inside joins one transaction: several reads of
+        different tables (the loop's snapshot) see the store at one moment, not a mix of before and
+        after a concurrent change."""
+        with self.session() as session:
+            self._joined.session = session
+            try:
+                yield session
+            finally:
+                self._joined.session = None
 
     def dispose(self) -> None:
         self.engine.dispose()
