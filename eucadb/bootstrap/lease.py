@@ -1,4 +1,5 @@
-"""The leader lease: only its holder mutates the cloud; every workflow write checks the fencing token.
+"""The leader lease: only its holder mutates the cloud; every workflow write (progress, vault) checks the
+fencing token.
 
 Timing rule (as Patroni's): loop.interval + 2 × retry.timeout ≤ lease.ttl (checked in config.py), so a
 leader renews at least once per TTL even when a cycle's calls run into their retry deadline; a

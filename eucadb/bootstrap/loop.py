@@ -25,8 +25,6 @@ from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
 from eucadb.pool.migrate import maintain_partitions, migrate_remote
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
-from eucadb.workflow.access import db_endpoint, db_logins
-from eucadb.workflow.steps.launch_template import stored_credentials_digest
 from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
@@ -73,7 +71,7 @@ class Bootstrapper:
                 cloud_error = str(exc)
         target = self.pools.target
         vault = self.app.vault(deployment)
-        logins = stored_credentials_digest(vault)
+        logins = vault.credentials_digest()
         return Snapshot(
             leader=leader, leader_holder=holder.holder if holder else "", properties=props,
             digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{logins}",
@@ -112,7 +110,7 @@ class Bootstrapper:
     def _maintain_partitions(self, action: MaintainPartitions) -> str:
         target = self.pools.target
         deployment = current_deployment(self.app.store)
-        admin = db_logins(self.app, deployment)[ADMIN]
+        admin = self.app.vault(deployment).db_logins()[ADMIN]
         try:
             created, dropped = maintain_partitions(target.endpoint, admin["user"], admin["password"], _today())
         except DatabaseError as exc:
@@ -150,8 +148,8 @@ class Bootstrapper:
         for name, status in s.services.items():
             self.services.set(name, self._while_swapping(status.state, s), action.reason)
         deployment = current_deployment(self.app.store)
-        creds = db_logins(self.app, deployment)
-        endpoint = db_endpoint(self.app, deployment, action.address)
+        creds = self.app.vault(deployment).db_logins()
+        endpoint = self.app.vault(deployment).db_endpoint(action.address)
         props = s.properties
         settings = PoolSettings(props[WORKER + "pool_size"], props[WORKER + "pool_max_overflow"],
                                 props[WORKER + "pool_timeout"])

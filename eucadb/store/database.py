@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -17,6 +17,14 @@ from eucadb.errors import DatabaseError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
+
+# A write guard run first inside a write's own transaction (the leader lease's `check`): it raises to
+# refuse the write, and the transaction — the write with it — is rolled back.
+Fence = Callable[[Session], None]
+
+
+def unfenced(session: Session) -> None:
+    """The fence of writes any process may make (admin actions, tests): none."""
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
