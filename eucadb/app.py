@@ -12,11 +12,11 @@ from eucadb.cloud.client import CloudClients
 from eucadb.cloud.facts import CloudFacts
 from eucadb.config import Config
 from eucadb.properties.service import PropertyService
-from eucadb.store import Store, open_store
+from eucadb.store import Fence, Store, open_store, unfenced
 from eucadb.store.secretbox import SecretBox
 
 if TYPE_CHECKING:
-    from eucadb.workflow.deployment import Vault
+    from eucadb.workflow.vault import DeploymentVault
 
 
 class App:
@@ -44,9 +44,11 @@ class App:
     def properties(self) -> PropertyService:
         return PropertyService(self.store, self.facts, self.secrets)
 
-    def vault(self, deployment: str) -> "Vault":
-        from eucadb.workflow.deployment import Vault
-        return Vault(self.store, self.secrets, deployment)
+    def vault(self, deployment: str, fence: Fence = unfenced) -> "DeploymentVault":
+        """A deployment's vault. Workflow steps use `StepContext.vault`, fenced by their runner's
+        lease; unfenced vaults are for reads and for admin actions (see `workflow rotate-passwords`)."""
+        from eucadb.workflow.vault import DeploymentVault
+        return DeploymentVault(self.store, self.secrets, deployment, self.config.home, fence)
 
     def close(self) -> None:
         if "store" in self.__dict__:

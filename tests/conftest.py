@@ -34,7 +34,7 @@ def pg_server():
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pgstore)])
 def store_url(request, tmp_path) -> str:
     """The local store URL in both supported flavours; PostgreSQL gets a fresh database each test."""
     if request.param == "sqlite":

@@ -12,7 +12,6 @@ import urllib.request
 import psycopg2
 
 from e2e import EUCADB
-from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow.deployment import current_deployment
 
@@ -70,8 +69,8 @@ def enabled(doc) -> bool:
 def writer_connect(env, address: str):
     app = env.app()
     deployment = current_deployment(app.store)
-    endpoint = db_endpoint(app, deployment, address)
-    writer = db_logins(app, deployment)[CLOUDWATCH]
+    endpoint = app.vault(deployment).db_endpoint(address)
+    writer = app.vault(deployment).db_logins()[CLOUDWATCH]
     return psycopg2.connect(**endpoint.connect_args(writer["user"], writer["password"],
                                                     "eucalyptus_cloudwatch_backend"))
 

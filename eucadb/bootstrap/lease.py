@@ -1,4 +1,5 @@
-"""The leader lease: only its holder mutates the cloud; every workflow write checks the fencing token.
+"""The leader lease: only its holder mutates the cloud; every workflow write (progress, vault) checks the
+fencing token.
 
 Timing rule (as Patroni's): loop.interval + 2 × retry.timeout ≤ lease.ttl (checked in config.py), so a
 leader renews at least once per TTL even when a cycle's calls run into their retry deadline; a
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from eucadb.errors import FencingError
@@ -21,6 +22,16 @@ from eucadb.store import Store
 from eucadb.store.models import Lease
 
 LEADER = "leader"
+# INSERT … ON CONFLICT DO NOTHING of each store dialect: a server that loses the race to create the
+# lease row learns it from the row count, with its transaction intact (an IntegrityError would
+# leave the session failed, and its commit would raise PendingRollbackError)
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_if_absent(session: Session, row: dict) -> bool:
+    """Insert a lease row unless one of that name exists (or is being inserted); True if inserted."""
+    insert = INSERTS[session.get_bind().dialect.name]
+    return session.execute(insert(Lease).values(**row).on_conflict_do_nothing()).rowcount == 1
 
 
 @dataclass
@@ -41,13 +52,10 @@ class LeaderLease:
         with self.store.session() as s:
             row = s.get(Lease, self.name)
             if row is None:
-                s.add(Lease(name=self.name, holder=self.holder, token=1, expires_at=now + self.ttl))
-                try:
-                    s.flush()
-                except IntegrityError:
-                    return False
-                self.token = 1
-                return True
+                won = insert_if_absent(s, {"name": self.name, "holder": self.holder, "token": 1,
+                                           "expires_at": now + self.ttl})
+                self.token = 1 if won else None
+                return won
             if row.holder == self.holder:
                 result = s.execute(update(Lease).where(
                     Lease.name == self.name, Lease.holder == self.holder, Lease.token == row.token)

@@ -32,8 +32,6 @@ from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
 from eucadb.pool.migrate import maintain_partitions, migrate_remote
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
-from eucadb.workflow.access import db_endpoint, db_logins
-from eucadb.workflow.steps.launch_template import stored_credentials_digest
 from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
@@ -107,7 +105,7 @@ class Bootstrapper:
         return _Stored(
             holder=holder.holder if holder else "", properties=self.app.properties.values(),
             deployment=deployment, run=latest_run(self.app.store, deployment) if deployment else None,
-            logins=stored_credentials_digest(vault) if vault else "",
+            logins=vault.credentials_digest() if vault else "",
             certificate_due=certificate_due(vault) if vault else "", services=self.services.all(),
             published=None if leader else published_address(self.app.store, deployment))
 
@@ -175,7 +173,7 @@ class Bootstrapper:
     def _maintain_partitions(self, action: MaintainPartitions) -> str:
         target = self.pools.target
         deployment = current_deployment(self.app.store)
-        admin = db_logins(self.app, deployment)[ADMIN]
+        admin = self.app.vault(deployment).db_logins()[ADMIN]
         try:
             created, dropped = maintain_partitions(target.endpoint, admin["user"], admin["password"], _today())
         except DatabaseError as exc:
@@ -226,8 +224,8 @@ class Bootstrapper:
             for name, status in s.services.items():
                 self.services.set(name, self._while_swapping(status.state, s), action.reason)
         deployment = current_deployment(self.app.store, create=False)
-        creds = db_logins(self.app, deployment)
-        endpoint = db_endpoint(self.app, deployment, action.address)
+        vault = self.app.vault(deployment)
+        creds, endpoint = vault.db_logins(), vault.db_endpoint(action.address)
         props = s.properties
         settings = PoolSettings(props[WORKER + "pool_size"], props[WORKER + "pool_max_overflow"],
                                 props[WORKER + "pool_timeout"])

@@ -13,7 +13,6 @@ from eucadb.errors import CloudError
 from eucadb.properties.registry import PROPERTIES, OnChange, WORKER
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names
-from eucadb.workflow.steps.certificate import CA_CERT, SERVER_CERT
 from eucadb.workflow.engine import history
 from eucadb.workflow.steps.launch_template import LaunchTemplateStep
 
@@ -84,8 +83,8 @@ def certificate_due(vault) -> str:
     Renewal is a launch: the certificate step issues a new pair, key delivery and the launch
     template carry it, and the instance is replaced (same data volume) — long before expiry, at
     2/3 of the lifetime, so a failed renewal has weeks to be retried (EUCA-8651)."""
-    for name, what in ((CA_CERT, "the CA certificate"), (SERVER_CERT, "the server certificate")):
-        pem = vault.get(name)
+    for read, what in ((vault.ca_cert, "the CA certificate"), (vault.server_cert, "the server certificate")):
+        pem = read()
         if pem and pki.needs_renewal(pem):
             expires = pki.load_certificate(pem).not_valid_after_utc
             return f"{what} expires {expires:%Y-%m-%d %H:%M} UTC (past 2/3 of its lifetime)"

@@ -5,7 +5,7 @@ import contextlib
 import logging
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -18,6 +18,14 @@ from eucadb.errors import DatabaseError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
+
+# A write guard run first inside a write's own transaction (the leader lease's `check`): it raises to
+# refuse the write, and the transaction — the write with it — is rolled back.
+Fence = Callable[[Session], None]
+
+
+def unfenced(session: Session) -> None:
+    """The fence of writes any process may make (admin actions, tests): none."""
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -5,7 +5,6 @@ never races a running server.
 """
 from __future__ import annotations
 
-import json
 import logging
 
 import click
@@ -14,12 +13,10 @@ from eucadb.bootstrap.lease import LeaderLease
 from eucadb.errors import UserError
 from eucadb.output import OUTPUT_OPTION, emit
 from eucadb.workflow.engine import RunState, history
-from eucadb.workflow import credentials
 from eucadb.workflow.credentials import ROLES
 from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.launch import LAUNCH, TEARDOWN
 from eucadb.workflow.service import run_workflow
-from eucadb.workflow.steps.launch_template import CREDENTIALS
 from eucadb.workflow.steps.wait import DB_DEADLINE
 
 log = logging.getLogger(__name__)
@@ -103,17 +100,20 @@ def rotate_passwords_cmd(app, roles: tuple[str, ...]) -> None:
     The vault gets the new passwords at once; the running `eucadb serve` sees that the launch
     template carries others, launches (new template version, replacement instance, which sets
     them at boot) and then swaps its pools to the new logins. Without a running serve, run
-    `eucadb workflow launch`. Sessions are interrupted for the replacement, as for any roll."""
+    `eucadb workflow launch`. Sessions are interrupted for the replacement, as for any roll.
+
+    Not fenced by the leader lease, like `property set`: it is an admin's input to the leader, not
+    a leader's action — the running serve holds the lease for good, and it is what reacts to the
+    change. The rotation is one read-modify-write transaction, so the leader (which only ever
+    creates missing logins) and a concurrent rotation never lose it."""
     known = ROLES.as_dict()
     unknown = [r for r in roles if r not in known]
     if unknown:
         raise UserError(f"unknown role {', '.join(unknown)}; roles are: {', '.join(known)}")
     deployment = current_deployment(app.store, create=False)
-    stored = app.vault(deployment).get(CREDENTIALS) if deployment else None
-    if stored is None:
-        raise UserError("no database passwords exist yet: the first launch makes them")
     chosen = tuple(roles) or tuple(known)
-    app.vault(deployment).put(CREDENTIALS, json.dumps(credentials.rotate(json.loads(stored), chosen)))
+    if deployment is None or not app.vault(deployment).rotate_passwords(chosen):
+        raise UserError("no database passwords exist yet: the first launch makes them")
     log.info("database passwords rotated for %s", ", ".join(chosen))
     click.echo(f"new passwords for {', '.join(known[k] for k in chosen)} are in the vault; the running "
                "`eucadb serve` rolls the database instance to apply them (or run `eucadb workflow launch`)")

@@ -1,4 +1,4 @@
-"""A deployment's identity, the names of its cloud resources, and its sealed local secrets.
+"""A deployment's identity and the names of its cloud resources (its secrets: workflow/vault.py).
 
 Every resource eucadb creates is named `eucadb-<deployment>-<role>` and tagged
 `eucadb:deployment=<deployment>`, which is how an interrupted workflow adopts what it already made and
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from dataclasses import dataclass
-from typing import Mapping
 
 from sqlalchemy import select
 
 from eucadb.store import Store
-from eucadb.store.models import Deployment, DeploymentSecret, utcnow
-from eucadb.store.secretbox import SecretBox
+from eucadb.store.models import Deployment
 
 TAG = "eucadb:deployment"
 
@@ -63,40 +61,3 @@ class Names:
         if name:
             tags.append({"Key": "Name", "Value": name})
         return tags
-
-
-class Vault:
-    """Named secrets of one deployment (CA key, server key, DB credentials), sealed at rest."""
-
-    def __init__(self, store: Store, box: SecretBox, deployment: str):
-        self.store, self.box, self.deployment = store, box, deployment
-
-    def _purpose(self, name: str) -> str:
-        return f"deployment:{self.deployment}:{name}"
-
-    def get(self, name: str) -> str | None:
-        with self.store.session() as s:
-            row = s.get(DeploymentSecret, (self.deployment, name))
-            return self.box.open(row.value, self._purpose(name)) if row else None
-
-    def put(self, name: str, value: str) -> None:
-        self.put_many({name: value})
-
-    def put_many(self, values: Mapping[str, str]) -> None:
-        """All or none, in one transaction: a key and its certificate must never be torn apart by a
-        crash between two writes."""
-        sealed = {name: self.box.seal(value, self._purpose(name)) for name, value in values.items()}
-        with self.store.session() as s:
-            for name, value in sealed.items():
-                row = s.get(DeploymentSecret, (self.deployment, name))
-                if row is None:
-                    s.add(DeploymentSecret(deployment=self.deployment, name=name, value=value))
-                else:
-                    row.value, row.updated_at = value, utcnow()
-
-    def get_or_create(self, name: str, make) -> str:
-        value = self.get(name)
-        if value is None:
-            value = make()
-            self.put(name, value)
-        return value

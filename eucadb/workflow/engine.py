@@ -15,15 +15,18 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
 from eucadb.errors import EucadbError, FencingError, WorkflowError
 from eucadb.retry import Retry, RetryTimeout
-from eucadb.store import Store
+from eucadb.store import Fence, Store, unfenced
 from eucadb.store.models import WorkflowRun, WorkflowStep, utcnow
+
+if TYPE_CHECKING:
+    from eucadb.workflow.vault import DeploymentVault
 
 log = logging.getLogger(__name__)
 # What a step may fail with: eucadb's own errors, a retry deadline, or an AWS error the step did not
@@ -83,6 +86,14 @@ class StepContext:
     # A failed first launch is rolled back (no half-built deployment, Trove's stuck BUILD); a failed
     # update of a deployment that once worked is left in place for the next attempt (no outage).
     rollback_on_failure: bool = True
+    # Set by Runner.run to the runner's own fence, so what a step writes to the vault is checked
+    # against the leader lease in the write's transaction, like the runner's own progress records.
+    fence: Fence = unfenced
+
+    @property
+    def vault(self) -> "DeploymentVault":
+        """The deployment's vault, fenced: the only vault a step writes through."""
+        return self.services.vault(self.deployment, fence=self.fence)
 
 
 @dataclass(frozen=True)
@@ -110,11 +121,11 @@ def fault_point(step: str, point: str) -> None:
 class Runner:
     """Runs workflows against the store; `fence(session)` guards every write (leader lease)."""
 
-    def __init__(self, store: Store, retry: Retry, fence: Callable[[Any], None] | None = None,
+    def __init__(self, store: Store, retry: Retry, fence: Fence | None = None,
                  on_progress: Callable[[str], None] | None = None):
         self.store = store
         self.retry = retry
-        self.fence = fence or (lambda session: None)
+        self.fence = fence or unfenced
         self.on_progress = on_progress or (lambda message: None)
 
     # --- persistence -------------------------------------------------------------------------
@@ -159,6 +170,7 @@ class Runner:
 
     # --- running -----------------------------------------------------------------------------
     def run(self, workflow: Workflow, ctx: StepContext) -> RunResult:
+        ctx.fence = self.fence
         run_id = self._open_run(workflow, ctx.deployment, ctx.options)
         rows = self._steps(run_id)
         for row in rows:

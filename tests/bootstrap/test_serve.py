@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives import serialization
 
 from e2e import make_env, sibling, start_cloud
 from serving import W, Server, count_rows, enabled, insert_rows, wait_for_partitions
-from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names, current_deployment
-from eucadb.workflow.steps.certificate import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY
+from eucadb.workflow.vault import Pair
 from pg import free_port
 
 pytestmark = pytest.mark.slow
@@ -182,17 +181,16 @@ def test_certificate_past_two_thirds_of_its_lifetime_is_renewed_on_a_new_instanc
         app = env.app()
         deployment = current_deployment(app.store)
         vault = app.vault(deployment)
-        assert served_certificate(doc["database"]["endpoint"]) == der(vault.get(SERVER_CERT))
+        assert served_certificate(doc["database"]["endpoint"]) == der(vault.server_cert())
         # the same CA's pair, issued as if 250 of its 365 days had passed
         issued = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=250)
-        key, aged = pki.issue_server_certificate(vault.get(CA_KEY), vault.get(CA_CERT),
-                                                 Names(deployment).dns_name, 365, now=issued)
-        vault.put(SERVER_KEY, key)
-        vault.put(SERVER_CERT, aged)
+        ca = vault.ca()
+        key, aged = pki.issue_server_certificate(ca.key, ca.cert, Names(deployment).dns_name, 365, now=issued)
+        vault.put_key_material(Pair(key, aged))
         doc = server.wait(lambda d: enabled(d) and d["instance"]["instance_id"] != first
                           and d["database"]["endpoint"].split(":")[0] == d["instance"]["private_ip"]
                           and d["workflow"]["state"] == "succeeded", 240)
-        renewed = vault.get(SERVER_CERT)
+        renewed = vault.server_cert()
         assert renewed != aged and not pki.needs_renewal(renewed)
         assert served_certificate(doc["database"]["endpoint"]) == der(renewed)
         assert count_rows(env, doc["database"]["endpoint"].split(":")[0]) == 20
@@ -214,19 +212,19 @@ def test_rotated_passwords_roll_the_instance_and_the_old_ones_stop_working(cloud
         doc = server.wait(enabled, 180)
         first = doc["instance"]["instance_id"]
         insert_rows(env, doc["database"]["endpoint"].split(":")[0], 0, 30)
-        before = db_logins(env.app(), current_deployment(env.app().store))
+        before = env.app().vault(current_deployment(env.app().store)).db_logins()
         done = env.run("workflow", "rotate-passwords", "--role", "cloudwatch")
         assert "cloudwatch_writer" in done.stdout and before[CLOUDWATCH]["password"] not in done.stdout
         doc = server.wait(lambda d: enabled(d) and d["instance"]["instance_id"] != first
                           and d["database"]["endpoint"].split(":")[0] == d["instance"]["private_ip"]
                           and d["workflow"]["state"] == "succeeded", 240)
         address = doc["database"]["endpoint"].split(":")[0]
-        after = db_logins(env.app(), current_deployment(env.app().store))
+        after = env.app().vault(current_deployment(env.app().store)).db_logins()
         assert after[CLOUDWATCH]["password"] != before[CLOUDWATCH]["password"]
         assert after["reporting"] == before["reporting"], "only the role asked for"
         assert count_rows(env, address) == 30  # as the writer, with the new password
         app = env.app()
-        endpoint = db_endpoint(app, current_deployment(app.store), address)
+        endpoint = app.vault(current_deployment(app.store)).db_endpoint(address)
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
             psycopg2.connect(**endpoint.connect_args(before[CLOUDWATCH]["user"], before[CLOUDWATCH]["password"],
                                                      "eucalyptus_cloudwatch_backend"))

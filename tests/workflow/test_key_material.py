@@ -10,11 +10,12 @@ from cryptography.exceptions import InvalidSignature
 from eucadb.app import App
 from eucadb.config import load
 from eucadb.properties.registry import WORKER
-from eucadb.workflow import deployment as deployment_module
+from eucadb.workflow import vault as vault_module
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import current_deployment
 from eucadb.workflow.engine import StepContext
-from eucadb.workflow.steps.certificate import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ensure_key_material
+from eucadb.workflow.steps.certificate import key_material
+from eucadb.workflow.vault import Pair
 
 
 @pytest.fixture
@@ -39,27 +40,27 @@ def chains(server_cert: str, ca_cert: str) -> bool:
 
 def age_ca(app, ctx: StepContext) -> None:
     """Put a CA past 2/3 of its lifetime (and a server pair it issued) in the vault."""
-    vault = app.vault(ctx.deployment)
     old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3000)
-    ca_key, ca = pki.create_ca("old CA", days=3650, now=old)
-    key, cert = pki.issue_server_certificate(ca_key, ca, "db.x.eucadb.internal", 30)
-    vault.put_many({CA_KEY: ca_key, CA_CERT: ca, SERVER_KEY: key, SERVER_CERT: cert})
+    ca = Pair(*pki.create_ca("old CA", days=3650, now=old))
+    server = Pair(*pki.issue_server_certificate(ca.key, ca.cert, "db.x.eucadb.internal", 30))
+    ctx.vault.put_key_material(server, ca)
 
 
 def test_first_material_chains_and_is_stable(app):
     ctx = context(app)
-    first = ensure_key_material(ctx, app.vault(ctx.deployment))
-    assert chains(first[SERVER_CERT], first[CA_CERT])
-    assert ensure_key_material(ctx, app.vault(ctx.deployment)) == first
+    first = key_material(ctx)
+    assert chains(first.server_cert, first.ca_cert)
+    assert key_material(ctx) == first
+    assert ctx.vault.server_pair() == Pair(first.server_key, first.server_cert)
 
 
 def test_a_renewed_ca_comes_with_a_server_pair_it_issued(app):
     ctx = context(app)
     age_ca(app, ctx)
-    old = {n: app.vault(ctx.deployment).get(n) for n in (CA_CERT, SERVER_CERT)}
-    renewed = ensure_key_material(ctx, app.vault(ctx.deployment))
-    assert renewed[CA_CERT] != old[CA_CERT] and not pki.needs_renewal(renewed[CA_CERT])
-    assert renewed[SERVER_CERT] != old[SERVER_CERT] and chains(renewed[SERVER_CERT], renewed[CA_CERT])
+    old_ca, old_server = ctx.vault.ca(), ctx.vault.server_pair()
+    renewed = key_material(ctx)
+    assert renewed.ca_cert != old_ca.cert and not pki.needs_renewal(renewed.ca_cert)
+    assert renewed.server_cert != old_server.cert and chains(renewed.server_cert, renewed.ca_cert)
 
 
 def test_a_crash_while_writing_a_renewal_keeps_the_old_material_whole(app, monkeypatch):
@@ -67,10 +68,10 @@ def test_a_crash_while_writing_a_renewal_keeps_the_old_material_whole(app, monke
     leaves the old CA with its own server pair; the next run renews cleanly."""
     ctx = context(app)
     age_ca(app, ctx)
-    vault = app.vault(ctx.deployment)
-    before = {n: vault.get(n) for n in (CA_KEY, CA_CERT, SERVER_KEY, SERVER_CERT)}
+    vault = ctx.vault
+    before = (vault.ca(), vault.server_pair())
     calls = []
-    real = deployment_module.utcnow
+    real = vault_module.utcnow
 
     def dying_utcnow():
         calls.append(1)
@@ -78,10 +79,10 @@ def test_a_crash_while_writing_a_renewal_keeps_the_old_material_whole(app, monke
             raise KeyboardInterrupt("killed mid-renewal")
         return real()
 
-    monkeypatch.setattr(deployment_module, "utcnow", dying_utcnow)
+    monkeypatch.setattr(vault_module, "utcnow", dying_utcnow)
     with pytest.raises(KeyboardInterrupt):
-        ensure_key_material(ctx, vault)
-    monkeypatch.setattr(deployment_module, "utcnow", real)
-    assert {n: vault.get(n) for n in before} == before
-    renewed = ensure_key_material(ctx, vault)
-    assert chains(renewed[SERVER_CERT], renewed[CA_CERT]) and renewed[CA_CERT] != before[CA_CERT]
+        key_material(ctx)
+    monkeypatch.setattr(vault_module, "utcnow", real)
+    assert (vault.ca(), vault.server_pair()) == before
+    renewed = key_material(ctx)
+    assert chains(renewed.server_cert, renewed.ca_cert) and renewed.ca_cert != before[0].cert

@@ -21,8 +21,6 @@ from eucadb.pool.migrate import migrate_remote
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import Names, current_deployment
 from eucadb.workflow.launch import LAUNCH_STEPS
-from eucadb.workflow.access import db_endpoint, db_logins
-from eucadb.workflow.steps.certificate import SERVER_KEY
 
 pytestmark = pytest.mark.slow
 W = "services.database.worker."
@@ -63,10 +61,10 @@ def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
     app = env.app()
     deployment = current_deployment(app.store)
     vault = app.vault(deployment)
-    creds = db_logins(app, deployment)
+    creds = vault.db_logins()
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     assert shown["state"] == "succeeded" and [s["state"] for s in shown["steps"]] == ["done"] * len(LAUNCH_STEPS)
-    endpoint = db_endpoint(app, deployment, shown["steps"][-1]["resources"]["db_address"])
+    endpoint = vault.db_endpoint(shown["steps"][-1]["resources"]["db_address"])
     admin = creds[ADMIN]
     for ctx in REMOTE:
         migrate_remote(ctx, endpoint, admin["user"], admin["password"])
@@ -96,7 +94,7 @@ def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
 
     # secrets probe: no password or private key in plaintext anywhere it could leak
     secrets = [c["password"] for c in creds.values()]
-    key_body = vault.get(SERVER_KEY).splitlines()[1]
+    key_body = vault.server_pair().key.splitlines()[1]
     lt = env.client("ec2").describe_launch_template_versions(
         LaunchTemplateName=Names(deployment).db, Versions=["$Latest"])["LaunchTemplateVersions"][0]
     assert lt["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "required"   # IMDSv2 only
@@ -158,10 +156,10 @@ def test_replacement_instance_keeps_the_data(cloud, tmp_path):
     env.run("workflow", "launch")
     app = env.app()
     deployment = current_deployment(app.store)
-    admin = db_logins(app, deployment)[ADMIN]
+    admin = app.vault(deployment).db_logins()[ADMIN]
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     first = shown["steps"][-2]["resources"]
-    endpoint = db_endpoint(app, deployment, first["private_ip"])
+    endpoint = app.vault(deployment).db_endpoint(first["private_ip"])
     with psycopg2.connect(**endpoint.connect_args(admin["user"], admin["password"], "postgres")) as conn:
         conn.cursor().execute("CREATE TABLE kept AS SELECT 42 AS answer")
     env.client("ec2").terminate_instances(InstanceIds=[first["instance_id"]])
@@ -253,8 +251,8 @@ def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_share
     deployment = current_deployment(app.store)
     volume = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][5]["resources"]["volume_id"]
     address = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][-1]["resources"]["db_address"]
-    admin = db_logins(app, deployment)[ADMIN]
-    endpoint = db_endpoint(app, deployment, address)
+    admin = app.vault(deployment).db_logins()[ADMIN]
+    endpoint = app.vault(deployment).db_endpoint(address)
     with psycopg2.connect(**endpoint.connect_args(admin["user"], admin["password"], "postgres")) as conn:
         conn.cursor().execute("CREATE TABLE carried AS SELECT 'from the first deployment' AS what")
     first.run("workflow", "teardown")                      # keeps the volume
@@ -266,8 +264,8 @@ def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_share
     tags = env_tags(second, volume)
     assert tags["eucadb:deployment"] == deployment2 != deployment
     address2 = json.loads(second.run("workflow", "show", "-o", "json").stdout)[0]["steps"][-1]["resources"]["db_address"]
-    admin2 = db_logins(app2, deployment2)[ADMIN]
-    endpoint2 = db_endpoint(app2, deployment2, address2)
+    admin2 = app2.vault(deployment2).db_logins()[ADMIN]
+    endpoint2 = app2.vault(deployment2).db_endpoint(address2)
     with psycopg2.connect(**endpoint2.connect_args(admin2["user"], admin2["password"], "postgres")) as conn:
         cur = conn.cursor()
         cur.execute("SELECT what FROM carried")

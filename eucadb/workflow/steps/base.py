@@ -6,7 +6,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from eucadb.cloud.client import CloudClients, error_code, error_message
-from eucadb.workflow.deployment import TAG, Names, Vault
+from eucadb.workflow.deployment import TAG, Names
 from eucadb.workflow.engine import StepContext
 
 NOT_FOUND = frozenset({
@@ -35,10 +35,6 @@ class BaseStep:
     @staticmethod
     def clients(ctx: StepContext) -> CloudClients:
         return ctx.services.clients
-
-    @staticmethod
-    def vault(ctx: StepContext) -> Vault:
-        return ctx.services.vault(ctx.deployment)
 
     def call(self, ctx: StepContext, service: str, operation: str, **params: Any) -> dict:
         return self.clients(ctx).call(service, operation, **params)

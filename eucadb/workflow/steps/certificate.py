@@ -6,28 +6,14 @@ name, so clients verify the server with libpq `hostaddr` + verify-full whatever 
 from __future__ import annotations
 
 from eucadb.properties.registry import WORKER
-from eucadb.workflow import pki
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.vault import KeyMaterial
 
-CA_KEY, CA_CERT, SERVER_KEY, SERVER_CERT = "ca_key", "ca_cert", "server_key", "server_cert"
 
-
-def ensure_key_material(ctx: StepContext, vault) -> dict[str, str]:
-    """CA and server certificate from the vault, created (or renewed at 2/3 of lifetime) as needed."""
-    days = ctx.properties[WORKER + "expiration_days"]
-    names = BaseStep.names(ctx)
-    ca_key, ca_cert, server_cert = vault.get(CA_KEY), vault.get(CA_CERT), vault.get(SERVER_CERT)
-    fresh: dict[str, str] = {}
-    if ca_cert is None or pki.needs_renewal(ca_cert):
-        ca_key, ca_cert = pki.create_ca(f"eucadb {ctx.deployment} CA", days=max(days * 3, 3650))
-        fresh = {CA_KEY: ca_key, CA_CERT: ca_cert}
-    if fresh or not server_cert or pki.needs_renewal(server_cert):
-        key, server_cert = pki.issue_server_certificate(ca_key, ca_cert, names.dns_name, days=days)
-        # one write: a crash must never leave a certificate of the old CA beside the new CA, or a
-        # key beside another key's certificate (TLS verification would then fail for good)
-        vault.put_many({**fresh, SERVER_KEY: key, SERVER_CERT: server_cert})
-    return {CA_CERT: ca_cert, SERVER_CERT: server_cert, SERVER_KEY: vault.get(SERVER_KEY)}
+def key_material(ctx: StepContext) -> KeyMaterial:
+    """The CA and server pair from the (fenced) vault, created or renewed as the lifetime asks."""
+    return ctx.vault.ensure_key_material(ctx.properties[WORKER + "expiration_days"])
 
 
 class ServerCertificateStep(BaseStep):
@@ -40,20 +26,20 @@ class ServerCertificateStep(BaseStep):
         return found["ServerCertificate"] if found else None
 
     def adopt(self, ctx: StepContext) -> dict | None:
-        material = ensure_key_material(ctx, self.vault(ctx))
+        material = key_material(ctx)
         uploaded = self._uploaded(ctx)
-        if uploaded and uploaded["CertificateBody"].strip() == material[SERVER_CERT].strip():
+        if uploaded and uploaded["CertificateBody"].strip() == material.server_cert.strip():
             return {"server_certificate_arn": uploaded["ServerCertificateMetadata"]["Arn"]}
         return None
 
     def apply(self, ctx: StepContext) -> dict:
-        material = ensure_key_material(ctx, self.vault(ctx))
+        material = key_material(ctx)
         name = self.names(ctx).server_certificate
         if self._uploaded(ctx):  # an older certificate (renewal): replace it
             self.call(ctx, "iam", "delete_server_certificate", ServerCertificateName=name)
         meta = self.call(ctx, "iam", "upload_server_certificate", ServerCertificateName=name,
-                         Path=f"/eucadb/{ctx.deployment}/", CertificateBody=material[SERVER_CERT],
-                         PrivateKey=material[SERVER_KEY], CertificateChain=material[CA_CERT],
+                         Path=f"/eucadb/{ctx.deployment}/", CertificateBody=material.server_cert,
+                         PrivateKey=material.server_key, CertificateChain=material.ca_cert,
                          Tags=self.names(ctx).tags())["ServerCertificateMetadata"]
         return {"server_certificate_arn": meta["Arn"]}
 

@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets as pysecrets
 
 from eucadb.cloud.client import PROPAGATION
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep, tags_dict
-from eucadb.workflow.steps.certificate import SERVER_KEY, ensure_key_material
+from eucadb.workflow.steps.certificate import key_material
 
-KEY_PASSPHRASE = "key_passphrase"
 # which payload the secret holds, so adoption never reads it back: the resource policy denies
 # GetSecretValue to everyone but the instance role, eucadb's own principal included
 PAYLOAD_TAG = "eucadb:payload-sha256"
 
 
-def secret_payload(ctx: StepContext, vault) -> str:
-    material = ensure_key_material(ctx, vault)
-    passphrase = vault.get_or_create(KEY_PASSPHRASE, lambda: pysecrets.token_urlsafe(32))
-    return json.dumps({"private_key": material[SERVER_KEY], "key_passphrase": passphrase},
-                      sort_keys=True)
+def secret_payload(ctx: StepContext) -> str:
+    material = key_material(ctx)
+    return json.dumps({"private_key": material.server_key,
+                       "key_passphrase": ctx.vault.ensure_key_passphrase()}, sort_keys=True)
 
 
 def payload_digest(payload: str) -> str:
@@ -50,12 +47,12 @@ class KeyDeliveryStep(BaseStep):
         if not described or described.get("DeletedDate"):
             return None
         held = tags_dict(described.get("Tags")).get(PAYLOAD_TAG)
-        if held != payload_digest(secret_payload(ctx, self.vault(ctx))):
+        if held != payload_digest(secret_payload(ctx)):
             return None
         return {"secret_arn": described["ARN"], "secret_id": self.names(ctx).secret}
 
     def apply(self, ctx: StepContext) -> dict:
-        payload = secret_payload(ctx, self.vault(ctx))
+        payload = secret_payload(ctx)
         described = self._describe(ctx)
         if described and described.get("DeletedDate"):
             self.call(ctx, "secretsmanager", "restore_secret", SecretId=described["ARN"])

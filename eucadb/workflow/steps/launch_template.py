@@ -15,26 +15,8 @@ from eucadb.properties.registry import WORKER
 from eucadb.workflow import credentials, userdata
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
-from eucadb.workflow.steps.certificate import CA_CERT, SERVER_CERT, ensure_key_material
-
-CREDENTIALS = "db_credentials"
-
-
-def db_credentials(vault) -> dict:
-    return json.loads(vault.get_or_create(CREDENTIALS, lambda: json.dumps(credentials.generate())))
-
-
-def credentials_digest(creds: dict | None) -> str:
-    """Which credentials a template carries, without carrying them ("" when there are none)."""
-    if not creds:
-        return ""
-    return hashlib.sha256(json.dumps(creds, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def stored_credentials_digest(vault) -> str:
-    """The digest of the vault's credentials now (read-only: never creates them)."""
-    stored = vault.get(CREDENTIALS)
-    return credentials_digest(json.loads(stored)) if stored else ""
+from eucadb.workflow.steps.certificate import key_material
+from eucadb.workflow.vault import logins_digest
 
 
 # IMDSv2 only: with v1 on, one forged GET from any process on the host yields the role's
@@ -49,15 +31,15 @@ class LaunchTemplateStep(BaseStep):
     def _inputs(self, ctx: StepContext) -> tuple[dict, str]:
         """Everything the template depends on (secrets only as digests) and its digest."""
         props, res = ctx.properties, ctx.resources
-        material = ensure_key_material(ctx, self.vault(ctx))
-        creds = db_credentials(self.vault(ctx))
+        material = key_material(ctx)
+        creds = ctx.vault.ensure_db_logins()
         inputs = {
             "image": props[WORKER + "image"], "instance_type": props[WORKER + "instance_type"],
             "keyname": props[WORKER + "keyname"], "security_group": res["security_group_id"],
             "profile": res["instance_profile"], "secret_id": res["secret_id"],
             "volume_id": res["volume_id"], "allowed_cidrs": res["allowed_cidrs"],
             "init_script": props[WORKER + "init_script"], "ntp_server": props[WORKER + "ntp_server"],
-            "server_cert": material[SERVER_CERT], "ca_cert": material[CA_CERT],
+            "server_cert": material.server_cert, "ca_cert": material.ca_cert,
             "credentials": hashlib.sha256(json.dumps(creds, sort_keys=True).encode()).hexdigest(),
             "endpoint": self.clients(ctx).endpoint, "region": self.clients(ctx).config["cloud.region"],
             "metadata_options": METADATA_OPTIONS,
@@ -66,15 +48,15 @@ class LaunchTemplateStep(BaseStep):
         return inputs, f"eucadb:{digest}"
 
     def _data(self, ctx: StepContext, inputs: dict) -> dict:
-        material = ensure_key_material(ctx, self.vault(ctx))
-        sealed = credentials.seal(json.dumps(db_credentials(self.vault(ctx))).encode(),
-                                  material[SERVER_CERT], ctx.deployment)
+        material = key_material(ctx)
+        sealed = credentials.seal(json.dumps(ctx.vault.ensure_db_logins()).encode(),
+                                  material.server_cert, ctx.deployment)
         endpoint = inputs["endpoint"]
         text = userdata.build_user_data(
             deployment=ctx.deployment, endpoint_url=None if endpoint == "default" else endpoint,
             region=inputs["region"], secret_id=inputs["secret_id"], volume_id=inputs["volume_id"],
-            dns_name=self.names(ctx).dns_name, server_cert=material[SERVER_CERT],
-            ca_cert=material[CA_CERT], allowed_cidrs=inputs["allowed_cidrs"],
+            dns_name=self.names(ctx).dns_name, server_cert=material.server_cert,
+            ca_cert=material.ca_cert, allowed_cidrs=inputs["allowed_cidrs"],
             instance_type=inputs["instance_type"], init_script=inputs["init_script"],
             ntp_server=inputs["ntp_server"], sealed_credentials=sealed)
         data = {
@@ -101,7 +83,7 @@ class LaunchTemplateStep(BaseStep):
         if latest and latest.get("VersionDescription") == description:
             return {"launch_template_id": latest["LaunchTemplateId"],
                     "launch_template_version": str(latest["VersionNumber"]),
-                    "credentials_digest": credentials_digest(db_credentials(self.vault(ctx)))}
+                    "credentials_digest": logins_digest(ctx.vault.ensure_db_logins())}
         return None
 
     def apply(self, ctx: StepContext) -> dict:
@@ -115,7 +97,7 @@ class LaunchTemplateStep(BaseStep):
                                                  "Tags": self.names(ctx).tags(name)}])["LaunchTemplate"]
             return {"launch_template_id": made["LaunchTemplateId"],
                     "launch_template_version": str(made["LatestVersionNumber"]),
-                    "credentials_digest": credentials_digest(db_credentials(self.vault(ctx)))}
+                    "credentials_digest": logins_digest(ctx.vault.ensure_db_logins())}
         version = self.call(ctx, "ec2", "create_launch_template_version", LaunchTemplateName=name,
                             VersionDescription=description,
                             LaunchTemplateData=data)["LaunchTemplateVersion"]
@@ -123,7 +105,7 @@ class LaunchTemplateStep(BaseStep):
                   DefaultVersion=str(version["VersionNumber"]))
         return {"launch_template_id": version["LaunchTemplateId"],
                 "launch_template_version": str(version["VersionNumber"]),
-                "credentials_digest": credentials_digest(db_credentials(self.vault(ctx)))}
+                "credentials_digest": logins_digest(ctx.vault.ensure_db_logins())}
 
     def rollback(self, ctx: StepContext) -> None:
         if self._latest(ctx) is not None:

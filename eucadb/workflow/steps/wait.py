@@ -12,7 +12,6 @@ from eucadb.retry import NotYet, Retry, RetryTimeout
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep
-from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.steps.replace import template_versions
 
 INSTANCE_DEADLINE = 300.0
@@ -53,8 +52,8 @@ class WaitDatabaseStep(BaseStep):
     title = "wait for the database (TLS verify-full)"
 
     def apply(self, ctx: StepContext) -> dict:
-        endpoint = db_endpoint(ctx.services, ctx.deployment, ctx.resources["private_ip"])
-        admin = db_logins(ctx.services, ctx.deployment)[ADMIN]
+        endpoint = ctx.vault.db_endpoint(ctx.resources["private_ip"])
+        admin = ctx.vault.ensure_db_logins()[ADMIN]
         try:
             version = Retry(deadline=DB_DEADLINE, max_delay=0.5, retry_on=(DatabaseError,)).call(
                 lambda: probe(endpoint, admin["user"], admin["password"]), "wait for the database")
