@@ -26,6 +26,7 @@ from eucadb.store import Fence, Store, unfenced
 from eucadb.store.models import WorkflowRun, WorkflowStep, utcnow
 
 if TYPE_CHECKING:
+    from eucadb.app import App
     from eucadb.workflow.vault import DeploymentVault
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,12 @@ class Workflow:
 
 @dataclass
 class StepContext:
-    """What steps see: the deployment, a snapshot of properties, clients and accumulated resources."""
+    """What steps see: the deployment, a snapshot of properties, the process's App (cloud clients,
+    cloud facts, config) and the resources accumulated by the steps before."""
 
     deployment: str
     properties: Mapping[str, Any]
-    services: Any                      # the App (clients, facts, vault, config)
+    app: "App"
     options: Mapping[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     rolling_back: bool = False         # set while a failed launch is being undone
@@ -93,7 +95,7 @@ class StepContext:
     @property
     def vault(self) -> "DeploymentVault":
         """The deployment's vault, fenced: the only vault a step writes through."""
-        return self.services.vault(self.deployment, fence=self.fence)
+        return self.app.vault(self.deployment, fence=self.fence)
 
 
 @dataclass(frozen=True)

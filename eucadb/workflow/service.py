@@ -27,7 +27,7 @@ def run_workflow(app: Any, workflow: Workflow, options: Mapping[str, Any] | None
     retry = Retry(deadline=app.config["retry.timeout"] * 3, max_delay=2.0, is_transient=transient,
                   from_first_failure=True)  # steps may run for minutes before a transient error
     runner = Runner(app.store, retry, fence=fence, on_progress=on_progress)
-    ctx = StepContext(deployment=deployment, properties=app.properties.values(), services=app,
+    ctx = StepContext(deployment=deployment, properties=app.properties.values(), app=app,
                       options=dict(options or {}),
                       rollback_on_failure=not launched_before(app.store, deployment))
     return runner.run(workflow, ctx)

@@ -47,7 +47,7 @@ def runner(store):
 
 
 def ctx():
-    return StepContext(deployment="d1", properties={}, services=None)
+    return StepContext(deployment="d1", properties={}, app=None)
 
 
 def test_runs_steps_in_order_and_records_resources(store):

@@ -26,7 +26,7 @@ def app(tmp_path):
 
 
 def context(app) -> StepContext:
-    return StepContext(deployment=current_deployment(app.store), services=app,
+    return StepContext(deployment=current_deployment(app.store), app=app,
                        properties={WORKER + "expiration_days": 30})
 
 

@@ -124,7 +124,7 @@ def test_a_step_cannot_write_the_vault_once_its_runner_lost_the_lease(app, clock
         VaultStep("certificate", lambda ctx: ctx.vault.ensure_key_material(30),
                   before=lambda: depose(app, clock)),
     ))
-    ctx = StepContext(deployment=deployment, properties={WORKER + "expiration_days": 30}, services=app)
+    ctx = StepContext(deployment=deployment, properties={WORKER + "expiration_days": 30}, app=app)
     with pytest.raises(FencingError):
         Runner(app.store, Retry(deadline=1), fence=leader.check).run(workflow, ctx)
     vault = app.vault(deployment)

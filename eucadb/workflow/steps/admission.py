@@ -50,7 +50,7 @@ class AdmissionStep(BaseStep):
         props = ctx.properties
         if not props[WORKER + "image"]:
             raise WorkflowError(f"{WORKER}image is not set")
-        facts = ctx.services.facts
+        facts = ctx.app.facts
         for prop in BY_NAME.values():
             if prop.cloud_check and prop.name.startswith(WORKER):
                 problem = check(prop.cloud_check, facts, props[prop.name])
@@ -67,7 +67,7 @@ class AdmissionStep(BaseStep):
                 raise WorkflowError(f"volume {props[WORKER + 'volume']} is in {volume_zone}, "
                                     f"which is not one of the zones it can launch in ({', '.join(zones)})")
         cidrs = props[WORKER + "allowed_cidrs"] or [
-            f"{front_end_address(ctx.services.clients.endpoint, ctx.services.config['cloud.region'])}/32"]
+            f"{front_end_address(ctx.app.clients.endpoint, ctx.app.config['cloud.region'])}/32"]
         return {"vpc_id": vpc_id, "subnets": subnets, "zones": zones, "allowed_cidrs": cidrs,
                 "volume_zone": volume_zone or zones[0]}
 

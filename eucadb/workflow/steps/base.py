@@ -34,7 +34,7 @@ class BaseStep:
 
     @staticmethod
     def clients(ctx: StepContext) -> CloudClients:
-        return ctx.services.clients
+        return ctx.app.clients
 
     def call(self, ctx: StepContext, service: str, operation: str, **params: Any) -> dict:
         return self.clients(ctx).call(service, operation, **params)

@@ -25,7 +25,7 @@ class VolumeStep(BaseStep):
 
     def adopt(self, ctx: StepContext) -> dict | None:
         chosen = ctx.properties[WORKER + "volume"]
-        volume = (ctx.services.facts.volume(chosen) if chosen else self._tagged(ctx))
+        volume = (ctx.app.facts.volume(chosen) if chosen else self._tagged(ctx))
         if volume is None:
             return None
         owner = tags_dict(volume.get("Tags")).get(TAG)
