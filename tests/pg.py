@@ -8,8 +8,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -27,12 +28,28 @@ def run_as() -> dict:
     return {"user": "postgres", "group": "postgres"}
 
 
+def give_to_postgres(path: Path, mode: int) -> None:
+    """Chmod `path` and, when root, hand it to `postgres` (the server's own files must be its own)."""
+    os.chmod(path, mode)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def new_root(prefix: str = "eucadb-pg-") -> Path:
+    """A temporary directory the server's user may write in."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    give_to_postgres(root, 0o755)
+    return root
+
+
 @dataclass
 class PgServer:
     root: Path
     port: int
     host: str = "127.0.0.1"
     user: str = "postgres"
+    options: dict[str, str] = field(default_factory=dict)   # extra `-c name=value` settings
 
     @property
     def datadir(self) -> Path:
@@ -44,24 +61,27 @@ class PgServer:
     def dsn(self, db: str = "postgres") -> str:
         return f"host={self.host} port={self.port} user={self.user} dbname={db}"
 
-    def stop(self) -> None:
+    def socket_dsn(self, db: str = "postgres") -> str:
+        """Over the Unix socket in `root`: for servers whose TCP side takes only TLS logins."""
+        return f"host={self.root} port={self.port} user={self.user} dbname={db}"
+
+    def halt(self) -> None:
+        """Stop the server and keep its data directory (`launch` starts it again)."""
         subprocess.run([PG_BIN / "pg_ctl", "-D", self.datadir, "-m", "immediate", "stop"],
                        capture_output=True, **run_as())
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_pg() -> PgServer:
-    root = Path(tempfile.mkdtemp(prefix="eucadb-pg-"))
-    os.chmod(root, 0o755)
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-    server = PgServer(root=root, port=free_port())
-    subprocess.run([PG_BIN / "initdb", "-D", server.datadir, "-U", "postgres", "-A", "trust",
-                    "--no-sync"], check=True, capture_output=True, **run_as())
-    subprocess.run([PG_BIN / "pg_ctl", "-D", server.datadir, "-w", "-l", root / "log", "-o",
-                    f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={root}"
-                    " -c fsync=off", "start"], check=True, capture_output=True, **run_as())
+def launch(server: PgServer) -> PgServer:
+    """Start the server on its data directory and wait until it accepts TCP connections."""
+    settings = {"listen_addresses": "127.0.0.1", "port": str(server.port),
+                "unix_socket_directories": str(server.root), "fsync": "off", **server.options}
+    subprocess.run([PG_BIN / "pg_ctl", "-D", server.datadir, "-w", "-l", server.root / "log", "-o",
+                    " ".join(f"-c {k}={v}" for k, v in settings.items()), "start"],
+                   check=True, capture_output=True, **run_as())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -70,3 +90,14 @@ def start_pg() -> PgServer:
         time.sleep(0.1)
     server.stop()
     raise RuntimeError("test PostgreSQL did not start")
+
+
+def start_pg(options: Mapping[str, str] | None = None,
+             prepare: Callable[[PgServer], None] | None = None) -> PgServer:
+    """initdb (trust) and start; `prepare` may change the data directory between the two."""
+    server = PgServer(root=new_root(), port=free_port(), options=dict(options or {}))
+    subprocess.run([PG_BIN / "initdb", "-D", server.datadir, "-U", "postgres", "-A", "trust",
+                    "--no-sync"], check=True, capture_output=True, **run_as())
+    if prepare is not None:
+        prepare(server)
+    return launch(server)

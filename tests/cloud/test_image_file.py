@@ -13,7 +13,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -151,19 +150,59 @@ def test_interrupted_installs_resume_without_leftovers(cloud, tmp_path):
         ec2.delete_snapshot(SnapshotId=snapshots[0]["SnapshotId"])
 
 
+class StderrWatch:
+    """A child's stderr, read on a thread: `wait_for` returns as soon as a line holds some text."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self._lines: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def text(self) -> str:
+        """All of stderr, once the child has closed it (bounded: what was read so far otherwise)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended, 10)
+            return "".join(self._lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        def seen() -> bool:
+            return any(text in line for line in self._lines)
+        with self._changed:
+            self._changed.wait_for(lambda: seen() or self._ended, timeout)
+            if not seen():
+                raise AssertionError(f"no {text!r} on stderr after {timeout}s"
+                                     f"{' (the process ended)' if self._ended else ''}:\n{''.join(self._lines)}")
+
+
 def test_a_sealed_upload_still_pending_is_waited_for_not_sent_again(cloud, tmp_path):
     """CompleteSnapshot answered, the cloud still processing, the installer gone: the next run waits
     for that snapshot and registers it."""
     disk = tmp_path / "sealed.raw"
     data = make_disk(disk, seed=b"sealed")
     sealed = leftover_upload(cloud, data, "sealed")
+    # DEBUG: the retry helper logs each poll that found the snapshot still pending
     install = subprocess.Popen([sys.executable, "-m", "eucadb.cli", "image", "install", "--file", str(disk)],
-                               env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+                               env={**cloud.env, "EUCADB_LOG_LEVEL": "DEBUG"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    stderr = StderrWatch(install)
+    stderr.wait_for(f"reusing snapshot {sealed}", 60)
+    stderr.wait_for(f"snapshot {sealed} failed (attempt 2: pending)", 60)
     assert install.poll() is None, "it must wait while the snapshot is pending"
     cloud.client("ebs").complete_snapshot(SnapshotId=sealed, ChangedBlocksCount=0)
-    out, err = install.communicate(timeout=120)
-    assert install.returncode == 0, err
+    assert install.wait(timeout=120) == 0, stderr.text()   # stdout is one line: no pipe fills up
+    out = install.stdout.read()
+    assert "uploading" not in stderr.text(), "the sealed snapshot is not sent again"
     image = cloud.client("ec2").describe_images(ImageIds=[out.strip()])["Images"][0]
     assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == sealed
     assert [s["SnapshotId"] for s in digest_snapshots(cloud, data)] == [sealed]

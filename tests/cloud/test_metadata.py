@@ -1,17 +1,19 @@
 """The per-instance metadata service: IMDSv2 rules, and botocore inside an instance getting its
-user-data and role credentials with no special code; another IP is another identity."""
+user-data and role credentials with no special code; another IP is another identity. Token expiry
+is tested on a service of this process whose clock the test advances."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 from helpers import make_group
 from localcloud import wait_for
+from pg import free_port
 
-pytestmark = pytest.mark.slow
+from eucadb.cloud.local.identity import Identities, InstanceView
+from eucadb.cloud.local.metadata import MetadataServer
 
 
 def _http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
@@ -33,6 +35,7 @@ def pair(cloud, network):
     group.delete()
 
 
+@pytest.mark.slow
 def test_botocore_in_instance_reads_user_data_and_role_credentials(pair):
     group, instances, reports = pair
     for instance, report in zip(instances, reports):
@@ -45,6 +48,7 @@ def test_botocore_in_instance_reads_user_data_and_role_credentials(pair):
         assert report["unauthenticated_status"] == 401
 
 
+@pytest.mark.slow
 def test_another_ip_is_another_identity(pair):
     _, instances, reports = pair
     assert len({r["instance_id"] for r in reports}) == 2
@@ -53,12 +57,13 @@ def test_another_ip_is_another_identity(pair):
     assert {r["ip"] for r in reports} == {i["PrivateIpAddress"] for i in instances}
 
 
+@pytest.mark.slow
 def test_imdsv2_token_rules(pair):
     _, instances, _ = pair
     base = f"http://{instances[0]['PrivateIpAddress']}:8775/latest"
     assert _http("PUT", base + "/api/token")[0] == 400, "TTL header is required"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "21601"})[0] == 400
-    status, token = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "1"})
+    status, token = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     assert status == 200 and token
     assert _http("GET", base + "/meta-data/instance-id")[0] == 401
     assert _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": "forged"})[0] == 401
@@ -69,10 +74,47 @@ def test_imdsv2_token_rules(pair):
         "a token is only good at the service that issued it"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "5",
                                               "X-Forwarded-For": "10.0.0.1"})[0] == 400
-    time.sleep(1.1)
-    assert _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401
 
 
+class SteppedClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def local_imds():
+    """A metadata service on 127.0.0.1 for an instance with no role (so it never calls the cloud)."""
+    clock = SteppedClock()
+    view = InstanceView(instance_id="i-0123456789abcdef0", image_id="ami-00000000", instance_type="t2.micro",
+                        private_ip="127.0.0.1", zone="us-east-1a", region="us-east-1",
+                        account_id="123456789012", root_device="/dev/sda1")
+    port = free_port()
+    server = MetadataServer(view, Identities(clients=None, region="us-east-1"), port, clock=clock)
+    yield f"http://127.0.0.1:{port}/latest", clock
+    server.close()
+
+
+def test_a_token_is_refused_once_its_ttl_has_passed(local_imds):
+    base, clock = local_imds
+    status, token = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "5"})
+    assert status == 200
+    instance_id = lambda: _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})  # noqa: E731
+    assert instance_id() == (200, "i-0123456789abcdef0")
+    clock.now += 4
+    assert instance_id() == (200, "i-0123456789abcdef0"), "still within its 5 s"
+    clock.now += 2
+    assert instance_id()[0] == 401, "6 s after issue a 5 s token is refused"
+    status, fresh = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "5"})
+    assert status == 200 and fresh != token
+    assert _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": fresh})[0] == 200
+
+
+@pytest.mark.slow
 def test_metadata_tree(pair, cloud):
     group, instances, _ = pair
     instance = instances[0]

@@ -71,11 +71,16 @@ def lookup(tree: Tree, parts: list[str]) -> str | bytes | None:
 
 
 class MetadataServer:
-    """One instance's metadata endpoint; `view` is swapped atomically when the instance changes."""
+    """One instance's metadata endpoint; `view` is swapped atomically when the instance changes.
 
-    def __init__(self, view: InstanceView, identities: Identities, port: int):
+    `clock` times token TTLs: monotonic, so a wall-clock step cannot expire or extend every token;
+    tests pass a clock they advance themselves."""
+
+    def __init__(self, view: InstanceView, identities: Identities, port: int,
+                 clock: Callable[[], float] = time.monotonic):
         self.view = view
         self.identities = identities
+        self._clock = clock
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((view.private_ip, port), _handler_for(self))
@@ -86,7 +91,7 @@ class MetadataServer:
 
     def issue_token(self, ttl: int) -> str:
         token = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
             self._tokens[token] = now + ttl
@@ -94,7 +99,7 @@ class MetadataServer:
 
     def valid(self, token: str | None) -> bool:
         with self._lock:
-            return token is not None and self._tokens.get(token, 0) > time.monotonic()
+            return token is not None and self._tokens.get(token, 0) > self._clock()
 
     def answer(self, path: str) -> str | bytes | None:
         parts = [p for p in path.split("?")[0].split("/") if p]

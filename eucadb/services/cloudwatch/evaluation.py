@@ -1,13 +1,15 @@
 """Alarm evaluation: once a minute each alarm looks at its last EvaluationPeriods periods.
 
 `decide` is pure (values in, state out) so the rules are unit-tested without a database; `evaluate_all`
-does the I/O and records every state change in the alarm history.
+does the I/O and records every state change in the alarm history. One alarm whose stored definition
+cannot be evaluated is logged and counted, and the others are still evaluated.
 """
 from __future__ import annotations
 
 import json
 import logging
 import operator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -22,6 +24,18 @@ STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": operator.ge, "GreaterThanThreshold": operator.gt,
     "LessThanThreshold": operator.lt, "LessThanOrEqualToThreshold": operator.le}
+# What evaluating an unusable stored definition raises: bad JSON (ValueError), a missing field or an
+# unknown statistic (LookupError), a value of the wrong type (TypeError), Period 0 (ArithmeticError).
+# Database and service failures are not among them: they concern every alarm and end the pass.
+DEFINITION_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError, TypeError, ArithmeticError)
+
+
+@dataclass(frozen=True)
+class EvaluationPass:
+    """What one pass did: how many alarms were evaluated, which could not be."""
+
+    evaluated: int = 0
+    failed: tuple[str, ...] = ()
 
 
 def decide(values: list[float | None], compare: str, threshold: float, to_alarm: int, treat_missing: str,
@@ -79,13 +93,19 @@ def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) 
         change_state(cw, name, state, reason, json.dumps({"version": "1.0", "recentDatapoints": values}))
 
 
-def evaluate_all(cw) -> int:
-    """Evaluate every alarm once; the number evaluated. Skipped while the service is not enabled."""
+def evaluate_all(cw) -> EvaluationPass:
+    """Evaluate every alarm once. Skipped (nothing evaluated) while the service is not enabled."""
     if not cw.is_enabled():
-        return 0
+        return EvaluationPass()
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
         alarms = [(r.name, r.definition, r.state) for r in s.scalars(select(Alarm))]
+    failed = []
     for name, definition, current in alarms:
-        evaluate_alarm(cw, name, definition, current, now)
-    return len(alarms)
+        try:
+            evaluate_alarm(cw, name, definition, current, now)
+        except DEFINITION_ERRORS as exc:
+            log.warning("alarm %r not evaluated: its stored definition is unusable (%s: %s)",
+                        name, type(exc).__name__, exc)
+            failed.append(name)
+    return EvaluationPass(len(alarms) - len(failed), tuple(failed))

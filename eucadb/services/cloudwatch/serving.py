@@ -24,8 +24,8 @@ def build(app, loop) -> tuple[CloudWatch, dict[str, CloudWatchApi]]:
 
 def _evaluate(service: CloudWatch) -> None:
     try:
-        count = evaluate_all(service)
-        log.debug("evaluated %d alarms", count)
+        done = evaluate_all(service)
+        log.debug("evaluated %d alarms, %d could not be", done.evaluated, len(done.failed))
     except (EucadbError, SQLAlchemyError) as exc:
         log.warning("alarm evaluation skipped: %s", exc)
 

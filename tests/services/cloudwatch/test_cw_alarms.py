@@ -1,11 +1,16 @@
 """Alarm rules (pure) and the once-a-minute evaluation against stored datapoints and the history."""
 from __future__ import annotations
 
+import json
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import delete
 
+from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.evaluation import decide, evaluate_all
+from eucadb.services.cloudwatch.tables import Alarm
 
 
 @pytest.mark.parametrize("values,treat,to_alarm,current,want", [
@@ -39,7 +44,7 @@ def test_evaluation_changes_state_and_records_history(endpoint):
     real = endpoint.service.clock
     endpoint.service.clock = lambda: clock
     try:
-        assert evaluate_all(endpoint.service) >= 3
+        assert evaluate_all(endpoint.service).evaluated >= 3
     finally:
         endpoint.service.clock = real
     states = {a["AlarmName"]: a["StateValue"] for a in cw.describe_alarms(AlarmNames=["hot", "cool", "nodata"])["MetricAlarms"]}
@@ -49,9 +54,55 @@ def test_evaluation_changes_state_and_records_history(endpoint):
     assert cw.describe_alarm_history(AlarmName="nodata", HistoryItemType="StateUpdate")["AlarmHistoryItems"] == []
     endpoint.enabled["value"] = False
     try:
-        assert evaluate_all(endpoint.service) == 0
+        assert evaluate_all(endpoint.service).evaluated == 0
     finally:
         endpoint.enabled["value"] = True
+
+
+def _definition(name: str, **changes) -> str:
+    d = {"AlarmName": name, "Namespace": "Broken", "MetricName": "cpu", "Dimensions": [{"Name": "Host", "Value": "b1"}],
+         "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 80.0,
+         "ComparisonOperator": "GreaterThanThreshold", **changes}
+    return json.dumps({k: v for k, v in d.items() if v is not None})
+
+
+# stored definitions an evaluation cannot use (a store written by hand or by another version):
+# PutMetricAlarm refuses each of them, so they are written straight into the local table
+BROKEN = {
+    "broken-json": "{not json",
+    "broken-period": _definition("broken-period", Period=0),
+    "broken-statistic": _definition("broken-statistic", Statistic="Median"),
+    "broken-threshold": _definition("broken-threshold", Threshold=None),
+}
+
+
+def test_a_broken_alarm_does_not_stop_the_evaluation_of_the_others(endpoint, monkeypatch, caplog):
+    cw = endpoint.client()
+    clock = datetime.now(timezone.utc).replace(second=5, microsecond=0)
+    cw.put_metric_data(Namespace="Broken", MetricData=[
+        {"MetricName": "cpu", "Dimensions": [{"Name": "Host", "Value": "b1"}], "Value": 90.0,
+         "Timestamp": clock.replace(second=0) - timedelta(seconds=30)}])
+    with endpoint.service.pools.session(LOCAL) as s:   # first in the table, so evaluated first
+        s.add_all(Alarm(name=name, definition=definition, state="INSUFFICIENT_DATA", state_reason="stored")
+                  for name, definition in BROKEN.items())
+    for name, threshold in (("after-broken-hot", 80.0), ("after-broken-cool", 99.0)):
+        cw.put_metric_alarm(**json.loads(_definition(name, Threshold=threshold)))
+    monkeypatch.setattr(endpoint.service, "clock", lambda: clock)
+    try:
+        with caplog.at_level(logging.WARNING, logger="eucadb.services.cloudwatch.evaluation"):
+            result = evaluate_all(endpoint.service)
+        states = {a["AlarmName"]: a["StateValue"]
+                  for a in cw.describe_alarms(AlarmNamePrefix="after-broken-")["MetricAlarms"]}
+        assert states == {"after-broken-hot": "ALARM", "after-broken-cool": "OK"}
+        assert sorted(result.failed) == sorted(BROKEN) and result.evaluated >= 2
+        with endpoint.service.pools.session(LOCAL) as s:
+            assert {s.get(Alarm, name).state for name in BROKEN} == {"INSUFFICIENT_DATA"}, "left as they were"
+        lines = [r.getMessage() for r in caplog.records]
+        for name in BROKEN:
+            assert len([line for line in lines if name in line]) == 1, lines
+    finally:
+        with endpoint.service.pools.session(LOCAL) as s:
+            s.execute(delete(Alarm).where(Alarm.name.in_(BROKEN)))
 
 
 def test_describe_alarms_pages(endpoint):
