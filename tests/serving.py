@@ -106,14 +106,14 @@ def count_rows(env, address: str) -> int:
         return cur.fetchone()[0]
 
 
-def postmaster_pid(env, instance_id: str) -> int:
+def postmaster_pid(cloud_env, instance_id: str) -> int:
     """The host pid of the PostgreSQL postmaster a realized instance runs (its processes live in their
     own PID namespace, so postmaster.pid names a pid the host does not know)."""
     from pathlib import Path
 
     from eucadb.cloud.local.layout import Layout
     from eucadb.cloud.local.procs import PidRecord
-    record = PidRecord.load(Layout.from_config(env.app().config).instance_pidfile(instance_id))
+    record = PidRecord.load(Layout.from_config(cloud_env.app().config).instance_pidfile(instance_id))
     assert record is not None, f"{instance_id} is not realized"
 
     def name(pid: int) -> str:
