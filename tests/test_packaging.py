@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -49,6 +50,12 @@ class Artifacts:
     wheel_from_tree: Path
     sdist: Path
     wheel_from_sdist: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _run(*argv: str, cwd: Path) -> None:
@@ -169,3 +176,21 @@ def test_the_installed_wheel_migrates_from_its_own_files(artifacts, tmp_path):
     with_revisions = {name: heads for name, heads in probe["heads"].items() if heads}
     assert sorted(with_revisions) == sorted(ctx.name for ctx in REMOTE)
 
+
+def test_an_installation_without_a_services_revisions_refuses_to_serve(artifacts, tmp_path):
+    """The failure the old wheels had, made loud: `eucadb serve` exits at once, naming what is missing,
+    instead of enabling services on a schema that was "upgraded" to nothing."""
+    site = tmp_path / "site"
+    missing = "eucadb/services/cloudwatch/migrations/versions/"
+    with zipfile.ZipFile(artifacts.wheel_from_tree) as zf:
+        zf.extractall(site, members=[n for n in zf.namelist() if not n.startswith(missing)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EUCADB_")}
+    env.update(PYTHONPATH=str(site), EUCADB_HOME=str(tmp_path / "home"), EUCADB_SERVE_PORT=str(free_port()))
+    try:
+        done = subprocess.run([sys.executable, "-m", "eucadb.cli", "serve"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("eucadb serve kept running on an installation without the cloudwatch revisions")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "no Alembic revision in" in done.stderr
+    assert str(site / missing.rstrip("/")) in done.stderr

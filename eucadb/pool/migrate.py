@@ -10,7 +10,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from eucadb.errors import DatabaseError
-from eucadb.pool.contexts import BY_NAME, Context
+from eucadb.pool.contexts import BY_NAME, REMOTE, Context
 from eucadb.pool.endpoint import Endpoint
 from eucadb.resources import alembic_scripts
 
@@ -38,6 +38,14 @@ def maintain_partitions(endpoint: Endpoint, admin_user: str, admin_password: str
         raise DatabaseError(f"partition maintenance: {exc.__cause__ or exc}") from None
     finally:
         engine.dispose()
+
+
+def check_remote_scripts() -> None:
+    """Refuse to serve from an installation missing a remote schema's revisions (InstallationError)
+    now, at start, rather than as a pool swap failing on every loop cycle."""
+    for ctx in REMOTE:
+        with alembic_scripts(ctx.migrations):
+            pass
 
 
 def migrate_remote(ctx: Context, endpoint: Endpoint, admin_user: str, admin_password: str) -> None:
