@@ -29,6 +29,11 @@ class CloudNotConfigured(UserError, CloudError):
     """No cloud endpoint is set: an operator's omission, not an outage, so it is never retried."""
 
 
+class InstallationError(EucadbError):
+    """A file eucadb ships with itself (Alembic scripts, the boot program) is missing: a broken
+    install, which no retry and no operator input can mend."""
+
+
 class DatabaseError(EucadbError):
     """A database (local store or remote append-only DB) failed."""
 

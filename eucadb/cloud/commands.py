@@ -71,7 +71,8 @@ def image_group() -> None:
               help="a raw disk built by image/build.sh (OUTDIR/eucadb-db.raw), uploaded to a snapshot "
                    "with the EBS direct APIs and registered as a UEFI image")
 @click.option("--boot-program", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="with --local: boot program to install as setup_db.py (default: scripts/setup_db.py)")
+              help="with --local: boot program to install as setup_db.py (default: the "
+                   "scripts/setup_db.py shipped with eucadb)")
 @click.pass_obj
 def image_install(app: App, local: bool, disk: Path | None, boot_program: Path | None) -> None:
     """Register the eucadb DB image, print its id and make it services.database.worker.image

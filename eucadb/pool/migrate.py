@@ -2,19 +2,17 @@
 built and before the services are enabled (docs/architecture.md §7)."""
 from __future__ import annotations
 
-import importlib
 from datetime import date, timedelta
-from pathlib import Path
 
 from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from eucadb.errors import DatabaseError
-from eucadb.pool.contexts import BY_NAME, Context
+from eucadb.pool.contexts import BY_NAME, REMOTE, Context
 from eucadb.pool.endpoint import Endpoint
+from eucadb.resources import alembic_scripts
 
 
 RETENTION_DAYS = 455   # CloudWatch keeps hourly data for 455 days, then nothing
@@ -42,16 +40,22 @@ def maintain_partitions(endpoint: Endpoint, admin_user: str, admin_password: str
         engine.dispose()
 
 
+def check_remote_scripts() -> None:
+    """Refuse to serve from an installation missing a remote schema's revisions (InstallationError)
+    now, at start, rather than as a pool swap failing on every loop cycle."""
+    for ctx in REMOTE:
+        with alembic_scripts(ctx.migrations):
+            pass
+
+
 def migrate_remote(ctx: Context, endpoint: Endpoint, admin_user: str, admin_password: str) -> None:
-    package = importlib.import_module(ctx.migrations)
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(Path(package.__file__).parent))
-    engine = _admin_engine(endpoint, admin_user, admin_password, ctx.database)
-    try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-    except SQLAlchemyError as exc:
-        raise DatabaseError(f"migrating {ctx.name}: {exc.__cause__ or exc}") from None
-    finally:
-        engine.dispose()
+    with alembic_scripts(ctx.migrations) as cfg:
+        engine = _admin_engine(endpoint, admin_user, admin_password, ctx.database)
+        try:
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"migrating {ctx.name}: {exc.__cause__ or exc}") from None
+        finally:
+            engine.dispose()

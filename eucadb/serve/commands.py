@@ -22,10 +22,12 @@ def serve_cmd(app) -> None:
     from waitress import create_server
 
     from eucadb.bootstrap.loop import Bootstrapper
+    from eucadb.pool.migrate import check_remote_scripts
     from eucadb.serve.http import ServeApp
     from eucadb.services.cloudwatch import serving as cloudwatch
     from eucadb.services.reporting import api as reporting_api
 
+    check_remote_scripts()
     loop = Bootstrapper(app)
     cw_service, cw_routes = cloudwatch.build(app, loop)
     extra = {reporting_api.PREFIX: reporting_api.for_loop(loop), **cw_routes}

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from eucadb.errors import DatabaseError
+from eucadb.resources import alembic_scripts
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 # A write guard run first inside a write's own transaction (the leader lease's `check`): it raises to
@@ -59,13 +58,12 @@ class Store:
 
     def migrate(self) -> None:
         """Upgrade the schema to head; safe to call on every start."""
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["connection_engine"] = self.engine
-        try:
-            command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise DatabaseError(f"local store {self.safe_url}: {exc.orig}") from None
+        with alembic_scripts("eucadb.store", "migrations") as cfg:
+            cfg.attributes["connection_engine"] = self.engine
+            try:
+                command.upgrade(cfg, "head")
+            except OperationalError as exc:
+                raise DatabaseError(f"local store {self.safe_url}: {exc.orig}") from None
 
     @property
     def safe_url(self) -> str:

@@ -16,14 +16,23 @@ from eucadb.cloud.images import ensure_image, image_name
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.runtime import build_runtime
 from eucadb.errors import UserError
+from eucadb.resources import shipped
 
-DEFAULT_BOOT_PROGRAM = Path(__file__).resolve().parents[3] / "scripts" / "setup_db.py"
+# scripts/setup_db.py, shipped in the package (eucadb/boot/setup_db.py is a symlink to it in a
+# checkout, a copy of its content in a wheel)
+BOOT_PROGRAM = ("eucadb", "boot/setup_db.py")
 
 
 def install_local_image(app, boot_program: Path | None = None) -> str:
     """Register (or find) the local DB image and return its id. `boot_program` defaults to the
-    repository's scripts/setup_db.py; tests pass their own program honouring the same contract."""
-    source = Path(boot_program or DEFAULT_BOOT_PROGRAM)
+    shipped scripts/setup_db.py; tests pass their own program honouring the same contract."""
+    if boot_program is not None:
+        return _install(app, Path(boot_program))
+    with shipped(*BOOT_PROGRAM) as source:
+        return _install(app, source)
+
+
+def _install(app, source: Path) -> str:
     if not source.is_file():
         raise UserError(f"boot program {source} not found")
     layout = Layout.from_config(app.config)
