@@ -10,7 +10,7 @@ import click
 
 from eucadb import __version__
 from eucadb.app import App
-from eucadb.cloud.commands import cloud_group, image_group
+from eucadb.cloud_commands import cloud_group, image_group
 from eucadb.config import load
 from eucadb.errors import EucadbError
 from eucadb.logs import configure_logging

@@ -29,7 +29,8 @@ from eucadb.states import ServiceState
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
-from eucadb.pool.migrate import maintain_partitions, migrate_remote
+from eucadb.pool.migrate import migrate_remote
+from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
@@ -175,7 +176,7 @@ class Bootstrapper:
         deployment = current_deployment(self.app.store)
         admin = self.app.vault(deployment).db_logins()[ADMIN]
         try:
-            created, dropped = maintain_partitions(target.endpoint, admin["user"], admin["password"], _today())
+            created, dropped = partitions.maintain(target.endpoint, admin["user"], admin["password"], _today())
         except DatabaseError as exc:
             return f"partition maintenance failed (retried next cycle): {exc}"
         self._maintained_on = _today()

@@ -2,42 +2,22 @@
 built and before the services are enabled (docs/architecture.md §7)."""
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 from alembic import command
 from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from eucadb.errors import DatabaseError
-from eucadb.pool.contexts import BY_NAME, REMOTE, Context
+from eucadb.pool.contexts import REMOTE, Context
 from eucadb.pool.endpoint import Endpoint
 from eucadb.resources import alembic_scripts
 
 
-RETENTION_DAYS = 455   # CloudWatch keeps hourly data for 455 days, then nothing
-
-
-def _admin_engine(endpoint: Endpoint, user: str, password: str, database: str):
+def admin_engine(endpoint: Endpoint, user: str, password: str, database: str) -> Engine:
+    """An unpooled engine as the admin role: for migrations and maintenance, never for requests."""
     return create_engine("postgresql+psycopg2://", poolclass=NullPool,
                          connect_args=endpoint.connect_args(user, password, database))
-
-
-def maintain_partitions(endpoint: Endpoint, admin_user: str, admin_password: str,
-                        today: date) -> tuple[list[str], list[str]]:
-    """Daily partitions of the CloudWatch tables: create the next days, drop past retention."""
-    from eucadb.services.cloudwatch import partitions
-    ctx = BY_NAME["cloudwatch_backend"]
-    engine = _admin_engine(endpoint, admin_user, admin_password, ctx.database)
-    try:
-        with engine.begin() as conn:
-            created = partitions.ensure_daily(conn, today)
-            dropped = partitions.drop_before(conn, today - timedelta(days=RETENTION_DAYS))
-        return created, dropped
-    except SQLAlchemyError as exc:
-        raise DatabaseError(f"partition maintenance: {exc.__cause__ or exc}") from None
-    finally:
-        engine.dispose()
 
 
 def check_remote_scripts() -> None:
@@ -50,7 +30,7 @@ def check_remote_scripts() -> None:
 
 def migrate_remote(ctx: Context, endpoint: Endpoint, admin_user: str, admin_password: str) -> None:
     with alembic_scripts(ctx.migrations) as cfg:
-        engine = _admin_engine(endpoint, admin_user, admin_password, ctx.database)
+        engine = admin_engine(endpoint, admin_user, admin_password, ctx.database)
         try:
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn

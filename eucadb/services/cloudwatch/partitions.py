@@ -11,8 +11,15 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from eucadb.errors import DatabaseError
+from eucadb.pool.contexts import BY_NAME
+from eucadb.pool.endpoint import Endpoint
+from eucadb.pool.migrate import admin_engine
 
 TABLES = ("metric_datapoints", "alarm_history")
+RETENTION_DAYS = 455   # CloudWatch keeps hourly data for 455 days, then nothing
 NAME_RE = re.compile(r"^(?P<table>[a-z_]+)_p(?P<day>\d{8})$")
 
 
@@ -66,3 +73,19 @@ def drop_before(conn: Connection, cutoff: date, tables: tuple[str, ...] = TABLES
                 dropped.append(name)
         conn.execute(text(f"DELETE FROM {table}_default WHERE ts < :cutoff"), {"cutoff": _midnight(cutoff)})
     return dropped
+
+
+def maintain(endpoint: Endpoint, admin_user: str, admin_password: str,
+             today: date) -> tuple[list[str], list[str]]:
+    """Daily partitions of the CloudWatch tables, as the admin role: create the next days, drop
+    those past retention. Run by the loop's leader once a day."""
+    engine = admin_engine(endpoint, admin_user, admin_password, BY_NAME["cloudwatch_backend"].database)
+    try:
+        with engine.begin() as conn:
+            created = ensure_daily(conn, today)
+            dropped = drop_before(conn, today - timedelta(days=RETENTION_DAYS))
+        return created, dropped
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"partition maintenance: {exc.__cause__ or exc}") from None
+    finally:
+        engine.dispose()

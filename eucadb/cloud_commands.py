@@ -1,4 +1,7 @@
-"""`eucadb cloud …` (the embedded local cloud) and `eucadb image …` commands."""
+"""`eucadb cloud …` (the embedded local cloud) and `eucadb image …` commands.
+
+Outside `cloud/` on purpose: installing an image also sets `services.database.worker.image` and checks
+it against the instance type, which is the properties' and the workflow's business, not the cloud layer's."""
 from __future__ import annotations
 
 from pathlib import Path
