@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,3 +125,64 @@ def start_cloud(env: Env) -> Env:
     env.run("cloud", "up")
     env.image = env.run("image", "install", "--local").stdout.strip().split()[-1]
     return env
+
+
+# --- a running `eucadb serve` --------------------------------------------------------------------
+
+FAST = {"EUCADB_LOOP_INTERVAL": "1", "EUCADB_RETRY_TIMEOUT": "3", "EUCADB_LEASE_TTL": "8"}
+
+
+class Server:
+    """`eucadb serve` as a subprocess on `port`, with short loop, retry and lease timings."""
+
+    def __init__(self, env: Env, port: int):
+        self.env, self.port = env, port
+        self.log = open(env.home / f"serve-{port}.log", "wb")
+        self.proc = subprocess.Popen([EUCADB, "serve"], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env.environ(EUCADB_SERVE_PORT=str(port), **FAST))
+
+    def get(self, path: str, timeout: float = 5) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+        except (urllib.error.URLError, OSError):
+            return 0, ""
+
+    def status(self) -> dict:
+        code, body = self.get("/status")
+        return json.loads(body) if code == 200 else {}
+
+    def wait(self, predicate, timeout: float, seen: list | None = None) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            doc = self.status()
+            if doc and seen is not None:
+                seen.append((doc.get("loop", {}).get("sentence"),
+                             tuple(s["state"] for s in doc["services"].values())))
+            if doc and predicate(doc):
+                return doc
+            time.sleep(0.3)
+        raise AssertionError(f"timed out; last status: {json.dumps(self.status(), default=str)[:2000]}")
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=60)
+        self.log.close()
+        return rc
+
+
+def enabled(doc) -> bool:
+    return doc["ready"] and doc["database"]["endpoint"] is not None
+
+
+def serve_cloud(tmp_path_factory):
+    """Body of a module-scoped `cloud` fixture: an embedded cloud with the image, health every 1 s."""
+    env = make_env(tmp_path_factory.mktemp("serve"))
+    try:
+        start_cloud(env)
+        env.run("property", "set", "services.database.worker.health_interval=1")
+        yield env
+    finally:
+        env.run("cloud", "down", check=False)
