@@ -23,6 +23,7 @@ setup(
         "waitress>=3",
         "cbor2>=5.6",
         "packaging>=21",
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],
