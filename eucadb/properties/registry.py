@@ -13,7 +13,6 @@ from typing import Any
 from eucadb.properties import types as t
 
 WORKER = "services.database.worker."
-APPENDONLY = "services.database.appendonly."
 
 
 class OnChange(enum.Enum):
@@ -98,14 +97,6 @@ PROPERTIES: tuple[Property, ...] = (
              "seconds a request waits for a pooled connection", OnChange.REBUILD_POOLS),
     Property(WORKER + "health_interval", t.Int(minimum=1, maximum=3600), 10,
              "seconds between health checks of the remote database", OnChange.RESCHEDULE),
-    Property(APPENDONLY + "host", t.String(), "", "address of the live append-only database",
-             read_only=True),
-    Property(APPENDONLY + "port", t.Int(minimum=0, maximum=65535), 0,
-             "port of the live append-only database", read_only=True),
-    Property(APPENDONLY + "user", t.String(), "", "admin role of the append-only database",
-             read_only=True),
-    Property(APPENDONLY + "password", t.String(), "", "admin password of the append-only database",
-             read_only=True, secret=True),
 )
 
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}
