@@ -8,16 +8,16 @@ import signal
 import socket
 import ssl
 import struct
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import psycopg2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from cryptography.hazmat.primitives import serialization
 
-from e2e import EUCADB, make_env, sibling, start_cloud
+from e2e import Server, enabled, serve_cloud, sibling
 from eucadb.workflow.access import db_endpoint, db_logins
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow import pki
@@ -27,63 +27,7 @@ from pg import free_port
 
 pytestmark = pytest.mark.slow
 W = "services.database.worker."
-FAST = {"EUCADB_LOOP_INTERVAL": "1", "EUCADB_RETRY_TIMEOUT": "3", "EUCADB_LEASE_TTL": "8"}
-
-
-class Server:
-    def __init__(self, env, port: int):
-        self.env, self.port = env, port
-        self.log = open(env.home / f"serve-{port}.log", "wb")
-        self.proc = subprocess.Popen([EUCADB, "serve"], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env.environ(EUCADB_SERVE_PORT=str(port), **FAST))
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-        except (urllib.error.URLError, OSError):
-            return 0, ""
-
-    def status(self) -> dict:
-        code, body = self.get("/status")
-        return json.loads(body) if code == 200 else {}
-
-    def wait(self, predicate, timeout: float, seen: list | None = None) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            doc = self.status()
-            if doc and seen is not None:
-                seen.append((doc.get("loop", {}).get("sentence"),
-                             tuple(s["state"] for s in doc["services"].values())))
-            if doc and predicate(doc):
-                return doc
-            time.sleep(0.3)
-        raise AssertionError(f"timed out; last status: {json.dumps(self.status(), default=str)[:2000]}")
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=60)
-        self.log.close()
-        return rc
-
-
-def enabled(doc) -> bool:
-    return doc["ready"] and doc["database"]["endpoint"] is not None
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("serve"))
-    try:
-        start_cloud(env)
-        env.run("property", "set", f"{W}health_interval=1")
-        yield env
-    finally:
-        env.run("cloud", "down", check=False)
-
-
+cloud = pytest.fixture(scope="module")(serve_cloud)
 def writer_connect(env, address: str):
     app = env.app()
     deployment = current_deployment(app.store)
@@ -132,14 +76,18 @@ def test_serve_lifecycle(cloud):
         while code == 0:
             code, body = server.get("/readyz")
             time.sleep(0.1)
-        assert code == 503 and "DISABLED" in body or "NOTREADY" in body
+        assert code == 503 and ("DISABLED" in body or "NOTREADY" in body), (code, body)
         cloud.run("property", "set", f"{W}configured=true")
         doc = server.wait(enabled, 180, seen)
         sentences = [s for s, _ in seen]
         assert any(s and s.startswith("launching: step") for s in sentences)
         assert server.get("/readyz")[0] == 200 and server.get("/healthz") == (200, "ok\n")
         code, metrics = server.get("/metrics")
-        assert 'eucadb_service_state{service="cloudwatch"} 3' in metrics and "eucadb_leader 1" in metrics
+        assert code == 200
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(metrics) for s in family.samples}
+        assert samples[("eucadb_service_state", (("service", "cloudwatch"),))] == 3
+        assert samples[("eucadb_leader", ())] == 1
         html = urllib.request.urlopen(urllib.request.Request(
             f"http://127.0.0.1:{server.port}/status", headers={"Accept": "text/html"})).read().decode()
         assert "<table>" in html and "ENABLED" in html
@@ -176,11 +124,13 @@ def test_serve_lifecycle(cloud):
         try:
             doc2 = standby.wait(lambda d: "loop" in d and d["loop"]["cycles"] > 2, 60)
             assert not doc2["loop"]["leader"]
-            token_before = cloud.app().store and _token(cloud)
+            before = _lease(cloud)
+            assert before.holder == doc2["loop"]["leader_holder"] and f":{server.proc.pid}:" in before.holder
             server.proc.send_signal(signal.SIGKILL)
             server.proc.wait(timeout=30)
             standby.wait(lambda d: d.get("loop", {}).get("leader"), 60)
-            assert _token(cloud) == token_before + 1
+            after = _lease(cloud)
+            assert (after.token, f":{standby.proc.pid}:" in after.holder) == (before.token + 1, True)
             standby.wait(enabled, 120)
 
             # unconfigure: services disabled, pools drained, teardown keeps the volume
@@ -230,12 +180,14 @@ def use_the_services(env, port: int) -> None:
     assert json.loads(urllib.request.urlopen(request, timeout=10).read())["recorded"] == 2
     report = env.run("report", "usage", "--start", start, "--end", now.isoformat(), "--format", "json",
                      EUCADB_SERVE_PORT=str(port)).stdout
-    assert "m1.small" in report and "2.0" in report
+    rows = json.loads(report)["rows"]
+    assert [(r["account"], r["resource_type"], r["item"], r["unit"], r["quantity"]) for r in rows] == \
+        [("acct1", "instance", "m1.small", "instance-hours", 2.0)], rows
 
 
-def _token(env) -> int:
+def _lease(env):
     from eucadb.bootstrap.lease import LeaderLease
-    return LeaderLease(env.app().store, ttl=1).current().token
+    return LeaderLease(env.app().store, ttl=1).current()
 
 
 def test_database_stopped_and_started_again(cloud, tmp_path):
