@@ -42,6 +42,7 @@ setup(
         "waitress>=3",
         "cbor2>=5.6",
         "packaging>=21",
+        "prometheus_client>=0.17",
     ],
     extras_require={
         # build and wheel: tests/test_packaging.py builds the sdist and wheels without network

@@ -20,15 +20,17 @@ FAST = {"EUCADB_LOOP_INTERVAL": "1", "EUCADB_RETRY_TIMEOUT": "3", "EUCADB_LEASE_
 
 
 class Server:
+    """`eucadb serve` as a subprocess on `port`, with short loop, retry and lease timings."""
+
     def __init__(self, env, port: int, **environ: str):
         self.env, self.port = env, port
         self.log = open(env.home / f"serve-{port}.log", "ab")
         self.proc = subprocess.Popen([EUCADB, "serve"], stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env.environ(EUCADB_SERVE_PORT=str(port), **{**FAST, **environ}))
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, timeout: float = 5) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
@@ -64,6 +66,18 @@ class Server:
 
 def enabled(doc) -> bool:
     return doc["ready"] and doc["database"]["endpoint"] is not None
+
+
+def serve_cloud(tmp_path_factory):
+    """Body of a module-scoped `cloud` fixture: an embedded cloud with the image, health every 1 s."""
+    from e2e import make_env, start_cloud
+    env = make_env(tmp_path_factory.mktemp("serve"))
+    try:
+        start_cloud(env)
+        env.run("property", "set", f"{W}health_interval=1")
+        yield env
+    finally:
+        env.run("cloud", "down", check=False)
 
 
 def writer_connect(env, address: str):

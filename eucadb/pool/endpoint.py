@@ -13,6 +13,9 @@ import psycopg2
 
 from eucadb.errors import DatabaseError
 
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 3, 3   # an idle dead peer is noticed in ~19 s
+TCP_USER_TIMEOUT_MS = 10_000    # unacknowledged data for 10 s: the peer (or the path to it) is gone
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -22,11 +25,15 @@ class Endpoint:
     ca_file: Path         # eucadb's CA certificate (public)
 
     def connect_args(self, user: str, password: str, dbname: str, connect_timeout: int = 5) -> dict:
+        """libpq bounds the login (connect_timeout, TLS and authentication included) and notices a
+        vanished peer: keepalives for an idle socket, tcp_user_timeout for data left unacknowledged.
+        Neither notices a server that is frozen but whose kernel still answers; see watchdog.py."""
         return {"host": self.dns_name, "hostaddr": self.address, "port": self.port, "user": user,
                 "password": password, "dbname": dbname, "sslmode": "verify-full",
                 "sslrootcert": str(self.ca_file), "connect_timeout": connect_timeout,
-                "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
-                "keepalives_count": 3, "application_name": "eucadb"}
+                "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE, "keepalives_interval": KEEPALIVE_INTERVAL,
+                "keepalives_count": KEEPALIVE_COUNT, "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+                "application_name": "eucadb"}
 
 
 def write_ca_file(home: Path, deployment: str, ca_pem: str) -> Path:

@@ -13,24 +13,49 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
+import psycopg2
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from eucadb.errors import DatabaseError, ServiceUnavailable
 from eucadb.pool.contexts import BY_NAME, REMOTE, Context, Location
 from eucadb.pool.endpoint import Endpoint, probe
+from eucadb.pool.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PoolSettings:
+    """`timeout` is the pool_timeout property; requests wait at most `checkout_wait` of it, because a
+    request queued behind an exhausted pool holds a server thread that probes may need (answer 503)."""
+
     size: int = 10
     max_overflow: int = 10
     timeout: int = 30
-    statement_timeout_ms: int = 30_000
+    statement_timeout_ms: int = 10_000
+    lock_timeout_ms: int = 5_000
+    idle_in_transaction_ms: int = 30_000
+    connect_timeout: int = 3          # libpq's whole login; its minimum is 2
+    checkout_wait: float = 1.0
+    ping_seconds: float = 2.0         # a pooled connection must answer SELECT 1 this fast at checkout
+
+    @property
+    def pool_wait(self) -> float:
+        return min(float(self.timeout), self.checkout_wait)
+
+    @property
+    def operation_seconds(self) -> float:
+        """Client-side bound on one checkout: the server's own statement_timeout plus a margin, so a
+        live server always answers first and the watchdog only ever acts on a frozen one."""
+        return self.statement_timeout_ms / 1000 + 2.0
+
+    @property
+    def options(self) -> str:
+        return (f"-c statement_timeout={self.statement_timeout_ms} -c lock_timeout={self.lock_timeout_ms}"
+                f" -c idle_in_transaction_session_timeout={self.idle_in_transaction_ms}")
 
 
 @dataclass(frozen=True)
@@ -46,23 +71,61 @@ class ReadOnlyServer(DatabaseError):
     """A writer context connected to a server in recovery (a replica): refused."""
 
 
-def _refuse_replica(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
+def _query_one(dbapi_conn, sql: str):
+    """One value, outside any transaction: one left open would break SQLAlchemy's session setup."""
+    prior, dbapi_conn.autocommit = dbapi_conn.autocommit, True
     try:
-        cur.execute("SELECT pg_is_in_recovery()")
-        if cur.fetchone()[0]:
-            raise ReadOnlyServer("server is in recovery (read-only); writers need the primary")
+        with dbapi_conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
     finally:
-        cur.close()
+        dbapi_conn.autocommit = prior
 
 
-def build_remote_engine(ctx: Context, target: RemoteTarget, user: str, password: str) -> Engine:
-    args = target.endpoint.connect_args(user, password, ctx.database)
-    args["options"] = f"-c statement_timeout={target.settings.statement_timeout_ms}"
-    engine = create_engine("postgresql+psycopg2://", connect_args=args, pool_pre_ping=True,
-                           pool_size=target.settings.size, max_overflow=target.settings.max_overflow,
-                           pool_timeout=target.settings.timeout, pool_recycle=1800)
-    event.listen(engine, "connect", _refuse_replica)
+def _refuse_replica(dbapi_conn, _record) -> None:
+    if _query_one(dbapi_conn, "SELECT pg_is_in_recovery()"):
+        raise ReadOnlyServer("server is in recovery (read-only); writers need the primary")
+
+
+def build_remote_engine(ctx: Context, target: RemoteTarget, user: str, password: str,
+                        watchdog: Watchdog) -> Engine:
+    """A pool whose every remote operation is bounded: the login by connect_timeout, the checkout
+    ping by `ping_seconds`, and everything from checkout to checkin by `operation_seconds` (the
+    watchdog), on top of the server-side statement, lock and idle-in-transaction timeouts.
+
+    SQLAlchemy's own pre-ping runs before any checkout hook could arm a deadline, so the ping is done
+    here instead (SQLAlchemy's documented custom-ping pattern: DisconnectionError means reconnect)."""
+    settings = target.settings
+    args = target.endpoint.connect_args(user, password, ctx.database, connect_timeout=settings.connect_timeout)
+    args["options"] = settings.options
+    engine = create_engine("postgresql+psycopg2://", connect_args=args, pool_pre_ping=False,
+                           pool_size=settings.size, max_overflow=settings.max_overflow,
+                           pool_timeout=settings.pool_wait, pool_recycle=1800)
+    return install_bounds(engine, settings, watchdog)
+
+
+def install_bounds(engine: Engine, settings: PoolSettings, watchdog: Watchdog) -> Engine:
+    """The checkout ping, the replica refusal and the watchdog deadlines, on `engine`'s pool."""
+    def on_connect(dbapi_conn, record) -> None:
+        with watchdog.bounded(dbapi_conn, settings.operation_seconds):
+            _refuse_replica(dbapi_conn, record)
+
+    def on_checkout(dbapi_conn, _record, _proxy) -> None:
+        try:
+            with watchdog.bounded(dbapi_conn, settings.ping_seconds):
+                _query_one(dbapi_conn, "SELECT 1")
+        except psycopg2.Error as exc:
+            raise DisconnectionError(f"checkout ping failed: {str(exc).strip()}") from None
+        watchdog.arm(dbapi_conn, settings.operation_seconds)
+
+    def on_release(dbapi_conn, *_args) -> None:
+        if dbapi_conn is not None:
+            watchdog.disarm(dbapi_conn)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "checkout", on_checkout)
+    for name in ("checkin", "invalidate", "close"):
+        event.listen(engine, name, on_release)
     return engine
 
 
@@ -81,6 +144,7 @@ class PoolManager:
         self._remote: dict[str, Engine] = {}
         self._target: RemoteTarget | None = None
         self._logins: dict[str, tuple[str, str]] = {}
+        self.watchdog = Watchdog()
 
     @property
     def target(self) -> RemoteTarget | None:
@@ -97,7 +161,7 @@ class PoolManager:
         try:
             for ctx in REMOTE:
                 user, password = logins[ctx.name]
-                fresh[ctx.name] = build_remote_engine(ctx, target, user, password)
+                fresh[ctx.name] = build_remote_engine(ctx, target, user, password, self.watchdog)
                 verify(fresh[ctx.name])
         except (DatabaseError, SQLAlchemyError):
             for engine in fresh.values():
@@ -116,6 +180,9 @@ class PoolManager:
             old, self._remote, self._target = self._remote, {}, None
         for engine in old.values():
             engine.dispose()
+        cut = self.watchdog.sever_all()   # requests still waiting on the old server fail now
+        if cut:
+            log.info("drained: %d in-flight remote operations cut", cut)
 
     def engine(self, context: str) -> Engine:
         ctx = BY_NAME[context]

@@ -13,7 +13,6 @@ from typing import Any
 from eucadb.properties import types as t
 
 WORKER = "services.database.worker."
-APPENDONLY = "services.database.appendonly."
 
 
 class OnChange(enum.Enum):
@@ -99,14 +98,6 @@ PROPERTIES: tuple[Property, ...] = (
     Property(WORKER + "health_grace", t.Int(minimum=0, maximum=86400), 600,
              "seconds a new database instance may take to pass its first health check; after that, 3 "
              "failed checks in a row make the autoscaling group replace it", OnChange.NOTHING),
-    Property(APPENDONLY + "host", t.String(), "", "address of the live append-only database",
-             read_only=True),
-    Property(APPENDONLY + "port", t.Int(minimum=0, maximum=65535), 0,
-             "port of the live append-only database", read_only=True),
-    Property(APPENDONLY + "user", t.String(), "", "admin role of the append-only database",
-             read_only=True),
-    Property(APPENDONLY + "password", t.String(), "", "admin password of the append-only database",
-             read_only=True, secret=True),
 )
 
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}

@@ -13,6 +13,8 @@ from eucadb.output import OUTPUT_OPTION, emit
 from eucadb.serve import status as status_doc
 
 log = logging.getLogger("eucadb.serve")
+THREADS = 8
+PROBE_THREADS = 2   # never taken by the service APIs: /healthz /readyz /status /metrics always answer
 
 
 @click.command("serve")
@@ -31,8 +33,9 @@ def serve_cmd(app) -> None:
     loop = Bootstrapper(app)
     cw_service, cw_routes = cloudwatch.build(app, loop)
     extra = {reporting_api.PREFIX: reporting_api.for_loop(loop), **cw_routes}
-    server = create_server(ServeApp(app, loop, extra=extra), host=app.config["serve.host"],
-                           port=app.config["serve.port"], threads=8, ident="eucadb")
+    serve_app = ServeApp(app, loop, extra=extra, api_slots=THREADS - PROBE_THREADS)
+    server = create_server(serve_app, host=app.config["serve.host"], port=app.config["serve.port"],
+                           threads=THREADS, ident="eucadb")
 
     def stop(signum, _frame):
         raise SystemExit(0)
@@ -53,17 +56,26 @@ def serve_cmd(app) -> None:
 
 
 def print_status(doc: dict) -> None:
-    ready = "READY" if doc["ready"] else "NOT READY"
+    server = doc.get("server") or {}
+    running = server.get("running", "loop" in doc)
+    ready = "READY" if doc["ready"] else "NOT READY" if running else "server not running"
     click.echo(f"eucadb deployment {doc['deployment'] or '(none yet)'}: {ready}")
-    loop = doc.get("loop")
-    click.echo(f"loop:      {loop['sentence']}" if loop else
-               "loop:      `eucadb serve` is not running (states below are the last it recorded)")
+    if running:
+        click.echo(f"loop:      {doc['loop']['sentence']}")
+    else:
+        as_of = server.get("states_as_of")
+        click.echo(f"server:    not running (nothing answers at {server.get('url')})")
+        click.echo("stale:     the states below are the last recorded, " +
+                   (f"as of {as_of} ({server['as_of_source']})" if as_of else "never renewed"))
     for item in doc.get("unmet_preconditions") or []:
         click.echo(f"unmet:     {item}")
     for name, svc in doc["services"].items():
         extra = f" (admin-disabled by {svc['admin_disabled_by']} at {svc['admin_disabled_at']})" \
             if svc["admin_disabled_by"] else ""
-        click.echo(f"service:   {name:<11} {svc['state']:<9} {svc['reason']}{extra}")
+        shown = svc["state"] if running else f"{svc['state']} (last recorded)"
+        click.echo(f"service:   {name:<11} {shown:<9} {svc['reason']}{extra}")
+    for name, url in (doc.get("endpoints") or {}).items():
+        click.echo(f"endpoint:  {name:<11} {url}")
     db = doc.get("database") or {}
     if db.get("endpoint"):
         health = "healthy" if db["healthy"] else f"unhealthy ({db['failed_checks']} checks): {db['error']}"

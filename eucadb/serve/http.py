@@ -1,37 +1,58 @@
 """The WSGI application of `eucadb serve`, served by waitress (a production WSGI server).
 
-/readyz answers 200 or 503 and nothing else matters to a load balancer; /status explains.
+/readyz answers 200 or 503 and nothing else matters to a load balancer; /status explains. The probes
+(/healthz /readyz /status /metrics) never wait for the remote database and never queue behind the
+service APIs: those are admitted up to a limit that leaves threads free, and answered 503 above it.
 """
 from __future__ import annotations
 
-import html
 import json
 import logging
 from typing import Callable, Iterable
 
 from eucadb.errors import EucadbError
 from eucadb.serve import metrics, status
+from eucadb.serve.admission import Admission
+from eucadb.serve.html import render_html
 
 log = logging.getLogger(__name__)
+BUSY = "The service is at its concurrency limit; retry later."
 
 
 class ServeApp:
-    def __init__(self, app, loop, extra: dict[str, Callable] | None = None):
+    def __init__(self, app, loop, extra: dict[str, Callable] | None = None, api_slots: int | None = None):
         self.app, self.loop = app, loop
         self.routes = {"/healthz": self.healthz, "/readyz": self.readyz, "/status": self.status,
-                       "/metrics": self.metrics, **(extra or {})}
+                       "/metrics": self.metrics}
         self.prefixes = dict(extra or {})   # service APIs answer everything under their path
+        self.admission = Admission(api_slots)
+        self.registry = metrics.registry_for(lambda: status.build(self.app, self.loop), self.admission)
 
-    def route(self, path: str) -> Callable | None:
+    def route(self, path: str) -> tuple[Callable | None, bool]:
+        """The handler for `path` and whether it is a service API (admission-controlled)."""
         handler = self.routes.get(path.rstrip("/") or "/status")
-        if handler is None:
-            handler = next((h for p, h in self.prefixes.items() if path.startswith(p + "/")), None)
-        return handler
+        if handler is not None:
+            return handler, False
+        for prefix, api in self.prefixes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return api, True
+        return None, False
 
     def __call__(self, environ, start_response) -> Iterable[bytes]:
-        handler = self.route(environ.get("PATH_INFO", "/"))
+        handler, is_api = self.route(environ.get("PATH_INFO", "/"))
         if handler is None:
             return self._send(start_response, "404 Not Found", "text/plain", b"not found\n")
+        if not is_api:
+            return self._probe(handler, environ, start_response)
+        with self.admission.enter() as admitted:
+            if admitted:
+                return handler(environ, start_response)
+            responder = getattr(handler, "unavailable", None)
+            if responder is not None:
+                return responder(environ, start_response, BUSY)
+            return self._send(start_response, "503 Service Unavailable", "text/plain", f"{BUSY}\n".encode())
+
+    def _probe(self, handler, environ, start_response):
         try:
             return handler(environ, start_response)
         except EucadbError as exc:
@@ -63,26 +84,4 @@ class ServeApp:
         return self._send(start_response, "200 OK", "application/json", body)
 
     def metrics(self, environ, start_response):
-        body = metrics.render(status.build(self.app, self.loop)).encode()
-        return self._send(start_response, "200 OK", "text/plain; version=0.0.4", body)
-
-
-def render_html(doc: dict) -> str:
-    esc = lambda v: html.escape("" if v is None else str(v))  # noqa: E731
-    rows = "".join(f"<tr><td>{esc(n)}</td><td>{esc(s['state'])}</td><td>{esc(s['reason'])}</td>"
-                   f"<td>{esc(s['since'])}</td></tr>" for n, s in doc["services"].items())
-    run = doc.get("workflow") or {"steps": []}
-    steps = "".join(f"<tr><td>{esc(st['step'])}</td><td>{esc(st['state'])}</td><td>{esc(st['seconds'])}</td>"
-                    f"<td>{esc(st['error'])}</td></tr>" for st in run["steps"])
-    db = doc.get("database") or {}
-    loop = doc.get("loop") or {}
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>eucadb status</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body>
-<h1>eucadb {esc(doc['deployment'])} — {'ready' if doc['ready'] else 'not ready'}</h1>
-<p>{esc(loop.get('sentence'))}</p>
-<h2>Services</h2><table><tr><th>service</th><th>state</th><th>reason</th><th>since</th></tr>{rows}</table>
-<h2>Database</h2><p>endpoint {esc(db.get('endpoint'))} ({esc(db.get('dns_name'))}), healthy: {esc(db.get('healthy'))}
-{esc(db.get('error'))}</p><p>instance: {esc(doc.get('instance'))}</p>
-<h2>Workflow {esc(run.get('kind'))} — {esc(run.get('state'))}</h2>
-<table><tr><th>step</th><th>state</th><th>seconds</th><th>error</th></tr>{steps}</table>
-</body></html>"""
+        return self._send(start_response, "200 OK", metrics.CONTENT_TYPE, metrics.render(self.registry))

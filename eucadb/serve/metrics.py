@@ -1,40 +1,71 @@
-"""Prometheus text exposition of the status document (states, loop, pools, workflow timings)."""
+"""/metrics through prometheus_client: one collector reading the status document at scrape time,
+registered in a CollectorRegistry of its own per ServeApp (never the process-global one)."""
 from __future__ import annotations
 
+from typing import Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Metric,
+                                    StateSetMetricFamily)
+
 from eucadb.bootstrap.services import STATE_NUMBER, ServiceState
+from eucadb.serve.admission import Admission
+
+POOL_KINDS = ("checked_out", "checked_in", "overflow")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-def render(doc: dict) -> str:
-    lines = [
-        "# HELP eucadb_service_state Service state (0=DISABLED 1=NOTREADY 2=ENABLING 3=ENABLED 4=DEGRADED).",
-        "# TYPE eucadb_service_state gauge",
-    ]
-    for name, svc in doc["services"].items():
-        lines.append(f'eucadb_service_state{{service="{name}"}} {STATE_NUMBER[ServiceState(svc["state"])]}')
-    lines += ["# HELP eucadb_ready 1 when every service is ENABLED.", "# TYPE eucadb_ready gauge",
-              f"eucadb_ready {int(doc['ready'])}"]
-    loop = doc.get("loop")
-    if loop:
-        lines += ["# HELP eucadb_loop_cycles_total Reconcile cycles run.", "# TYPE eucadb_loop_cycles_total counter",
-                  f"eucadb_loop_cycles_total {loop['cycles']}",
-                  "# HELP eucadb_loop_duration_seconds Duration of the last reconcile cycle.",
-                  "# TYPE eucadb_loop_duration_seconds gauge",
-                  f"eucadb_loop_duration_seconds {loop['cycle_seconds']}",
-                  "# HELP eucadb_leader 1 when this process holds the leader lease.",
-                  "# TYPE eucadb_leader gauge", f"eucadb_leader {int(loop['leader'])}"]
-    pools = doc.get("pools") or {}
-    if pools:
-        lines += ["# HELP eucadb_pool_connections Connections per remote context and kind.",
-                  "# TYPE eucadb_pool_connections gauge"]
-        for ctx, stats in pools.items():
-            for kind in ("checked_out", "checked_in", "overflow"):
-                lines.append(f'eucadb_pool_connections{{context="{ctx}",kind="{kind}"}} {stats[kind]}')
-    run = doc.get("workflow")
-    if run:
-        lines += ["# HELP eucadb_workflow_step_seconds Duration of each step of the latest run.",
-                  "# TYPE eucadb_workflow_step_seconds gauge"]
-        for step in run["steps"]:
+class StatusCollector:
+    def __init__(self, document: Callable[[], dict], admission: Admission):
+        self.document, self.admission = document, admission
+
+    def collect(self) -> Iterator[Metric]:
+        doc = self.document()
+        number = GaugeMetricFamily("eucadb_service_state", "Service state (0=DISABLED 1=NOTREADY 2=ENABLING "
+                                   "3=ENABLED 4=DEGRADED).", labels=["service"])
+        status = StateSetMetricFamily("eucadb_service_status", "Service state, one series per state.",
+                                      labels=["service"])
+        for name, svc in doc["services"].items():
+            state = ServiceState(svc["state"])
+            number.add_metric([name], STATE_NUMBER[state])
+            status.add_metric([name], {s.value: s is state for s in ServiceState})
+        yield number
+        yield status
+        yield GaugeMetricFamily("eucadb_ready", "1 when every service is ENABLED and a server runs.",
+                                value=int(doc["ready"]))
+        yield GaugeMetricFamily("eucadb_api_in_flight", "Service API requests being served.",
+                                value=self.admission.in_flight)
+        yield CounterMetricFamily("eucadb_api_shed", "Service API requests answered 503 at the "
+                                  "concurrency limit.", value=self.admission.shed)
+        loop = doc.get("loop")
+        if loop:
+            yield CounterMetricFamily("eucadb_loop_cycles", "Reconcile cycles run.", value=loop["cycles"])
+            yield GaugeMetricFamily("eucadb_loop_duration_seconds", "Duration of the last reconcile cycle.",
+                                    value=loop["cycle_seconds"])
+            yield GaugeMetricFamily("eucadb_leader", "1 when this process holds the leader lease.",
+                                    value=int(loop["leader"]))
+            yield CounterMetricFamily("eucadb_db_operations_severed", "Remote operations cut by the "
+                                      "client-side deadline (frozen database).", value=doc["severed_operations"])
+        pools = GaugeMetricFamily("eucadb_pool_connections", "Connections per remote context and kind.",
+                                  labels=["context", "kind"])
+        for ctx, stats in (doc.get("pools") or {}).items():
+            for kind in POOL_KINDS:
+                pools.add_metric([ctx, kind], stats[kind])
+        yield pools
+        run = doc.get("workflow")
+        steps = GaugeMetricFamily("eucadb_workflow_step_seconds", "Duration of each step of the latest run.",
+                                  labels=["kind", "step"])
+        for step in (run or {}).get("steps", []):
             if step["seconds"] is not None:
-                name = step["name"]
-                lines.append(f'eucadb_workflow_step_seconds{{kind="{run["kind"]}",step="{name}"}} {step["seconds"]}')
-    return "\n".join(lines) + "\n"
+                steps.add_metric([run["kind"], step["name"]], step["seconds"])
+        yield steps
+
+
+def registry_for(document: Callable[[], dict], admission: Admission) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(document, admission))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

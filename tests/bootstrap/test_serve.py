@@ -15,6 +15,7 @@ import urllib.request
 
 import psycopg2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from cryptography.hazmat.primitives import serialization
 
 from e2e import make_env, sibling, start_cloud
@@ -47,14 +48,18 @@ def test_serve_lifecycle(cloud):
         while code == 0:
             code, body = server.get("/readyz")
             time.sleep(0.1)
-        assert code == 503 and "DISABLED" in body or "NOTREADY" in body
+        assert code == 503 and ("DISABLED" in body or "NOTREADY" in body), (code, body)
         cloud.run("property", "set", f"{W}configured=true")
         doc = server.wait(enabled, 180, seen)
         sentences = [s for s, _ in seen]
         assert any(s and s.startswith("launching: step") for s in sentences)
         assert server.get("/readyz")[0] == 200 and server.get("/healthz") == (200, "ok\n")
         code, metrics = server.get("/metrics")
-        assert 'eucadb_service_state{service="cloudwatch"} 3' in metrics and "eucadb_leader 1" in metrics
+        assert code == 200
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(metrics) for s in family.samples}
+        assert samples[("eucadb_service_state", (("service", "cloudwatch"),))] == 3
+        assert samples[("eucadb_leader", ())] == 1
         html = urllib.request.urlopen(urllib.request.Request(
             f"http://127.0.0.1:{server.port}/status", headers={"Accept": "text/html"})).read().decode()
         assert "<table>" in html and "ENABLED" in html
@@ -91,11 +96,13 @@ def test_serve_lifecycle(cloud):
         try:
             doc2 = standby.wait(lambda d: "loop" in d and d["loop"]["cycles"] > 2, 60)
             assert not doc2["loop"]["leader"]
-            token_before = cloud.app().store and _token(cloud)
+            before = _lease(cloud)
+            assert before.holder == doc2["loop"]["leader_holder"] and f":{server.proc.pid}:" in before.holder
             server.proc.send_signal(signal.SIGKILL)
             server.proc.wait(timeout=30)
             standby.wait(lambda d: d.get("loop", {}).get("leader"), 60)
-            assert _token(cloud) == token_before + 1
+            after = _lease(cloud)
+            assert (after.token, f":{standby.proc.pid}:" in after.holder) == (before.token + 1, True)
             standby.wait(enabled, 120)
 
             # unconfigure: services disabled, pools drained, teardown keeps the volume
@@ -145,12 +152,14 @@ def use_the_services(env, port: int) -> None:
     assert json.loads(urllib.request.urlopen(request, timeout=10).read())["recorded"] == 2
     report = env.run("report", "usage", "--start", start, "--end", now.isoformat(), "--format", "json",
                      EUCADB_SERVE_PORT=str(port)).stdout
-    assert "m1.small" in report and "2.0" in report
+    rows = json.loads(report)["rows"]
+    assert [(r["account"], r["resource_type"], r["item"], r["unit"], r["quantity"]) for r in rows] == \
+        [("acct1", "instance", "m1.small", "instance-hours", 2.0)], rows
 
 
-def _token(env) -> int:
+def _lease(env):
     from eucadb.bootstrap.lease import LeaderLease
-    return LeaderLease(env.app().store, ttl=1).current().token
+    return LeaderLease(env.app().store, ttl=1).current()
 
 
 def served_certificate(endpoint: str) -> bytes:

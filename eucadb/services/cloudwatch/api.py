@@ -84,6 +84,15 @@ class CloudWatchApi:
             log.exception("cloudwatch request %s failed", request_id)
             response = protocol.error(ApiError("InternalFailure", "The request processing has failed "
                                                "because of an unknown error.", 500, sender=False), request_id)
+        return self._respond(response, start_response)
+
+    def unavailable(self, environ: dict, start_response: Callable, message: str) -> Iterable[bytes]:
+        """503 ServiceUnavailable in the client's own protocol without doing any work (load shedding)."""
+        protocol = detect(read_request(environ, self.mount))
+        return self._respond(protocol.error(unavailable(message), str(uuid.uuid4())), start_response)
+
+    @staticmethod
+    def _respond(response: HttpResponse, start_response: Callable) -> list[bytes]:
         headers = [*response.headers, ("Content-Length", str(len(response.body)))]
         start_response(f"{response.status} {REASONS.get(response.status, 'Error')}", headers)
         return [response.body]

@@ -62,9 +62,12 @@ class ReportingApi:
             log.warning("reporting %s: %s", environ.get("PATH_INFO"), exc)
             status, ctype, body = ("503 Service Unavailable", "application/json",
                                    _error_body("ServiceUnavailable", str(exc)))
-        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))),
-                                ("Cache-Control", "no-store")])
-        return [body]
+        return _respond(start_response, status, ctype, body)
+
+    def unavailable(self, environ: dict, start_response, message: str) -> Iterable[bytes]:
+        """503 without doing any work (load shedding by the server in front)."""
+        return _respond(start_response, "503 Service Unavailable", "application/json",
+                        _error_body("ServiceUnavailable", message))
 
     def _dispatch(self, environ: dict) -> tuple[str, bytes]:
         if not _is_loopback(environ.get("REMOTE_ADDR")):
@@ -114,6 +117,12 @@ class ReportingApi:
         doc = self.service.usage(parse_time(query["start"], "start"), parse_time(query["end"], "end"),
                                  query.get("account") or None)
         return CONTENT_TYPES[fmt], FORMATS[fmt](doc).encode()
+
+
+def _respond(start_response, status: str, ctype: str, body: bytes) -> list[bytes]:
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store")])
+    return [body]
 
 
 def _error_body(code: str, message: str) -> bytes:
