@@ -137,6 +137,21 @@ def verify(engine: Engine) -> None:
         raise DatabaseError(f"verification failed: {exc.__cause__ or exc}") from None
 
 
+def _close_on_return(_dbapi_conn, record) -> None:
+    if record is not None:
+        record.invalidate()   # closes the DBAPI connection: the old server sees its client leave
+
+
+def retire(engine: Engine) -> None:
+    """Close an engine that was swapped out: idle connections now, busy ones when they come back.
+
+    `Engine.dispose()` alone closes only the idle ones; a connection checked out across the swap goes
+    back to the old pool when its request finishes and would stay open on the old server until the
+    garbage collector happens to run."""
+    event.listen(engine.pool, "checkin", _close_on_return)
+    engine.dispose()
+
+
 class PoolManager:
     def __init__(self, local_engine: Engine):
         self._local = local_engine
@@ -171,7 +186,7 @@ class PoolManager:
             old, self._remote, self._target = self._remote, fresh, target
             self._logins = dict(logins)
         for engine in old.values():
-            engine.dispose()   # checked-out connections close when returned
+            retire(engine)
         log.info("pools now point at %s:%s", target.endpoint.address, target.endpoint.port)
 
     def drain(self) -> None:
@@ -179,7 +194,7 @@ class PoolManager:
         with self._lock:
             old, self._remote, self._target = self._remote, {}, None
         for engine in old.values():
-            engine.dispose()
+            retire(engine)
         cut = self.watchdog.sever_all()   # requests still waiting on the old server fail now
         if cut:
             log.info("drained: %d in-flight remote operations cut", cut)

@@ -171,3 +171,19 @@ def test_check_names_the_context_that_fails(pools, second, server_pki):
     finally:
         launch(second)
     assert pools.check() is None
+
+
+def test_a_session_open_across_a_swap_finishes_on_the_old_server_then_its_connection_closes(
+        pools, primary, second, server_pki):
+    import gc
+    pools.swap(target(primary, server_pki), LOGINS)
+    with pools.session("cloudwatch_backend") as s:
+        pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        pools.swap(target(second, server_pki), LOGINS)
+        assert s.execute(text("SELECT inet_server_port()")).scalar_one() == primary.port  # finishes there
+    gc.disable()   # the connection must be closed by the swap's doing, not by a collector run
+    try:
+        wait_until(lambda: not live(primary, {pid}), 10,
+                   f"the connection returned after the swap (backend {pid}) closed on the old server")
+    finally:
+        gc.enable()
