@@ -272,7 +272,8 @@ class Store:
         listing never blocks writers."""
         index = self._index(bucket)
         with self._lock:
-            start = bisect.bisect_right(index.keys, after) if after >= prefix else bisect.bisect_left(index.keys, prefix)
+            start = (bisect.bisect_right(index.keys, after) if after >= prefix
+                     else bisect.bisect_left(index.keys, prefix))
             keys = index.keys[start:]
         for key in keys:
             if not key.startswith(prefix):

@@ -23,7 +23,8 @@ MAX_XML = 2 << 20  # a DeleteObjects of 1000 long keys fits; nothing legitimate 
 ERRORS: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
-    "BucketAlreadyOwnedByYou": (409, "Your previous request to create the named bucket succeeded and you already own it."),
+    "BucketAlreadyOwnedByYou": (409, "Your previous request to create the named bucket succeeded and you already "
+                                     "own it."),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
@@ -121,7 +122,7 @@ def parse_xml(data: bytes, root_name: str) -> ET.Element:
 
 # digests and checksums -----------------------------------------------------------------------------
 class _Crc32:
-    """hashlib-style CRC32 (S3's default flexible checksum; zlib's is fast and releases no memory)."""
+    """hashlib-style CRC32: S3's (and botocore's) default flexible checksum."""
 
     def __init__(self) -> None:
         self.value = 0
