@@ -33,6 +33,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from eucadb.cloud.local import asg_health, disks, faults, instances
+from eucadb.cloud.local.s3 import S3App
 from eucadb.cloud.local.layout import Layout
 from eucadb.errors import CloudError
 
@@ -88,6 +89,7 @@ class Gateway:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self.faults = faults.Faults.from_env()  # test knob: AWS's eventual-consistency answers
+        self.s3 = S3App(layout.s3_dir, region)  # durable, streaming S3 instead of moto's in-memory one
 
     def client(self, service: str) -> Any:
         """A client to ourselves, for the state checks moto does not do (public API only)."""
@@ -108,6 +110,8 @@ class Gateway:
             return self._respond(start_response, "200 OK", "application/json", json.dumps(
                 {"cloud_dir": str(self.layout.cloud_dir), "pid": os.getpid()}).encode())
         match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match and match.group(1) == "s3":
+            return self.s3(environ, start_response)
         if self.faults and match and environ.get("REQUEST_METHOD") == "POST":
             body = self._body(environ)
             protocol, name = faults.request_action(environ, body)

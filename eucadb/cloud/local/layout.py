@@ -91,6 +91,11 @@ class Layout:
         return self.data_dir / "images" / image_id
 
     @property
+    def s3_dir(self) -> Path:
+        """The embedded S3's buckets (s3_store.py); not keyed by moto ids, so `wipe_data` keeps it."""
+        return self.data_dir / "s3"
+
+    @property
     def runtimes_dir(self) -> Path:
         return self.runtime_cache or self.data_dir / "runtimes"
 
