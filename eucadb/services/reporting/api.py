@@ -16,13 +16,15 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
 from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
-from eucadb.services.reporting.events import parse_events, parse_time
+from eucadb.services import bounds
+from eucadb.services.reporting.events import check_text, parse_events, parse_time
 from eucadb.services.reporting.render import FORMATS
 from eucadb.services.reporting.service import ReportingService
 
 log = logging.getLogger(__name__)
 PREFIX = "/services/Reporting"
 MAX_BODY = 8 * 1024 * 1024
+MAX_DEPTH = 8            # a valid body nests 3 deep: list → event → attributes
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
@@ -93,8 +95,8 @@ class ReportingApi:
                             f"body of {length} bytes exceeds the limit of {self.max_body}")
         raw = environ["wsgi.input"].read(length)
         try:
-            docs = json.loads(raw)
-        except ValueError as exc:       # includes UnicodeDecodeError
+            docs = bounds.load_json(raw, MAX_DEPTH)
+        except bounds.Malformed as exc:
             raise UserError(f"the body is not valid JSON: {exc}") from None
         recorded = self.service.record(parse_events(docs))
         return "application/json", json.dumps({"recorded": recorded}).encode()
@@ -110,8 +112,8 @@ class ReportingApi:
         fmt = query.get("format") or "json"
         if fmt not in FORMATS:
             raise UserError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
-        doc = self.service.usage(parse_time(query["start"], "start"), parse_time(query["end"], "end"),
-                                 query.get("account") or None)
+        account = check_text("account", query["account"]) if query.get("account") else None
+        doc = self.service.usage(parse_time(query["start"], "start"), parse_time(query["end"], "end"), account)
         return CONTENT_TYPES[fmt], FORMATS[fmt](doc).encode()
 
 
