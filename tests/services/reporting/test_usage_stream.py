@@ -89,3 +89,12 @@ def test_database_order_is_the_report_order(service_on_new_db):
     start, end = parse_time("2026-01-01T00:00:00Z"), parse_time("2026-01-02T00:00:00Z")
     expected = compute_usage(parse_events(events), start, end)
     assert [r.as_dict() for r in service.usage_rows(start, end)] == [r.as_dict() for r in expected]
+
+
+def test_a_database_failure_before_the_first_chunk_is_still_a_503(service):
+    """The stream's first chunk is computed before the status line, so an unready pool is answered."""
+    service.pools.remote = None
+    status, headers, body = get(ReportingApi(service), "json")
+    doc = json.loads(b"".join(body))
+    assert status.startswith("503") and doc["error"]["code"] == "ServiceUnavailable"
+    assert "remote database is not ready" in doc["error"]["message"]
