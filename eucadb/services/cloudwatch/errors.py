@@ -30,6 +30,17 @@ def limit(message: str) -> ApiError:
     return ApiError("LimitExceeded", message)
 
 
+def validation(member: str, constraint: str) -> ApiError:
+    """A model constraint broken, worded as AWS services word it (the model's ValidationException)."""
+    return ApiError("ValidationError", f"1 validation error detected: Value at '{member}' failed to satisfy "
+                                       f"constraint: {constraint}")
+
+
+def serialization(message: str) -> ApiError:
+    """A value the wire format carries but no member of its type can hold (Smithy's malformed requests)."""
+    return ApiError("SerializationException", message)
+
+
 def bad_token(message: str = "The NextToken is invalid.") -> ApiError:
     return ApiError("InvalidNextToken", message)
 

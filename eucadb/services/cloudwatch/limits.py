@@ -17,6 +17,8 @@ MAX_DATAPOINTS = 1440
 MAX_STATISTICS = 5
 MAX_EXTENDED = 10
 MAX_QUERIES = 500
+MAX_DOCUMENT_DEPTH = 32                 # JSON/CBOR nesting; the deepest input in the model nests 8
+MAX_STATE_REASON_DATA = 4000            # characters (the model's StateReasonData max)
 PAST = timedelta(days=14)
 FUTURE = timedelta(hours=2)
 HIGH_RES_PERIODS = (1, 5, 10, 30)

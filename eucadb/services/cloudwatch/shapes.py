@@ -13,9 +13,11 @@ from xml.etree import ElementTree as ET
 
 from botocore.model import Shape
 
-from eucadb.services.cloudwatch.errors import invalid, limit
+from eucadb.services import bounds
+from eucadb.services.cloudwatch.errors import invalid, limit, serialization
 
 MAX_LIST_MEMBERS = 5000   # guards Query `X.member.N` against absurd indexes
+INT_RANGES = {"integer": (-2 ** 31, 2 ** 31 - 1), "long": bounds.INT64}   # Smithy's integer and long
 
 
 def _fail(path: str, shape: Shape) -> Exception:
@@ -35,13 +37,32 @@ def parse_timestamp(value: Any, path: str) -> datetime:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return datetime.fromtimestamp(float(value), timezone.utc)
         if isinstance(value, str):
-            if re.fullmatch(r"-?\d+(\.\d+)?", value):
+            if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
                 return datetime.fromtimestamp(float(value), timezone.utc)
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     except (ValueError, OverflowError, OSError):
         pass
     raise invalid(f"Value for parameter {path} is not a valid timestamp.")
+
+
+def check_string(value: str, path: str) -> str:
+    """Strings stored as text: valid Unicode (JSON "\\ud800" escapes decode to lone surrogates) and
+    no NUL (PostgreSQL text and jsonb refuse it, which would fail the request half-way)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(f"Value for parameter {path} is not valid Unicode.") from None
+    if bounds.has_nul(value):
+        raise invalid(f"Value for parameter {path} must not contain NUL (U+0000) characters.")
+    return value
+
+
+def check_double(value: float, path: str) -> float:
+    """Every protocol refuses what no double member can use (Query "inf", CBOR's Infinity and NaN)."""
+    if not math.isfinite(value):
+        raise invalid(f"Value for parameter {path} must be a finite number.")
+    return value
 
 
 # ---- JSON / CBOR documents -------------------------------------------------------------------------
@@ -73,15 +94,15 @@ def _doc_map(shape: Shape, value: Any, path: str) -> dict:
 def _doc_scalar(kind: str) -> Callable[[Shape, Any, str], Any]:
     def convert(shape: Shape, value: Any, path: str) -> Any:
         if kind == "string" and isinstance(value, str):
-            try:
-                value.encode("utf-8")   # JSON "\ud800" escapes decode to lone surrogates
-            except UnicodeEncodeError:
-                raise invalid(f"Value for parameter {path} is not valid Unicode.") from None
-            return value
+            return check_string(value, path)
         if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            low, high = INT_RANGES[shape.type_name]
+            if not low <= value <= high:
+                raise serialization(f"Value for parameter {path} does not fit in a {shape.type_name} "
+                                    f"({low}..{high}).")
             return value
         if kind == "double" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return check_double(float(value), path)
         if kind == "boolean" and isinstance(value, bool):
             return value
         raise _fail(path, shape)
@@ -138,9 +159,13 @@ def _indexed(node: dict, path: str) -> list[tuple[int, dict]]:
     for index, child in node.items():
         if index == LEAF:
             continue
-        if not index.isdigit() or not 0 < int(index) <= MAX_LIST_MEMBERS:
+        number = bounds.ascii_int(index, 0, bounds.INT64[1])
+        if number is None:
+            raise invalid(f"Member index {index[:20]!r} of {path} is not a number (ASCII digits 1 to "
+                          f"{MAX_LIST_MEMBERS}).")
+        if not 0 < number <= MAX_LIST_MEMBERS:
             raise limit(f"Member index {index[:20]!r} of {path} is not between 1 and {MAX_LIST_MEMBERS}.")
-        items.append((int(index), child))
+        items.append((number, child))
     return sorted(items, key=lambda item: item[0])
 
 
@@ -173,14 +198,16 @@ def _query_scalar(shape: Shape, raw: str, path: str) -> Any:
     kind = shape.type_name
     try:
         if kind == "string":
-            return raw
-        if kind in ("integer", "long"):
-            return int(raw)
-        if kind in ("double", "float"):
-            number = float(raw)
-            if math.isnan(number) or math.isinf(number):
+            return check_string(raw, path)
+        if kind in INT_RANGES:
+            number = bounds.ascii_int(raw, *INT_RANGES[kind], signed=True)
+            if number is None:
                 raise ValueError(raw)
             return number
+        if kind in ("double", "float"):
+            if not bounds.ASCII_FLOAT.fullmatch(raw):
+                raise ValueError(raw)
+            return check_double(float(raw), path)
         if kind == "boolean" and raw.lower() in ("true", "false"):
             return raw.lower() == "true"
         if kind == "timestamp":

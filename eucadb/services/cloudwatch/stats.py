@@ -10,13 +10,13 @@ import math
 import re
 from typing import Iterable
 
-PERCENTILE_RE = re.compile(r"^p(\d{1,2}(\.\d{1,10})?|100(\.0{1,10})?)$")
+PERCENTILE_RE = re.compile(r"p([0-9]{1,2}(\.[0-9]{1,10})?|100(\.0{1,10})?)")   # fullmatch; ASCII only
 BASIC = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")
 
 
 def percentile_of(stat: str) -> float | None:
     """`p99.5` → 99.5; None for anything else."""
-    m = PERCENTILE_RE.match(stat)
+    m = PERCENTILE_RE.fullmatch(stat)
     return float(stat[1:]) if m else None
 
 

@@ -1,10 +1,13 @@
 """HTTP ingestion and report API of Reporting, mounted by `eucadb serve` at /services/Reporting.
 
   POST /services/Reporting/events   JSON list of events → 200 {"recorded": n}
-  GET  /services/Reporting/usage?start=ISO&end=ISO[&account=A][&format=json|csv|html]
+  GET  /services/Reporting/usage?start=ISO&end=ISO[&account=A][&format=json|csv|html]   (streamed)
 
 Errors are JSON {"error": {"code", "message"}}: 400 bad input, 403 not loopback, 404/405, 411/413 body,
-503 while the service is not ENABLED or its database fails. Authentication today is "loopback only"
+503 while the service is not ENABLED or its database fails. A report is sent as it is computed (no
+Content-Length; chunked), so one over all time never sits in memory; a database failure after its
+first chunk can only cut the response short, which HTTP clients see as an incomplete body.
+Authentication today is "loopback only"
 (the caller runs on this host); SigV4 with eucadb access keys belongs to the CloudWatch work.
 """
 from __future__ import annotations
@@ -12,18 +15,22 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qs
 
 from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
-from eucadb.services.reporting.events import parse_events, parse_time
-from eucadb.services.reporting.render import FORMATS
+from eucadb.services import bounds
+from eucadb.services.reporting.events import check_text, parse_events, parse_time
+from eucadb.services.reporting.render import STREAMS, report_head
 from eucadb.services.reporting.service import ReportingService
 from eucadb.states import StateGate
 
 log = logging.getLogger(__name__)
 PREFIX = "/services/Reporting"
 MAX_BODY = 8 * 1024 * 1024
+MAX_DEPTH = 8            # a valid body nests 3 deep: list → event → attributes
+CHUNK = 64 * 1024        # bytes per write of a streamed report
+Body = bytes | Iterator[bytes]
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
@@ -47,12 +54,15 @@ class ReportingApi:
 
     def __init__(self, service: ReportingService, max_body: int = MAX_BODY):
         self.service, self.max_body = service, max_body
-        self.routes: Mapping[tuple[str, str], Callable[[dict], tuple[str, bytes]]] = {
+        self.routes: Mapping[tuple[str, str], Callable[[dict], tuple[str, Body]]] = {
             ("POST", "/events"): self.post_events, ("GET", "/usage"): self.get_usage}
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        rest: Iterator[bytes] | None = None
         try:
             ctype, body = self._dispatch(environ)
+            if not isinstance(body, bytes):   # a stream: its first chunk runs the query, so its errors
+                rest, body = body, next(body, b"")   # are still answered below; the rest follows
             status = "200 OK"
         except HttpError as err:
             status, ctype, body = err.status, "application/json", _error_body(err.code, err.message)
@@ -62,14 +72,17 @@ class ReportingApi:
             log.warning("reporting %s: %s", environ.get("PATH_INFO"), exc)
             status, ctype, body = ("503 Service Unavailable", "application/json",
                                    _error_body("ServiceUnavailable", str(exc)))
-        return _respond(start_response, status, ctype, body)
+        if rest is None:
+            return _respond(start_response, status, ctype, body)
+        start_response(status, [("Content-Type", ctype), ("Cache-Control", "no-store")])
+        return _send(body, rest, environ.get("PATH_INFO"))
 
     def unavailable(self, environ: dict, start_response, message: str) -> Iterable[bytes]:
         """503 without doing any work (load shedding by the server in front)."""
         return _respond(start_response, "503 Service Unavailable", "application/json",
                         _error_body("ServiceUnavailable", message))
 
-    def _dispatch(self, environ: dict) -> tuple[str, bytes]:
+    def _dispatch(self, environ: dict) -> tuple[str, Body]:
         if not _is_loopback(environ.get("REMOTE_ADDR")):
             raise HttpError("403 Forbidden", "AccessDenied", "the Reporting API accepts loopback clients only")
         path = environ.get("PATH_INFO", "") or ""
@@ -84,7 +97,7 @@ class ReportingApi:
             raise HttpError("404 Not Found", "NotFound", f"no Reporting resource {path or '/'}")
         return handler(environ)
 
-    def post_events(self, environ: dict) -> tuple[str, bytes]:
+    def post_events(self, environ: dict) -> tuple[str, Body]:
         self.service.require_enabled()      # 503 before reading a body we could not store
         try:
             length = int(environ.get("CONTENT_LENGTH") or "-1")
@@ -97,13 +110,13 @@ class ReportingApi:
                             f"body of {length} bytes exceeds the limit of {self.max_body}")
         raw = environ["wsgi.input"].read(length)
         try:
-            docs = json.loads(raw)
-        except ValueError as exc:       # includes UnicodeDecodeError
+            docs = bounds.load_json(raw, MAX_DEPTH)
+        except bounds.Malformed as exc:
             raise UserError(f"the body is not valid JSON: {exc}") from None
         recorded = self.service.record(parse_events(docs))
         return "application/json", json.dumps({"recorded": recorded}).encode()
 
-    def get_usage(self, environ: dict) -> tuple[str, bytes]:
+    def get_usage(self, environ: dict) -> tuple[str, Body]:
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
         unknown = sorted(set(query) - {"start", "end", "account", "format"})
         if unknown:
@@ -112,11 +125,36 @@ class ReportingApi:
             if not query.get(name):
                 raise UserError(f"parameter {name} is required (ISO 8601, e.g. 2026-01-31T00:00:00Z)")
         fmt = query.get("format") or "json"
-        if fmt not in FORMATS:
-            raise UserError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
-        doc = self.service.usage(parse_time(query["start"], "start"), parse_time(query["end"], "end"),
-                                 query.get("account") or None)
-        return CONTENT_TYPES[fmt], FORMATS[fmt](doc).encode()
+        if fmt not in STREAMS:
+            raise UserError(f"format={fmt!r} is not one of {', '.join(STREAMS)}")
+        start, end = parse_time(query["start"], "start"), parse_time(query["end"], "end")
+        account = check_text("account", query["account"]) if query.get("account") else None
+        rows = (r.as_dict() for r in self.service.usage_rows(start, end, account))
+        return CONTENT_TYPES[fmt], _chunks(STREAMS[fmt](report_head(start, end, account), rows))
+
+
+def _chunks(pieces: Iterable[str], size: int = CHUNK) -> Iterator[bytes]:
+    """Text pieces (a row or so each) joined into writes of about `size` bytes."""
+    buffer: list[str] = []
+    filled = 0
+    for piece in pieces:
+        buffer.append(piece)
+        filled += len(piece)
+        if filled >= size:
+            yield "".join(buffer).encode()
+            buffer, filled = [], 0
+    if buffer:
+        yield "".join(buffer).encode()
+
+
+def _send(first: bytes, rest: Iterator[bytes], path: str | None) -> Iterator[bytes]:
+    """The response body; `yield from` hands the server's close() on to the stream (and its cursor)."""
+    yield first
+    try:
+        yield from rest
+    except (ServiceUnavailable, DatabaseError) as exc:
+        log.warning("reporting %s cut short: %s", path, exc)
+        raise
 
 
 def _respond(start_response, status: str, ctype: str, body: bytes) -> list[bytes]:

@@ -3,13 +3,17 @@
 `report usage` asks the running `eucadb serve` (GET /services/Reporting/usage) rather than connecting to
 the remote database itself: the server already holds the verified TLS pool, the writer credentials and
 the service state, so the CLI needs no secrets, never builds a second pool, and answers exactly what
-the HTTP API answers (503 while reporting is not ENABLED). Accounts are local and edited in the store.
+the HTTP API answers (503 while reporting is not ENABLED). The server renders the report in the format
+asked for and streams it; the CLI copies that stream to stdout, so neither side holds a report over all
+time in memory. Accounts are local and edited in the store.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
+from typing import BinaryIO
 from urllib.parse import urlencode
 
 import click
@@ -17,7 +21,7 @@ import click
 from eucadb.errors import ServiceUnavailable, UserError
 from eucadb.output import OUTPUT_OPTION, emit
 from eucadb.services.reporting.accounts import add_account, add_user, list_accounts
-from eucadb.services.reporting.api import PREFIX
+from eucadb.services.reporting.api import CHUNK, PREFIX
 from eucadb.services.reporting.events import parse_time
 from eucadb.services.reporting.render import FORMATS
 
@@ -32,13 +36,14 @@ def server_url(app) -> str:
     return f"http://{host}:{app.config['serve.port']}"
 
 
-def fetch_usage(base: str, start: str, end: str, account: str | None, timeout: float = 60) -> dict:
-    """The report document from the server; errors become one-line eucadb errors."""
-    params = {"start": start, "end": end, **({"account": account} if account else {})}
+def copy_usage(base: str, start: str, end: str, account: str | None, fmt: str, out: BinaryIO,
+               timeout: float = 60) -> None:
+    """The server's report, rendered there as `fmt`, copied to `out` as it arrives; errors become
+    one-line eucadb errors (a report cut short after its first bytes too)."""
+    params = {"start": start, "end": end, **({"account": account} if account else {}), "format": fmt}
     url = f"{base}{PREFIX}/usage?{urlencode(params)}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read())
+        resp = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as err:
         try:
             message = json.loads(err.read())["error"]["message"]
@@ -48,6 +53,16 @@ def fetch_usage(base: str, start: str, end: str, account: str | None, timeout: f
     except (urllib.error.URLError, OSError) as exc:
         raise ServiceUnavailable(f"no eucadb server answers at {base} ({getattr(exc, 'reason', exc)}); "
                                  "reports are computed by `eucadb serve`") from None
+    with resp:
+        while True:
+            try:
+                chunk = resp.read(CHUNK)
+            except (http.client.HTTPException, OSError) as exc:   # IncompleteRead: the stream broke off
+                raise ServiceUnavailable(f"the report from {base} was cut short ({type(exc).__name__}); "
+                                         "run it again") from None
+            if not chunk:
+                return
+            out.write(chunk)
 
 
 @click.group("report")
@@ -66,8 +81,8 @@ def report_usage(app, start: str, end: str, account: str | None, fmt: str) -> No
     begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
     if finish <= begin:
         raise UserError(f"--end {end} must be after --start {start}")
-    doc = fetch_usage(server_url(app), begin.isoformat(), finish.isoformat(), account)
-    click.echo(FORMATS[fmt](doc), nl=False)
+    copy_usage(server_url(app), begin.isoformat(), finish.isoformat(), account, fmt,
+               click.get_binary_stream("stdout"))
 
 
 @report_group.group("accounts")

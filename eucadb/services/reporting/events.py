@@ -101,7 +101,7 @@ class UsageEvent:
 
 def parse_time(value: Any, name: str = "ts") -> datetime:
     """An ISO 8601 time with an explicit offset ('Z' allowed); naive times are refused, not guessed."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _printable(value):   # fromisoformat() ignores a trailing NUL
         raise InvalidEvent(f"{name}={value!r} must be an ISO 8601 string such as 2026-01-31T12:00:00Z")
     try:
         ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
@@ -118,8 +118,8 @@ def parse_time(value: Any, name: str = "ts") -> datetime:
     return utc
 
 
-def _text(doc: Mapping[str, Any], name: str) -> str:
-    value = doc.get(name)
+def check_text(name: str, value: Any) -> str:
+    """An account or resource id: what the remote text columns can hold and a report can show."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidEvent(f"{name} is required and must be a non-empty string (got {value!r})")
     if len(value) > MAX_TEXT or not _printable(value):
@@ -162,8 +162,8 @@ def parse_event(doc: Any) -> UsageEvent:
         attributes = {rtype.attribute: rtype.check(rtype.attribute, attributes[rtype.attribute])}
     elif kind is not EventKind.DELETE:
         raise InvalidEvent(f"{kind.value} of a {rtype.name} needs attribute {rtype.attribute}")
-    return UsageEvent(parse_time(doc.get("ts")), _text(doc, "account"), rtype.name,
-                      _text(doc, "resource_id"), kind, attributes)
+    return UsageEvent(parse_time(doc.get("ts")), check_text("account", doc.get("account")), rtype.name,
+                      check_text("resource_id", doc.get("resource_id")), kind, attributes)
 
 
 def parse_events(docs: Any) -> list[UsageEvent]:

@@ -11,7 +11,7 @@ import io
 import json
 import logging
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Iterable, Protocol
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
 import psycopg2
 from sqlalchemy import text
@@ -24,7 +24,7 @@ from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
 from eucadb.services.reporting.accounts import account_names
 from eucadb.services.reporting.events import EventKind, UsageEvent, parse_events
 from eucadb.services.reporting.render import report_doc
-from eucadb.services.reporting.usage import compute_usage
+from eucadb.services.reporting.usage import ORDER, TYPE_ORDER, UsageRow, stream_usage
 
 log = logging.getLogger(__name__)
 REMOTE, LOCAL = "reporting_backend", "reporting"
@@ -40,7 +40,12 @@ USAGE_SQL = text("""
        AND NOT EXISTS (SELECT 1 FROM usage_events d
                         WHERE d.resource_id = e.resource_id AND d.account = e.account
                           AND d.resource_type = e.resource_type AND d.event = 'delete'
-                          AND d.ts > e.ts AND d.ts < :start)""")
+                          AND d.ts > e.ts AND d.ts < :start)
+  ORDER BY e.account COLLATE "C", {types}, e.resource_id COLLATE "C", e.ts, {kinds}""".format(
+    # usage.report_order, in SQL: "C" compares code points as Python does; the CASEs come from the same tables
+    types="CASE e.resource_type " + " ".join(f"WHEN '{t}' THEN {i}" for t, i in TYPE_ORDER.items()) + " END",
+    kinds="CASE e.event " + " ".join(f"WHEN '{k.value}' THEN {i}" for k, i in ORDER.items()) + " END"))
+FETCH = 2000   # rows per round trip of the server-side cursor: what a report holds of the table at once
 
 
 class Pools(Protocol):
@@ -77,23 +82,30 @@ class ReportingService:
             raise DatabaseError(f"recording {len(batch)} usage events: {_reason(exc)}") from None
         return len(batch)
 
-    def events(self, start: datetime, end: datetime, account: str | None = None) -> list[UsageEvent]:
-        """The events `compute_usage` needs for [start, end)."""
+    def events(self, start: datetime, end: datetime, account: str | None = None) -> Iterator[UsageEvent]:
+        """The events the report on [start, end) needs, in `usage.report_order`, read FETCH rows at a
+        time through a server-side cursor (an all-time report once read every event into memory)."""
         try:
             with self.pools.engine(REMOTE).connect() as conn:
-                rows = conn.execute(USAGE_SQL, {"start": start, "end": end, "account": account}).all()
+                result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(
+                    USAGE_SQL, {"start": start, "end": end, "account": account})
+                for ts, acct, rtype, rid, kind, attrs in result:
+                    yield UsageEvent(ts, acct, rtype, rid, EventKind(kind), attrs or {})
         except SQLAlchemyError as exc:
             raise DatabaseError(f"reading usage events: {_reason(exc)}") from None
-        return [UsageEvent(ts, acct, rtype, rid, EventKind(kind), attrs or {})
-                for ts, acct, rtype, rid, kind, attrs in rows]
 
-    def usage(self, start: datetime, end: datetime, account: str | None = None) -> dict[str, Any]:
-        """The usage report document for [start, end), optionally for one account."""
+    def usage_rows(self, start: datetime, end: datetime, account: str | None = None) -> Iterator[UsageRow]:
+        """The report's rows for [start, end), optionally for one account, as they are computed.
+
+        Checks run now; the database is read as the rows are consumed."""
         self.require_enabled()
         if end <= start:
             raise UserError(f"end {end.isoformat()} must be after start {start.isoformat()}")
-        rows = compute_usage(self.events(start, end, account), start, end, self._names())
-        return report_doc(rows, start, end, account)
+        return stream_usage(self.events(start, end, account), start, end, self._names())
+
+    def usage(self, start: datetime, end: datetime, account: str | None = None) -> dict[str, Any]:
+        """The usage report document for [start, end), optionally for one account."""
+        return report_doc(self.usage_rows(start, end, account), start, end, account)
 
     def _names(self) -> dict[str, str]:
         """Account names from the local context; a report by bare ids beats no report."""

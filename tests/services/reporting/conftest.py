@@ -64,13 +64,13 @@ class RemoteDb:
     writer_dsn: str
 
 
-@pytest.fixture(scope="session")
-def remote_db(pg_server) -> Iterator[RemoteDb]:
+def create_remote_db(pg_server, options: str = "") -> RemoteDb:
+    """A migrated reporting database (CREATE DATABASE … `options`) and the writer role's access to it."""
     name = "eucalyptus_reporting_backend_" + uuid.uuid4().hex[:8]
     conn = psycopg2.connect(pg_server.dsn())
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
+        cur.execute(f"CREATE DATABASE {name} {options}")
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (WRITER,))
         if cur.fetchone() is None:
             cur.execute(f"CREATE ROLE {WRITER} LOGIN PASSWORD 'writer'")
@@ -87,8 +87,13 @@ def remote_db(pg_server) -> Iterator[RemoteDb]:
             conn.exec_driver_sql(stmt)
     admin_engine.dispose()
     writer_url = f"postgresql+psycopg2://{WRITER}:writer@{pg_server.host}:{pg_server.port}/{name}"
-    yield RemoteDb(pg_server.dsn(name), writer_url,
-                   f"host={pg_server.host} port={pg_server.port} user={WRITER} dbname={name}")
+    return RemoteDb(pg_server.dsn(name), writer_url,
+                    f"host={pg_server.host} port={pg_server.port} user={WRITER} dbname={name}")
+
+
+@pytest.fixture(scope="session")
+def remote_db(pg_server) -> RemoteDb:
+    return create_remote_db(pg_server)
 
 
 @pytest.fixture
@@ -117,6 +122,19 @@ def service(clean_remote, local_store, state) -> Iterator[ReportingService]:
     remote = create_engine(clean_remote.writer_url, pool_size=4)
     yield ReportingService(Pools(local_store.engine, remote), state)
     remote.dispose()
+
+
+@pytest.fixture
+def service_on_new_db(pg_server, local_store, state):
+    """A factory: a ReportingService on a database of its own, made with these CREATE DATABASE options."""
+    engines = []
+
+    def make(options: str) -> ReportingService:
+        engines.append(create_engine(create_remote_db(pg_server, options).writer_url))
+        return ReportingService(Pools(local_store.engine, engines[-1]), state)
+    yield make
+    for engine in engines:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from eucadb.services import bounds
 from eucadb.services.cloudwatch import history, limits, tokens
 from eucadb.services.cloudwatch.catalogue import LOCAL
-from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found
+from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found, validation
 from eucadb.services.cloudwatch.evaluation import COMPARE, STATES, change_state
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, percentile_of
@@ -135,10 +136,13 @@ def set_alarm_state(cw: CloudWatch, p: dict) -> dict:
         raise invalid(f"StateValue must be one of {', '.join(STATES)}.")
     data = p.get("StateReasonData")
     if data is not None:
+        if len(data) > limits.MAX_STATE_REASON_DATA:
+            raise validation("stateReasonData", "Member must have length less than or equal to "
+                                                f"{limits.MAX_STATE_REASON_DATA}")
         try:
-            json.loads(data)
-        except ValueError:
-            raise ApiError("InvalidFormat", "StateReasonData is not valid JSON.") from None
+            bounds.load_json(data, limits.MAX_DOCUMENT_DEPTH)
+        except bounds.Malformed as exc:
+            raise ApiError("InvalidFormat", f"StateReasonData is not valid JSON: {exc}.") from None
     if not change_state(cw, p["AlarmName"], p["StateValue"], p["StateReason"], data, force=True):
         raise not_found(f"Alarm {p['AlarmName']} does not exist.")
     return {}

@@ -8,7 +8,7 @@ from typing import Any
 
 from eucadb.services.cloudwatch import datapoints, limits, tokens
 from eucadb.services.cloudwatch.catalogue import SeriesKey
-from eucadb.services.cloudwatch.errors import bad_token, combination, invalid, missing
+from eucadb.services.cloudwatch.errors import combination, invalid, missing
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, basic, percentile, percentile_of
 
@@ -196,9 +196,7 @@ def _gmd_position(token: str | None, n_queries: int) -> tuple[int, int]:
     if value is None:
         return 0, 0
     index, _, offset = value.partition(".")
-    if not (index.isdigit() and offset.isdigit()) or int(index) >= n_queries or int(offset) >= 2 ** 31:
-        raise bad_token()
-    return int(index), int(offset)
+    return tokens.number(index, n_queries), tokens.number(offset, 2 ** 31)
 
 
 def list_metrics(cw: CloudWatch, p: dict) -> dict:

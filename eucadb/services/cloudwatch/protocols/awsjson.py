@@ -6,7 +6,9 @@ from typing import Any
 
 from botocore.model import OperationModel
 
-from eucadb.services.cloudwatch.errors import ApiError
+from eucadb.services import bounds
+from eucadb.services.cloudwatch.errors import ApiError, serialization
+from eucadb.services.cloudwatch.limits import MAX_DOCUMENT_DEPTH
 from eucadb.services.cloudwatch.model import SHAPE_NAMESPACE, TARGET_PREFIX, error_shape_by_code
 from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, query_error_header
 from eucadb.services.cloudwatch.shapes import from_document, to_document
@@ -33,9 +35,9 @@ class AwsJson:
 
     def decode(self, request: HttpRequest, op: OperationModel) -> dict[str, Any]:
         try:
-            doc = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise ApiError("SerializationException", "The request body is not valid JSON.") from None
+            doc = bounds.load_json(request.body, MAX_DOCUMENT_DEPTH) if request.body.strip() else {}
+        except bounds.Malformed as exc:
+            raise serialization(f"The request body is not valid JSON: {exc}.") from None
         return from_document(op.input_shape, doc) if op.input_shape is not None else {}
 
     def encode(self, op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:

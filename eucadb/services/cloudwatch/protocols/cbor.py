@@ -1,12 +1,15 @@
 """Smithy RPC v2 CBOR: POST .../service/GraniteServiceVersion20100801/operation/<Op> (boto3's default)."""
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 
 import cbor2
 from botocore.model import OperationModel
 
-from eucadb.services.cloudwatch.errors import ApiError
+from eucadb.services import bounds
+from eucadb.services.cloudwatch.errors import ApiError, serialization
+from eucadb.services.cloudwatch.limits import MAX_DOCUMENT_DEPTH
 from eucadb.services.cloudwatch.model import TARGET_PREFIX
 from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, query_error_header
 from eucadb.services.cloudwatch.protocols.awsjson import error_type
@@ -15,6 +18,27 @@ from eucadb.services.cloudwatch.shapes import from_document, to_document
 MARKER = f"/service/{TARGET_PREFIX}/operation/"
 HEADERS = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
 DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, LookupError)
+# RPC v2 CBOR carries timestamps as tag 1 and only bigInteger/bigDecimal members as tags 2-4, which
+# CloudWatch has none of. Every other tag cbor2 would interpret (regexes, MIME messages, sets, shared
+# references, bignums into ints no member holds, …) is refused before it is built.
+SEMANTIC_TAGS = (0, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 55799)
+LEAVES = (*bounds.JSON_LEAVES, bytes, datetime)
+
+
+def _refuse(*_: Any) -> NoReturn:
+    raise ValueError("only tag 1 (timestamps) is used by this protocol")
+
+
+def load(body: bytes) -> Any:
+    """The body as a document, within the protocol's bounds (depth, tags, 64-bit integers)."""
+    try:
+        doc = cbor2.loads(body, max_depth=MAX_DOCUMENT_DEPTH, strict_hashable_types=True, tag_hook=_refuse,
+                          semantic_decoders={tag: _refuse for tag in SEMANTIC_TAGS})
+    except DECODE_ERRORS as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise bounds.Malformed(f"{exc}{cause}") from None
+    bounds.check_tree(doc, MAX_DOCUMENT_DEPTH, LEAVES)
+    return doc
 
 
 class RpcV2Cbor:
@@ -31,9 +55,9 @@ class RpcV2Cbor:
 
     def decode(self, request: HttpRequest, op: OperationModel) -> dict[str, Any]:
         try:
-            doc = cbor2.loads(request.body) if request.body else {}
-        except DECODE_ERRORS:
-            raise ApiError("SerializationException", "The request body is not valid CBOR.") from None
+            doc = load(request.body) if request.body else {}
+        except bounds.Malformed as exc:
+            raise serialization(f"The request body is not valid CBOR: {exc}.") from None
         return from_document(op.input_shape, doc) if op.input_shape is not None else {}
 
     def encode(self, op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:
