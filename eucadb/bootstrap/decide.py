@@ -12,6 +12,8 @@ from eucadb.bootstrap.preconditions import unmet
 from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
 from eucadb.states import ServiceState
+from eucadb.workflow.engine import RunState
+from eucadb.workflow.launch import LAUNCH, TEARDOWN
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Idle(Action):
 
 @dataclass(frozen=True)
 class StartWorkflow(Action):
-    kind: str = "launch"
+    kind: str = LAUNCH.kind
     options: dict = field(default_factory=dict)
 
 
@@ -65,7 +67,7 @@ def decide(s: Snapshot) -> Action:
     if not s.leader:
         return _follow(s)
     if s.workflow_busy:
-        if s.run and s.run.state == "running":
+        if s.run and s.run.state == RunState.RUNNING:
             return Idle(f"{_verb(s.run.kind)}: step {s.run.step}/{s.run.total} {s.run.step_title}")
         return Idle("a workflow is running: waiting for it to record its progress")
     if not s.properties[WORKER + "configured"]:
@@ -106,40 +108,40 @@ def _unconfigured(s: Snapshot) -> Action:
     if any(st.state is not ServiceState.DISABLED for st in s.services.values()) or s.pool_address:
         return SetServices(f"disabling services: {reason}", ServiceState.DISABLED, drain=True)
     run = s.run
-    if run and run.kind == "launch" and run.state in ("running", "succeeded", "failed"):
-        return StartWorkflow(f"tearing down: {reason} (data volume kept)", "teardown", {})
-    if run and run.kind == "teardown" and run.state == "running":
+    if run and run.kind == LAUNCH.kind and run.state in (RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED):
+        return StartWorkflow(f"tearing down: {reason} (data volume kept)", TEARDOWN.kind, {})
+    if run and run.kind == TEARDOWN.kind and run.state == RunState.RUNNING:
         return StartWorkflow(f"resuming teardown at step {run.step}/{run.total} {run.step_title}: {reason}",
-                             "teardown", {})
-    if run and run.kind == "teardown" and run.state == "failed":
+                             TEARDOWN.kind, {})
+    if run and run.kind == TEARDOWN.kind and run.state == RunState.FAILED:
         if run.age < s.relaunch_after:
             return Idle(f"teardown failed: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
-        return StartWorkflow(f"retrying teardown after: {run.error}", "teardown", {})
+        return StartWorkflow(f"retrying teardown after: {run.error}", TEARDOWN.kind, {})
     return Idle(f"not configured: set {reason[:-5]}true to launch the database")
 
 
 def _lifecycle(s: Snapshot) -> Action | None:
     run = s.run
-    if run is None or run.kind != "launch":
-        return StartWorkflow("launching: no database instance yet", "launch")
-    if run.state == "running":
-        return StartWorkflow(f"resuming launch at step {run.step}/{run.total} {run.step_title}", "launch")
+    if run is None or run.kind != LAUNCH.kind:
+        return StartWorkflow("launching: no database instance yet", LAUNCH.kind)
+    if run.state == RunState.RUNNING:
+        return StartWorkflow(f"resuming launch at step {run.step}/{run.total} {run.step_title}", LAUNCH.kind)
     if run.digest != s.digest:
         return StartWorkflow("rolling: properties changed since the last launch "
-                             "(new launch template version, same data volume)", "launch")
-    if run.state != "succeeded":
+                             "(new launch template version, same data volume)", LAUNCH.kind)
+    if run.state != RunState.SUCCEEDED:
         if run.age < s.relaunch_after:
             return Idle(f"launch {run.state}: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
-        return StartWorkflow(f"retrying launch after: {run.error}", "launch")
+        return StartWorkflow(f"retrying launch after: {run.error}", LAUNCH.kind)
     if s.certificate_due:
         return StartWorkflow(f"renewing: {s.certificate_due}; new certificate, rolling the instance "
-                             "(same data volume)", "launch")
+                             "(same data volume)", LAUNCH.kind)
     if s.credentials_digest and run.credentials_digest != s.credentials_digest:
         if not run.credentials_digest:  # a run from before templates recorded it: a no-op launch tells
             return StartWorkflow(f"launching: run {run.id} did not record which database passwords its "
-                                 "launch template carries", "launch")
+                                 "launch template carries", LAUNCH.kind)
         return StartWorkflow("rotating: the database passwords changed since the last launch; new "
-                             "launch template version, rolling the instance (same data volume)", "launch")
+                             "launch template version, rolling the instance (same data volume)", LAUNCH.kind)
     return None
 
 

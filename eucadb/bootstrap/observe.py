@@ -13,7 +13,7 @@ from eucadb.errors import CloudError
 from eucadb.properties.registry import PROPERTIES, OnChange, WORKER
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names
-from eucadb.workflow.engine import history
+from eucadb.workflow.engine import RunState, history
 from eucadb.workflow.steps.launch_template import LaunchTemplateStep
 
 LAUNCH_INPUTS = (OnChange.ROLL_INSTANCE,)
@@ -40,7 +40,7 @@ def latest_run(store, deployment: str) -> RunView | None:
     options = run["options"]
     delivered = next((st["resources"].get("credentials_digest", "") for st in steps
                       if st["name"] == LaunchTemplateStep.name), "")
-    return RunView(run["run"], run["kind"], run["state"], current + 1, len(steps), title, run["error"],
+    return RunView(run["run"], run["kind"], RunState(run["state"]), current + 1, len(steps), title, run["error"],
                    options.get("digest", ""), age, delivered)
 
 

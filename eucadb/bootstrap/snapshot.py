@@ -5,13 +5,14 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from eucadb.bootstrap.services import ServiceStatus
+from eucadb.workflow.engine import RunState
 
 
 @dataclass(frozen=True)
 class RunView:
     id: int
-    kind: str
-    state: str
+    kind: str            # the workflow's kind: launch or teardown
+    state: RunState
     step: int            # 1-based position of the step running or last reached
     total: int
     step_title: str
