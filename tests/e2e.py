@@ -116,6 +116,24 @@ def sibling(cloud: Env, tmp: Path, **properties: str) -> Env:
     return env
 
 
+def module_cloud(name: str, **properties: str):
+    """A module-scoped `cloud` fixture: an embedded cloud with the local image installed (and
+    `properties` set), brought down after the module even when its set-up fails."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def cloud(tmp_path_factory):
+        env = make_env(tmp_path_factory.mktemp(name))
+        try:
+            start_cloud(env)
+            if properties:
+                env.run("property", "set", *(f"{k}={v}" for k, v in properties.items()))
+            yield env
+        finally:
+            env.run("cloud", "down", check=False)
+    return cloud
+
+
 def start_cloud(env: Env) -> Env:
     env.run("cloud", "up")
     env.image = env.run("image", "install", "--local").stdout.strip().split()[-1]

@@ -68,18 +68,6 @@ def enabled(doc) -> bool:
     return doc["ready"] and doc["database"]["endpoint"] is not None
 
 
-def serve_cloud(tmp_path_factory):
-    """Body of a module-scoped `cloud` fixture: an embedded cloud with the image, health every 1 s."""
-    from e2e import make_env, start_cloud
-    env = make_env(tmp_path_factory.mktemp("serve"))
-    try:
-        start_cloud(env)
-        env.run("property", "set", f"{W}health_interval=1")
-        yield env
-    finally:
-        env.run("cloud", "down", check=False)
-
-
 def writer_connect(env, address: str):
     app = env.app()
     deployment = current_deployment(app.store)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from e2e import sibling
+from e2e import module_cloud, sibling
 from pg import free_port
 from serving import W, Server, enabled
 from eucadb.app import App
@@ -74,11 +74,4 @@ def test_a_follower_serves_the_apis_from_the_published_endpoint(cloud, tmp_path)
         assert leader.stop() == 0
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    from e2e import make_env, start_cloud
-    env = make_env(tmp_path_factory.mktemp("follow"))
-    try:
-        yield start_cloud(env)
-    finally:
-        env.run("cloud", "down", check=False)
+cloud = module_cloud("follow")

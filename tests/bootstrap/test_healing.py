@@ -12,20 +12,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from e2e import make_env, sibling, start_cloud
+from e2e import module_cloud, sibling
 from pg import free_port
 from serving import W, MetricWriter, Server, enabled, postmaster_pid
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("heal"))
-    try:
-        yield start_cloud(env)
-    finally:
-        env.run("cloud", "down", check=False)
+cloud = module_cloud("heal")
 
 
 def replaced(server: Server, old: str, timeout: float) -> tuple[dict, float]:

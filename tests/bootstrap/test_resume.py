@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e import deployment_resources, make_env, sibling, start_cloud
+from e2e import deployment_resources, module_cloud, sibling
 from pg import free_port
 from serving import Server
 from eucadb.workflow.deployment import current_deployment
@@ -14,13 +14,7 @@ from eucadb.workflow.launch import TEARDOWN
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("resume"))
-    try:
-        yield start_cloud(env)
-    finally:
-        env.run("cloud", "down", check=False)
+cloud = module_cloud("resume")
 
 
 def test_serve_killed_inside_every_teardown_step_resumes_to_nothing_but_the_volume(cloud, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from cryptography.hazmat.primitives import serialization
 
-from e2e import make_env, sibling, start_cloud
+from e2e import module_cloud, sibling
 from serving import W, Server, count_rows, enabled, insert_rows, wait_for_partitions
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow import pki
@@ -29,15 +29,7 @@ from pg import free_port
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("serve"))
-    try:
-        start_cloud(env)
-        env.run("property", "set", f"{W}health_interval=1")
-        yield env
-    finally:
-        env.run("cloud", "down", check=False)
+cloud = module_cloud("serve", **{f"{W}health_interval": "1"})
 
 
 def test_serve_lifecycle(cloud):

@@ -19,15 +19,14 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from e2e import sibling
-from serving import Server, enabled, serve_cloud
+from e2e import module_cloud, sibling
+from serving import W, Server, enabled
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.procs import PidRecord
 from pg import free_port
 
 pytestmark = pytest.mark.slow
-W = "services.database.worker."
-cloud = pytest.fixture(scope="module")(serve_cloud)
+cloud = module_cloud("frozen", **{f"{W}health_interval": "1"})
 FREEZE_SECONDS = float(os.environ.get("EUCADB_TEST_FREEZE_SECONDS", "60"))   # as long as the judged outage
 WRITERS = 16
 PROBE_BOUND = 1.0       # the requirement for /healthz and /status

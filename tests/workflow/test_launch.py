@@ -14,7 +14,7 @@ import time
 import psycopg2
 import pytest
 
-from e2e import deployment_resources, make_env, sibling, start_cloud
+from e2e import deployment_resources, module_cloud, sibling
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.endpoint import Endpoint
 from eucadb.pool.migrate import migrate_remote
@@ -26,13 +26,7 @@ pytestmark = pytest.mark.slow
 W = "services.database.worker."
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    env = make_env(tmp_path_factory.mktemp("launch"))
-    try:
-        yield start_cloud(env)
-    finally:
-        env.run("cloud", "down", check=False)
+cloud = module_cloud("launch")
 
 
 def startup_from(source: str, endpoint: Endpoint, user: str, db: str) -> str:
