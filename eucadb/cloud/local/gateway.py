@@ -35,6 +35,7 @@ from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
 HEALTH_PATH = "/_eucadb/health"
+GATEWAY_KEY = "eucadb-gateway"  # the key of the gateway's requests to itself
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 Params = Mapping[str, str]
@@ -88,7 +89,7 @@ class Gateway:
         """A client to ourselves, for the state checks moto does not do (public API only)."""
         if self._ec2 is None:
             self._ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=self.region,
-                                     aws_access_key_id="eucadb-gateway", aws_secret_access_key="x")
+                                     aws_access_key_id=GATEWAY_KEY, aws_secret_access_key="x")
         return self._ec2
 
     # WSGI ------------------------------------------------------------------------------------
@@ -144,18 +145,7 @@ class Gateway:
         return [body]
 
     def _forward(self, environ: dict) -> tuple[str, list, bytes]:
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
-            captured.update(status=status, headers=headers)
-            return lambda data: None
-
-        chunks = self.app(environ, capture)
-        try:
-            body = b"".join(chunks)
-        finally:
-            getattr(chunks, "close", lambda: None)()
-        return captured["status"], captured["headers"], body
+        return buffered(self.app, environ)
 
     @staticmethod
     def _respond(start_response: Callable, status: str, ctype: str, body: bytes) -> list[bytes]:
@@ -176,6 +166,22 @@ class Gateway:
         except ClientError as exc:
             error = exc.response["Error"]
             raise ApiError(error.get("Code", "InvalidParameterValue"), error.get("Message", "")) from None
+
+
+def buffered(app: Callable, environ: dict) -> tuple[str, list, bytes]:
+    """Run a WSGI app to completion: (status, headers, body), so the caller can act before answering."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+        captured.update(status=status, headers=headers)
+        return lambda data: None
+
+    chunks = app(environ, capture)
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return captured["status"], captured["headers"], body
 
 
 # the actions -------------------------------------------------------------------------------------
