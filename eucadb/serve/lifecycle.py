@@ -57,7 +57,9 @@ def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: fl
             if sentence and sentence != last:
                 say(sentence)
                 last = sentence
-            if doc["ready"]:
+            # the states come from the store: after a crash they still say ENABLED until the new
+            # server's loop has looked, so ready means "and its pools point at a database"
+            if doc["ready"] and (doc.get("database") or {}).get("endpoint"):
                 return doc
         time.sleep(0.5)
     raise EucadbError(f"services not ENABLED after {deadline:.0f}s; see `eucadb status` and "
