@@ -58,16 +58,32 @@ def up_cmd(app: App) -> None:
   eucadb status                  one screen of state (add --watch)
   curl {_serve_url(app)}/status  the same as JSON; /readyz /metrics /healthz
   eucadb property list           what an admin can change
-  eucadb down                    stop the server and the embedded cloud""")
+  eucadb down                    stop the server and the embedded cloud (keeps everything)""")
 
 
 @cli.command("down")
 @click.pass_obj
 def down_cmd(app: App) -> None:
-    """Stop what `eucadb up` started: the server and the embedded cloud."""
+    """Stop what `eucadb up` started: the server and the embedded cloud. Deletes nothing: the next
+    `eucadb up` resumes the same deployment (use `eucadb destroy` to remove it)."""
     from eucadb.serve.lifecycle import down
     stopped = down(app)
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@cli.command("destroy")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.pass_obj
+def destroy_cmd(app: App, yes: bool) -> None:
+    """Remove the deployment and the embedded cloud: the database instance, its data volume (the
+    data is lost), every cloud resource, and the embedded cloud's data directory."""
+    from eucadb.cloud.local.layout import Layout
+    from eucadb.serve.lifecycle import destroy
+    if not yes:
+        click.confirm(f"destroy the deployment, its data volume and the embedded cloud in "
+                      f"{Layout.from_config(app.config).data_dir}? The data is lost", abort=True)
+    removed = destroy(app, say=lambda m: click.echo(f"destroy: {m}", err=True))
+    click.echo("removed: " + (", ".join(removed) if removed else "nothing was there"))
 
 
 def _serve_url(app: App) -> str:

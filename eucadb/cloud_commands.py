@@ -35,7 +35,8 @@ def cloud_up(app: App, output: str) -> None:
 @cloud_group.command("down")
 @click.pass_obj
 def cloud_down(app: App) -> None:
-    """Stop every process `cloud up` started and every realized instance; forget the cloud's data."""
+    """Stop every process `cloud up` started and every realized instance; keep all data and state
+    (the next `cloud up` resumes the same cloud; `eucadb destroy` removes it)."""
     from eucadb.cloud.local.control import down
     stopped = down(app.config)
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -53,6 +54,10 @@ def cloud_status_cmd(app: App, output: str) -> None:
         return
     click.echo(f"cloud:     {status['state']}  endpoint {status['endpoint'] or '-'}  region {status['region']}")
     click.echo(f"data dir:  {status['data_dir']}")
+    saved = status["control_plane"]
+    click.echo(f"state:     {saved['path']}" + (f"  {saved['size']} bytes, written {saved['written']}"
+                                                 if saved["size"] is not None else "")
+               + (f"  ({saved['problem']})" if saved["problem"] else ""))
     sections = [("daemons", ["name", "pid", "running", "log"]),
                 ("zones", ["zone", "subnet", "cidr"]),
                 ("instances", ["id", "state", "ip", "zone", "image", "group", "pid", "process"]),

@@ -2,7 +2,9 @@
 
 `up` starts the embedded cloud, installs the local image, sets the properties, starts `eucadb serve`
 in the background and follows its progress until the services are ENABLED. `down` stops exactly what
-`up` started: the server (by its pid record) and the embedded cloud.
+`up` started: the server (by its pid record) and the embedded cloud — and deletes nothing, so the
+next `up` resumes the same deployment (same instance, volume, data). `destroy` is the one that
+deletes: the deployment's cloud resources, then the embedded cloud and its data directory.
 """
 from __future__ import annotations
 
@@ -55,7 +57,9 @@ def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: fl
             if sentence and sentence != last:
                 say(sentence)
                 last = sentence
-            if doc["ready"]:
+            # the states come from the store: after a crash they still say ENABLED until the new
+            # server's loop has looked, so ready means "and its pools point at a database"
+            if doc["ready"] and (doc.get("database") or {}).get("endpoint"):
                 return doc
         time.sleep(0.5)
     raise EucadbError(f"services not ENABLED after {deadline:.0f}s; see `eucadb status` and "
@@ -74,7 +78,7 @@ def up(app: App, say: Callable[[str], None], deadline: float = READY_DEADLINE) -
     return follow(app, record, say, deadline)
 
 
-def down(app: App) -> list[str]:
+def stop_server(app: App) -> list[str]:
     stopped = []
     path = serve_record_path(app)
     record = PidRecord.load(path)
@@ -82,4 +86,27 @@ def down(app: App) -> list[str]:
         stop(record, timeout=30)
         stopped.append(f"serve (pid {record.pid})")
     path.unlink(missing_ok=True)
-    return stopped + control.down(app.config)
+    return stopped
+
+
+def down(app: App) -> list[str]:
+    return stop_server(app) + control.down(app.config)
+
+
+def destroy(app: App, say: Callable[[str], None]) -> list[str]:
+    """Stop serve; tear the deployment down (its volume too) if its cloud answers; stop the
+    embedded cloud and remove it with its data directory. Returns what was removed or stopped."""
+    from eucadb.cloud.local.layout import Layout
+    from eucadb.workflow.commands import run_by_hand
+    from eucadb.workflow.launch import TEARDOWN
+    done = stop_server(app)
+    embedded = control.is_embedded(app.config)
+    if embedded or (app.config["cloud.endpoint_url"] and not control.is_local_endpoint(app.config)):
+        say("tearing the deployment down (instance, group, template, volume, role, secret, certificate)")
+        run_by_hand(app, TEARDOWN, {"delete_volume": True})
+        done.append("the deployment's cloud resources and data volume")
+    else:
+        say("the embedded cloud is not running: its resources go with its data directory")
+    done += control.down(app.config)
+    done += [str(path) for path in Layout.from_config(app.config).remove_all()]
+    return done

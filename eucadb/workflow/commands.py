@@ -52,7 +52,9 @@ def show_cmd(app, run_id: int | None, output: str) -> None:
     emit(rows, "table", ["step", "state", "attempts", "seconds", "resources", "error"])
 
 
-def _run(app, workflow, options) -> None:
+def run_by_hand(app, workflow, options) -> None:
+    """Run a workflow under the leader lease (a running serve holds it: then refuse); progress on
+    stderr. UserError unless it succeeded."""
     app.clients.require()
     # no loop renews this lease: it is renewed as each step starts, and outlasts the longest step
     lease = LeaderLease(app.store, ttl=max(app.config["lease.ttl"] * 20, DB_DEADLINE + 120))
@@ -79,7 +81,7 @@ def _run(app, workflow, options) -> None:
 @click.pass_obj
 def launch_cmd(app) -> None:
     """Run (or resume) the launch workflow until the database accepts TLS connections."""
-    _run(app, LAUNCH, {})
+    run_by_hand(app, LAUNCH, {})
 
 
 @workflow_group.command("teardown")
@@ -87,7 +89,7 @@ def launch_cmd(app) -> None:
 @click.pass_obj
 def teardown_cmd(app, delete_volume: bool) -> None:
     """Remove every cloud resource of the deployment; the data volume is kept unless asked."""
-    _run(app, TEARDOWN, {"delete_volume": delete_volume})
+    run_by_hand(app, TEARDOWN, {"delete_volume": delete_volume})
 
 
 @workflow_group.command("rotate-passwords")

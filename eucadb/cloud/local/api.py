@@ -1,7 +1,8 @@
 """The embedded cloud's API server process: moto (all services) behind the data-plane gateway.
 
-Run in the foreground by the hidden `eucadb cloud api` command, which `eucadb cloud up` starts in
-the background. State is in memory: it lives as long as this process (see `eucadb cloud down`).
+Started in the background by `eucadb cloud up`. The control plane is moto's memory, saved after
+every change to `<cloud.data_dir>/state/` and loaded here before the first request is served
+(state.py, durable.py): stopping or killing this process loses nothing.
 """
 from __future__ import annotations
 
@@ -12,21 +13,28 @@ from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequ
 from werkzeug.serving import make_server
 
 from eucadb.cloud.local import moto_fixes
+from eucadb.cloud.local.durable import Durable
 from eucadb.cloud.local.gateway import Gateway
 from eucadb.cloud.local.layout import Layout
+from eucadb.cloud.local.state import Store, state_path
 from eucadb.config import Config
 
 log = logging.getLogger(__name__)
 
 
 def serve(config: Config, host: str, port: int) -> None:
-    """Serve until killed (SIGTERM's default action is fine: there is nothing to flush)."""
+    """Serve until killed (SIGTERM's default action is fine: every change is on disk once answered).
+    A state file that cannot be loaded raises StateError before anything listens."""
     moto_fixes.apply()
     layout = Layout.from_config(config)
     layout.ensure()
+    store = Store(state_path(layout.data_dir))
+    restored = store.load()
+    log.info("control-plane state %s: %s", store.path,
+             f"{restored} backends restored" if restored else "none yet, starting empty")
     endpoint = f"http://{host}:{port}"
-    app = Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
-                  config["cloud.region"], config["cloud.stop_timeout"])
+    app = Durable(Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
+                          config["cloud.region"], config["cloud.stop_timeout"]), store)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("embedded cloud API listening on %s", endpoint)
     server.serve_forever()

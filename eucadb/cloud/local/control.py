@@ -1,9 +1,11 @@
 """`eucadb cloud up | down | status`: start, stop and describe the embedded cloud's processes.
 
-Two daemons, each with a pid record under $EUCADB_HOME/cloud/: the API server (moto + gateway) on a
-free 127.0.0.1 port, and the realizer. `up` reuses whichever is already running and ours; `down`
-stops only the processes recorded there (daemons, then every realized instance) and forgets the
-cloud's data, whose ids died with the in-memory moto state.
+Two daemons, each with a pid record under $EUCADB_HOME/cloud/: the API server (moto + gateway) on
+127.0.0.1 (the port it had before, when that is free), and the realizer. `up` reuses whichever is
+already running and ours, and resumes the saved control plane (state.py); `down` stops only the
+processes recorded there (daemons, then every realized instance) and keeps everything else —
+state, volumes, snapshots, images, instance roots — so the next `up` resumes the same cloud.
+Only `destroy` removes the cloud and its data.
 """
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from eucadb.cloud.client import CloudClients
-from eucadb.cloud.local import instances
+from eucadb.cloud.local import instances, state
+from eucadb.cloud.local.daemon import STATE_EXIT
 from eucadb.cloud.local.gateway import HEALTH_PATH
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.network import Network, ensure_network
@@ -33,10 +37,29 @@ CREDENTIALS = {"cloud.access_key_id": "eucadb-local", "cloud.secret_access_key":
 DAEMON_STOP_TIMEOUT = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def _free_port(preferred: int | None = None) -> int:
+    """`preferred` if it can be bound now, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise CloudError(f"no free port on {HOST}")
+
+
+def _last_port(layout: Layout) -> int | None:
+    try:
+        return int(layout.api_portfile.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    return lines[-1].removeprefix("error: ") if lines else ""
 
 
 def _healthy(endpoint: str, layout: Layout) -> bool:
@@ -48,11 +71,10 @@ def _healthy(endpoint: str, layout: Layout) -> bool:
         return False
 
 
-def _daemon(config: Config, layout: Layout, name: str, *args: str) -> PidRecord:
+def _daemon(config: Config, layout: Layout, name: str, *args: str) -> tuple[subprocess.Popen, PidRecord]:
     argv = [sys.executable, "-m", "eucadb.cloud.local.daemon", "--config", str(config.path), name, *args]
-    _, record = spawn(argv, log_path=layout.log(name), env=dict(os.environ), cwd=layout.cloud_dir,
-                      info={"argv": argv[3:]})
-    return record
+    return spawn(argv, log_path=layout.log(name), env=dict(os.environ), cwd=layout.cloud_dir,
+                 info={"argv": argv[3:]})
 
 
 def _running(pidfile: Path) -> PidRecord | None:
@@ -61,16 +83,22 @@ def _running(pidfile: Path) -> PidRecord | None:
 
 
 def _start_api(config: Config, layout: Layout) -> str:
-    """Start the API server on a free port; on a lost port race, try another one."""
+    """Start the API server, on its previous port when free (a serve started before a crash of the
+    API keeps working); on a lost port race, try another one."""
+    preferred = _last_port(layout)
     for _ in range(3):
-        port = _free_port()
+        port = _free_port(preferred)
+        preferred = None
         endpoint = f"http://{HOST}:{port}"
         update_file(config, {"cloud.endpoint_url": endpoint, **CREDENTIALS})
-        record = _daemon(load(config.path), layout, "api", "--host", HOST, "--port", str(port))
+        proc, record = _daemon(load(config.path), layout, "api", "--host", HOST, "--port", str(port))
         record = PidRecord(record.pid, record.start_time, info={"endpoint": endpoint})
         record.save(layout.api_pidfile)
+        layout.api_portfile.write_text(f"{port}\n")
 
         def ready() -> None:
+            if proc.poll() == STATE_EXIT:  # its state file is unusable: another port will not help
+                raise state.StateError(_last_line(layout.log("api")))
             if not record.alive():
                 raise CloudError(f"the API server exited; see {layout.log('api')}")
             if not _healthy(endpoint, layout):
@@ -80,6 +108,8 @@ def _start_api(config: Config, layout: Layout) -> str:
             Retry(deadline=30, initial_delay=0.05, max_delay=0.5, retry_on=(TimeoutError,)).call(
                 ready, "embedded cloud API start")
             return endpoint
+        except state.StateError:
+            raise
         except CloudError:
             continue
         except RetryTimeout:
@@ -93,6 +123,9 @@ def up(config: Config) -> tuple[Config, Network]:
     layout = Layout.from_config(config)
     layout.ensure()
     layout.check_traversable()
+    path = state.state_path(layout.data_dir)
+    if path.exists():  # said here, in one line, before anything starts (the API checks it again)
+        state.verify(path)
     api = _running(layout.api_pidfile)
     endpoint = (api.info or {}).get("endpoint", "") if api else ""
     realizer = _running(layout.realizer_pidfile)
@@ -110,7 +143,7 @@ def up(config: Config) -> tuple[Config, Network]:
                         f"unset EUCADB_CLOUD_ENDPOINT_URL to use the embedded cloud at {endpoint}")
     network = ensure_network(CloudClients(config), config["cloud.vpc_cidr"], config["cloud.zones"])
     if realizer is None:
-        _daemon(config, layout, "realizer").save(layout.realizer_pidfile)
+        _daemon(config, layout, "realizer")[1].save(layout.realizer_pidfile)
     return config, network
 
 
@@ -120,8 +153,15 @@ def is_embedded(config: Config) -> bool:
     return api is not None and (api.info or {}).get("endpoint") == config["cloud.endpoint_url"]
 
 
+def is_local_endpoint(config: Config) -> bool:
+    """Does the configured endpoint look like an embedded cloud (running or not)?"""
+    return bool(config["cloud.endpoint_url"]) and config["cloud.endpoint_url"].startswith(f"http://{HOST}:")
+
+
 def down(config: Config) -> list[str]:
-    """Stop what `up` started (by pid record only), then every realized instance. Returns what stopped."""
+    """Stop what `up` started (by pid record only), then every realized instance's processes — like a
+    host shutting down: the cloud still says `running`, and the next `up` boots them again. Deletes
+    nothing. Returns what stopped."""
     layout = Layout.from_config(config)
     stopped = []
     for name, pidfile in (("realizer", layout.realizer_pidfile), ("api", layout.api_pidfile)):
@@ -135,10 +175,9 @@ def down(config: Config) -> list[str]:
                 if record.members():
                     stopped.append(f"{instance_id} (pid {record.pid})")
                 instances.halt(layout, instance_id, config["cloud.stop_timeout"])
-    layout.wipe_data()
     for lock in (layout.cloud_dir / "instances").glob("*.lock"):  # nothing can hold them any more
         lock.unlink()
-    if config["cloud.endpoint_url"] and config["cloud.endpoint_url"].startswith(f"http://{HOST}:"):
+    if is_local_endpoint(config):
         update_file(config, {"cloud.endpoint_url": None, "cloud.access_key_id": None,
                              "cloud.secret_access_key": None})
     return stopped

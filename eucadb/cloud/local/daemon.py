@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from eucadb.config import load
 from eucadb.logs import configure_logging
+
+
+STATE_EXIT = 3  # the API's exit status when its state file cannot be loaded
 
 
 def run_realizer(config) -> None:
@@ -37,7 +41,12 @@ def main(argv: list[str] | None = None) -> None:
                       f"%(asctime)s %(levelname)s {args.name}[%(process)d] %(name)s: %(message)s")
     if args.name == "api":
         from eucadb.cloud.local.api import serve
-        serve(config, args.host, args.port)
+        from eucadb.cloud.local.state import StateError
+        try:
+            serve(config, args.host, args.port)
+        except StateError as exc:  # `cloud up` shows this line (see control.STATE_EXIT)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(STATE_EXIT)
     else:
         run_realizer(config)
 

@@ -39,6 +39,7 @@ from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
 HEALTH_PATH = "/_eucadb/health"
+GATEWAY_KEY = "eucadb-gateway"  # the key of the gateway's requests to itself
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 Params = Mapping[str, str]
@@ -97,7 +98,7 @@ class Gateway:
             if service not in self._clients:
                 self._clients[service] = boto3.session.Session().client(
                     service, endpoint_url=self.endpoint, region_name=self.region,
-                    aws_access_key_id="eucadb-gateway", aws_secret_access_key="x")
+                    aws_access_key_id=GATEWAY_KEY, aws_secret_access_key="x")
             return self._clients[service]
 
     @property
@@ -163,18 +164,7 @@ class Gateway:
         return [body]
 
     def _forward(self, environ: dict) -> tuple[str, list, bytes]:
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
-            captured.update(status=status, headers=headers)
-            return lambda data: None
-
-        chunks = self.app(environ, capture)
-        try:
-            body = b"".join(chunks)
-        finally:
-            getattr(chunks, "close", lambda: None)()
-        return captured["status"], captured["headers"], body
+        return buffered(self.app, environ)
 
     @staticmethod
     def _respond(start_response: Callable, status: str, ctype: str, body: bytes) -> list[bytes]:
@@ -195,6 +185,22 @@ class Gateway:
         except ClientError as exc:
             error = exc.response["Error"]
             raise ApiError(error.get("Code", "InvalidParameterValue"), error.get("Message", "")) from None
+
+
+def buffered(app: Callable, environ: dict) -> tuple[str, list, bytes]:
+    """Run a WSGI app to completion: (status, headers, body), so the caller can act before answering."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+        captured.update(status=status, headers=headers)
+        return lambda data: None
+
+    chunks = app(environ, capture)
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return captured["status"], captured["headers"], body
 
 
 # the actions -------------------------------------------------------------------------------------

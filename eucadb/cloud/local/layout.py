@@ -18,6 +18,9 @@ from eucadb.config import Config
 from eucadb.errors import UserError
 
 
+PRIVATE = ("snapshots", "state")  # data-plane directories the instance user must not read
+
+
 @dataclass(frozen=True)
 class InstanceUser:
     """The unprivileged identity realized instances run as (None fields: run as ourselves)."""
@@ -61,6 +64,11 @@ class Layout:
         return self.cloud_dir / "api.pid"
 
     @property
+    def api_portfile(self) -> Path:
+        """The API's last port, kept across `down`: clients configured before a restart still reach it."""
+        return self.cloud_dir / "api.port"
+
+    @property
     def realizer_pidfile(self) -> Path:
         return self.cloud_dir / "realizer.pid"
 
@@ -92,8 +100,13 @@ class Layout:
 
     @property
     def s3_dir(self) -> Path:
-        """The embedded S3's buckets (s3_store.py); not keyed by moto ids, so `wipe_data` keeps it."""
+        """The embedded S3's buckets (s3_store.py): kept by `down`, removed only by `destroy`."""
         return self.data_dir / "s3"
+
+    @property
+    def state_dir(self) -> Path:
+        """The control plane's saved state (state.py): secrets included, so root-only."""
+        return self.data_dir / "state"
 
     @property
     def runtimes_dir(self) -> Path:
@@ -106,9 +119,9 @@ class Layout:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o755)
         for path in (self.data_dir / "instances", self.data_dir / "volumes", self.data_dir / "snapshots",
-                     self.data_dir / "images", self.runtimes_dir):
+                     self.data_dir / "images", self.state_dir, self.runtimes_dir):
             path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, 0o700 if path.name == "snapshots" else 0o755)
+            os.chmod(path, 0o700 if path.name in PRIVATE else 0o755)
 
     def check_traversable(self) -> None:
         """Fail early, naming the directory, when the instance user could not reach its instances
@@ -131,8 +144,12 @@ class Layout:
         self.user.chown(path)
         return path
 
-    def wipe_data(self) -> None:
-        """Forget instance roots, volumes, snapshots and images (their ids died with the moto server).
-        The runtime cache is kept: it is expensive to build and keyed by content, not by cloud ids."""
-        for sub in ("instances", "volumes", "snapshots", "images"):
-            shutil.rmtree(self.data_dir / sub, ignore_errors=True)
+    def remove_all(self) -> list[Path]:
+        """`eucadb destroy`: the data directory (state, volumes, snapshots, images, instance roots,
+        runtimes) and the control-plane directory. Returns what existed and was removed."""
+        removed = []
+        for path in (self.data_dir, self.cloud_dir):  # the same directory when not root
+            if path.exists():
+                shutil.rmtree(path)
+                removed.append(path)
+        return removed

@@ -4,7 +4,9 @@ It polls the cloud like an operator's tooling would (moto applies ASG replacemen
 groups are described), then for each instance decides one of: boot, adopt (after our own restart, by
 pid file), keep, halt (stopped), destroy (terminated). Each realized instance gets its metadata
 service on <private ip>:<metadata port> before its boot program starts. A boot program that exits by
-itself is not restarted: a VM whose process died is still a running VM.
+itself is not restarted while this realizer runs: a VM whose process died is still a running VM. A
+`running` instance with no live process when the realizer starts (after `eucadb down` or a host
+reboot: the control plane survives both) is booted again, like a VM when its host comes back.
 
 Each poll ends with the groups' EC2 health check, which moto does not run: a group member that is not
 running past its grace period is marked Unhealthy through the API, and the group replaces it.
@@ -183,10 +185,11 @@ class Realizer:
         try:
             record = PidRecord.load(self.layout.instance_pidfile(instance_id))
             proc = None
-            if record is not None and (record.info or {}).get("launch") == view.launched:
-                log.info("adopted %s (pid %d, %s)", instance_id, record.pid,
-                         "running" if record.members() else "exited")
+            if record is not None and (record.info or {}).get("launch") == view.launched and record.members():
+                log.info("adopted %s (pid %d)", instance_id, record.pid)
             else:
+                if record is not None:  # the host stopped (`eucadb down`, a reboot): boot it again
+                    log.info("%s is running with no live process: booting it again", instance_id)
                 disks.prepare_root(self.layout, instance_id)
                 # add-only: volumes attached at launch (template block devices). Attach/detach
                 # through the API are plugged synchronously by the gateway

@@ -1,10 +1,12 @@
-"""What `eucadb cloud status` shows: daemons, endpoint, zones, instances (with realized pids),
-volumes and snapshots. Read-only; works (showing "down") when the cloud is not running."""
+"""What `eucadb cloud status` shows: daemons, endpoint, where the control-plane state lives (size,
+last written), zones, instances (with realized pids), volumes and snapshots. Read-only; works
+(showing "down") when the cloud is not running."""
 from __future__ import annotations
 
 from typing import Any
 
 from eucadb.cloud.client import CloudClients
+from eucadb.cloud.local import state
 from eucadb.cloud.local.control import daemons
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.network import VPC_TAG
@@ -28,6 +30,7 @@ def cloud_status(config: Config) -> dict[str, Any]:
     procs = daemons(layout)
     result: dict[str, Any] = {"endpoint": config["cloud.endpoint_url"], "region": config["cloud.region"],
                               "data_dir": str(layout.data_dir), "daemons": procs, "state": "down",
+                              "control_plane": state.describe(state.state_path(layout.data_dir)),
                               "zones": [], "instances": [], "volumes": [], "snapshots": []}
     if not all(d["running"] for d in procs) or not config["cloud.endpoint_url"]:
         return result
