@@ -28,7 +28,7 @@ from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.states import ServiceState
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
-from eucadb.pool.manager import PoolManager, PoolSettings, RemoteTarget
+from eucadb.pool.manager import ClusterFacts, PoolManager, PoolSettings, RemoteTarget
 from eucadb.pool.migrate import migrate_remote
 from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
@@ -75,6 +75,7 @@ class Bootstrapper:
         self._lock = threading.Lock()
         self.last_sentence = "starting"
         self.last_snapshot: Snapshot | None = None
+        self.cluster: ClusterFacts | None = None   # the database the pools point at (status shows it)
         self.cycle_seconds = 0.0
         self.cycles = 0
         self._scheduler: BackgroundScheduler | None = None
@@ -243,6 +244,7 @@ class Bootstrapper:
             self._last_health_error = str(exc)
             return f"pools not swapped to {action.address}: {exc}"
         self._failures, self._last_health_error, self._proven = 0, "", True
+        self.cluster = self.pools.cluster()
         self._last_health = time.monotonic()
         if s.leader:
             publish(self.app.store, deployment, action.address, self.lease.token or 0, self.lease.check)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
@@ -65,6 +66,22 @@ class RemoteTarget:
     endpoint: Endpoint
     settings: PoolSettings
     settings_digest: str
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    initialised_at: datetime
+    started_at: datetime
+
+    @property
+    def resumed(self) -> bool:
+        """Started well after initdb: the data came from a kept volume (a first boot starts its server
+        seconds after initdb; the gap is a heuristic for display, the identity is initialised_at)."""
+        return (self.started_at - self.initialised_at).total_seconds() > 30
+
+    def as_dict(self) -> dict:
+        return {"initialised_at": self.initialised_at.isoformat(), "started_at": self.started_at.isoformat(),
+                "resumed_from_kept_volume": self.resumed}
 
 
 class ReadOnlyServer(DatabaseError):
@@ -218,6 +235,19 @@ class PoolManager:
             except BaseException:
                 session.rollback()
                 raise
+
+    def cluster(self) -> "ClusterFacts | None":
+        """When the remote cluster was initialised (initdb) and when its server started, or None.
+
+        Its system identifier's high 32 bits are the initdb time: a cluster much older than its
+        server's start is a database resumed from a kept volume, not a fresh one."""
+        try:
+            with self.session(REMOTE[0].name) as s:
+                born, started = s.execute(text("SELECT system_identifier >> 32, pg_postmaster_start_time() "
+                                               "FROM pg_control_system()")).one()
+        except (SQLAlchemyError, ServiceUnavailable):
+            return None
+        return ClusterFacts(datetime.fromtimestamp(born, timezone.utc), started.astimezone(timezone.utc))
 
     def stats(self) -> dict[str, dict]:
         with self._lock:

@@ -80,6 +80,11 @@ def print_status(doc: dict) -> None:
     if db.get("endpoint"):
         health = "healthy" if db["healthy"] else f"unhealthy ({db['failed_checks']} checks): {db['error']}"
         click.echo(f"database:  {db['endpoint']} ({db['dns_name']}) {health}")
+        cluster = db.get("cluster")
+        if cluster:
+            how = "resumed from its kept volume" if cluster["resumed_from_kept_volume"] else "a new cluster"
+            click.echo(f"cluster:   initialised {cluster['initialised_at'][:19]}Z, server up since "
+                       f"{cluster['started_at'][:19]}Z: {how}")
     for ctx, stats in (doc.get("pools") or {}).items():
         click.echo(f"pool:      {ctx:<19} {stats['checked_out']} in use / {stats['size']} size")
     run = doc.get("workflow")

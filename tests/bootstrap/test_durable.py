@@ -128,10 +128,15 @@ def test_nothing_is_lost_to_down_a_crash_or_a_reboot_and_destroy_removes_everyth
         assert len(before["instances"]) == len(before["groups"]) == len(before["images"]) == 1
         assert before["states"] == ["running"]
         volume = next(v for v in cloud_status(env)["volumes"] if v["device"] == "/dev/sdf")["id"]
+        cluster = json.loads(env.run("status", "-o", "json").stdout)["database"]["cluster"]
 
-        def same_deployment(phase: str) -> None:
+        def same_deployment(phase: str, rebooted: bool = True) -> None:
             after = resources(env)
             assert after == before, f"after {phase}"
+            now = json.loads(env.run("status", "-o", "json").stdout)["database"]["cluster"]
+            assert now["initialised_at"] == cluster["initialised_at"], f"a new cluster after {phase}"
+            if rebooted:   # the instance came back on its kept volume: the same cluster, a new server
+                assert now["started_at"] > cluster["started_at"] and now["resumed_from_kept_volume"], now
             usage.check()
             usage.write(phase)
 
@@ -144,7 +149,7 @@ def test_nothing_is_lost_to_down_a_crash_or_a_reboot_and_destroy_removes_everyth
         kill(api["pid"])
         env.run("cloud", "up")
         wait_ready(port)
-        same_deployment("api-crash")
+        same_deployment("api-crash", rebooted=False)
 
         assert len(kill_everything(env)) >= 4
         env.run("up")

@@ -187,3 +187,17 @@ def test_a_session_open_across_a_swap_finishes_on_the_old_server_then_its_connec
                    f"the connection returned after the swap (backend {pid}) closed on the old server")
     finally:
         gc.enable()
+
+
+def test_cluster_facts_tell_a_fresh_cluster_from_a_resumed_one(pools, primary, server_pki):
+    from datetime import datetime, timedelta, timezone
+
+    from eucadb.pool.manager import ClusterFacts
+    assert pools.cluster() is None                       # no pools, no facts
+    pools.swap(target(primary, server_pki), LOGINS)
+    facts = pools.cluster()
+    assert facts is not None and facts.initialised_at <= facts.started_at <= datetime.now(timezone.utc)
+    assert datetime.now(timezone.utc) - facts.initialised_at < timedelta(hours=1)   # this session's initdb
+    born = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert not ClusterFacts(born, born + timedelta(seconds=5)).resumed
+    assert ClusterFacts(born, born + timedelta(days=2)).resumed
