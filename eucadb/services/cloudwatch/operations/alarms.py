@@ -28,6 +28,8 @@ DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActio
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
                      "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile")
 TREAT_MISSING = ("missing", "ignore", "breaching", "notBreaching")
+# HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
+HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
 
 def _validate_alarm(p: dict) -> dict:
@@ -79,7 +81,7 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
             # this parameter are ignored" (model, PutMetricAlarmInput.Tags)
             tags.put(s, cw.account, "alarm", name, new_tags)
         history.stage(s, cw.account, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
-                      {"version": "1.0", "type": verb.capitalize(), verb + "Alarm": definition})
+                      {"version": "1.0", "type": HISTORY_TYPES[verb], verb + "Alarm": definition})
     history.deliver_soon(cw.pools)
     return {}
 

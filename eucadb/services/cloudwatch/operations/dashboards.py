@@ -9,6 +9,7 @@ InvalidParameterValue outside PutDashboard.
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -45,20 +46,22 @@ def put_dashboard(cw: CloudWatch, p: dict) -> dict:
     new_tags = tags.check(p.get("Tags", []))
     findings = dashboard_body.validate(body)
     if findings.errors:
-        raise _input_error("The dashboard body is invalid, there are "
-                           f"{len(findings.errors)} validation errors: "
-                           + "; ".join(f"{m['DataPath'] or '(body)'}: {m['Message']}" for m in findings.errors[:10]),
-                           findings.errors + findings.warnings)
+        # worded as AWS words it: the count, then the errors as a JSON list (on one line here)
+        listed = json.dumps([{"dataPath": m["DataPath"], "message": m["Message"]} for m in findings.errors[:10]])
+        raise _input_error(f"The dashboard body is invalid, there are {len(findings.errors)} validation errors: "
+                           f"{listed}", findings.errors + findings.warnings)
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
         row = s.get(Dashboard, (cw.account, name))
-        if row is None:
+        fresh = row is None
+        if fresh:
             row = Dashboard(account=cw.account, name=name)
             s.add(row)
+        row.body, row.size, row.updated_at = body, len(body.encode("utf-8")), now
+        if fresh:
             # "If you specify Tags when updating an existing dashboard, the tag updates are ignored"
             # (model, PutDashboardInput.Tags)
             tags.put(s, cw.account, "dashboard", name, new_tags)
-        row.body, row.size, row.updated_at = body, len(body.encode("utf-8")), now
     return {"DashboardValidationMessages": findings.warnings}
 
 
