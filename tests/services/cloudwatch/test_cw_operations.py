@@ -290,3 +290,21 @@ def test_an_operation_not_served_answers_as_aws_does_for_an_unknown_action(endpo
     assert error(err) == (code, 400)
     if protocol == "query":
         assert err.value.response["Error"]["Message"] == "The action ListMetricStreams is not valid for this web service."
+
+
+@pytest.mark.parametrize("region,partition", [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),
+                                              ("eu-west-1", "aws")])
+def test_arns_take_the_partition_of_the_region(endpoint, monkeypatch, region, partition):
+    """The partition of an ARN follows the region (AWS partitions: aws-cn for the China regions,
+    aws-us-gov for GovCloud, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html)."""
+    monkeypatch.setattr(endpoint.service, "region", region)
+    cw = endpoint.client("json")
+    name = f"partition-{region}"
+    alarm(cw, name, Namespace="Partition", Tags=[{"Key": "p", "Value": partition}])
+    arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
+    assert arn == f"arn:{partition}:cloudwatch:{region}:{ACCOUNT}:alarm:{name}"
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "p", "Value": partition}]
+    cw.put_dashboard(DashboardName=name, DashboardBody=BODY)
+    assert cw.get_dashboard(DashboardName=name)["DashboardArn"] == f"arn:{partition}:cloudwatch::{ACCOUNT}:dashboard/{name}"
+    cw.delete_dashboards(DashboardNames=[name])
+    cw.delete_alarms(AlarmNames=[name])
