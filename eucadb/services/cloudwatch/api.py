@@ -12,15 +12,11 @@ import zlib
 from typing import Callable, Iterable
 from urllib.parse import quote
 
-import psycopg2
-from sqlalchemy.exc import SQLAlchemyError
-
-from eucadb.errors import DatabaseError, ServiceUnavailable
 from eucadb.services.cloudwatch import limits, sigv4
-from eucadb.services.cloudwatch.errors import ApiError, unavailable
+from eucadb.services.cloudwatch.errors import STORAGE_ERRORS, ApiError, unavailable
 from eucadb.services.cloudwatch.model import operation
 from eucadb.services.cloudwatch.operations import OPERATIONS
-from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, WireProtocol, detect
+from eucadb.services.cloudwatch.protocols import REQUEST_ID_HEADER, HttpRequest, HttpResponse, WireProtocol, detect
 from eucadb.services.cloudwatch.service import CloudWatch
 
 log = logging.getLogger(__name__)
@@ -76,7 +72,7 @@ class CloudWatchApi:
             response = self.handle(protocol, request, request_id)
         except ApiError as err:
             response = protocol.error(err, request_id)
-        except (ServiceUnavailable, DatabaseError, SQLAlchemyError, psycopg2.Error) as exc:
+        except STORAGE_ERRORS as exc:
             log.warning("cloudwatch storage unavailable: %s", exc)
             response = protocol.error(unavailable("The service is temporarily unavailable; retry later."),
                                       request_id)
@@ -84,16 +80,17 @@ class CloudWatchApi:
             log.exception("cloudwatch request %s failed", request_id)
             response = protocol.error(ApiError("InternalFailure", "The request processing has failed "
                                                "because of an unknown error.", 500, sender=False), request_id)
-        return self._respond(response, start_response)
+        return self._respond(response, start_response, request_id)
 
     def unavailable(self, environ: dict, start_response: Callable, message: str) -> Iterable[bytes]:
         """503 ServiceUnavailable in the client's own protocol without doing any work (load shedding)."""
         protocol = detect(read_request(environ, self.mount))
-        return self._respond(protocol.error(unavailable(message), str(uuid.uuid4())), start_response)
+        request_id = str(uuid.uuid4())
+        return self._respond(protocol.error(unavailable(message), request_id), start_response, request_id)
 
     @staticmethod
-    def _respond(response: HttpResponse, start_response: Callable) -> list[bytes]:
-        headers = [*response.headers, ("Content-Length", str(len(response.body)))]
+    def _respond(response: HttpResponse, start_response: Callable, request_id: str) -> list[bytes]:
+        headers = [*response.headers, (REQUEST_ID_HEADER, request_id), ("Content-Length", str(len(response.body)))]
         start_response(f"{response.status} {REASONS.get(response.status, 'Error')}", headers)
         return [response.body]
 
@@ -109,7 +106,7 @@ class CloudWatchApi:
         name = protocol.operation_name(request)
         handler = OPERATIONS.get(name)
         if handler is None:
-            raise ApiError("InvalidAction", f"The action {name[:100]} is not valid for this web service.")
+            raise protocol.unknown_operation(name)
         op = operation(name)
         result = handler(self.service, protocol.decode(request, op))
         return protocol.encode(op, result, request_id)

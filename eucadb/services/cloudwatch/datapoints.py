@@ -79,12 +79,13 @@ def copy_rows(pools, rows: Sequence[Row]) -> None:
 _WHERE = "series_id = :sid AND ts >= :start AND ts < :end AND (CAST(:unit AS text) IS NULL OR unit = :unit)"
 _BUCKET = "floor(extract(epoch FROM ts) / :period)::bigint"
 
+# Per period and unit: GetMetricStatistics without Unit answers one datapoint per unit stored.
 AGGREGATE_SQL = text(f"""
-    SELECT {_BUCKET} AS b, sum(sample_count), sum(sum), min(minimum), max(maximum), min(unit)
-    FROM metric_datapoints WHERE {_WHERE} GROUP BY b ORDER BY b""")
+    SELECT {_BUCKET} AS b, unit, sum(sample_count), sum(sum), min(minimum), max(maximum)
+    FROM metric_datapoints WHERE {_WHERE} GROUP BY b, unit ORDER BY b, unit""")
 
 SAMPLES_SQL = text(f"""
-    SELECT {_BUCKET} AS b, samples, sample_counts
+    SELECT {_BUCKET} AS b, unit, samples, sample_counts
     FROM metric_datapoints WHERE {_WHERE} AND samples IS NOT NULL""")
 
 
@@ -93,15 +94,26 @@ def aggregate(pools, series_id: int, start: datetime, end: datetime, period: int
     args = {"sid": series_id, "start": start, "end": end, "period": period, "unit": unit}
     with pools.session(REMOTE) as s:
         rows = s.execute(AGGREGATE_SQL, args).all()
-    return [Bucket(b * period, c, sm, lo, hi, u) for b, c, sm, lo, hi, u in rows]
+    return [Bucket(b * period, c, sm, lo, hi, u) for b, u, c, sm, lo, hi in rows]
+
+
+def merge_units(buckets: list[Bucket]) -> list[Bucket]:
+    """One bucket per period over all units (GetMetricData and alarms read a metric as one series)."""
+    out: dict[float, Bucket] = {}
+    for b in buckets:
+        had = out.get(b.start)
+        out[b.start] = b if had is None else Bucket(
+            b.start, had.sample_count + b.sample_count, had.sum + b.sum, min(had.minimum, b.minimum),
+            max(had.maximum, b.maximum), min(had.unit, b.unit))
+    return list(out.values())
 
 
 def samples(pools, series_id: int, start: datetime, end: datetime, period: int,
-            unit: str | None) -> dict[float, list[tuple[float, float]]]:
-    """Per period start: the (value, count) pairs stored for it."""
+            unit: str | None) -> dict[tuple[float, str], list[tuple[float, float]]]:
+    """Per (period start, unit): the (value, count) pairs stored for it."""
     args = {"sid": series_id, "start": start, "end": end, "period": period, "unit": unit}
-    out: dict[float, list[tuple[float, float]]] = {}
+    out: dict[tuple[float, str], list[tuple[float, float]]] = {}
     with pools.session(REMOTE) as s:
-        for b, values, counts in s.execute(SAMPLES_SQL, args):
-            out.setdefault(b * period, []).extend(zip(values, counts or [1.0] * len(values)))
+        for b, u, values, counts in s.execute(SAMPLES_SQL, args):
+            out.setdefault((b * period, u), []).extend(zip(values, counts or [1.0] * len(values)))
     return out

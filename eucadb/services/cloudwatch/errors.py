@@ -5,13 +5,25 @@ every AWS endpoint shares. Handlers raise `ApiError`; the protocol layer renders
 """
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg2
+from sqlalchemy.exc import SQLAlchemyError
+
+from eucadb.errors import DatabaseError, ServiceUnavailable
+
+# A database that cannot be reached (pool not ready, connection refused, ...): the caller answers 503.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (ServiceUnavailable, DatabaseError, SQLAlchemyError, psycopg2.Error)
+
 
 class ApiError(Exception):
     """An error answered to the client: AWS code, message, HTTP status, sender (client) fault."""
 
-    def __init__(self, code: str, message: str, status: int = 400, sender: bool = True):
+    def __init__(self, code: str, message: str, status: int = 400, sender: bool = True,
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code, self.message, self.status, self.sender = code, message, status, sender
+        self.details = details or {}   # members of the modeled error shape besides the message
 
 
 def invalid(message: str) -> ApiError:
@@ -55,3 +67,15 @@ def auth(code: str, message: str) -> ApiError:
 
 def unavailable(message: str) -> ApiError:
     return ApiError("ServiceUnavailable", message, 503, sender=False)
+
+
+def unknown_operation(name: str) -> ApiError:
+    """What AWS's JSON and CBOR front end answers for an operation it does not know (a Coral
+    framework error, so its type is Coral's, not the service's; Query says InvalidAction)."""
+    return ApiError("UnknownOperationException", f"The operation {name[:100]} is not valid for this web service.")
+
+
+def resource_not_found(resource_type: str, resource_id: str, message: str) -> ApiError:
+    """The tagging operations' ResourceNotFoundException (its shape carries ResourceType and ResourceId)."""
+    return ApiError("ResourceNotFoundException", message, 404,
+                    details={"ResourceType": resource_type, "ResourceId": resource_id})

@@ -68,9 +68,10 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
         if old == state and not force:
             return True
         row.state, row.state_reason, row.state_reason_data, row.state_updated_at = state, reason, data, now
-    history.record(cw.pools, name, now, "StateUpdate", f"Alarm updated from {old} to {state}",
-                   {"version": "1.0", "oldState": {"stateValue": old, "stateReason": old_reason},
-                    "newState": {"stateValue": state, "stateReason": reason}})
+        history.stage(s, cw.account, name, now, "StateUpdate", f"Alarm updated from {old} to {state}",
+                      {"version": "1.0", "oldState": {"stateValue": old, "stateReason": old_reason},
+                       "newState": {"stateValue": state, "stateReason": reason}})
+    history.deliver_soon(cw.pools)
     return True
 
 
@@ -97,6 +98,7 @@ def evaluate_all(cw) -> EvaluationPass:
     """Evaluate every alarm once. Skipped (nothing evaluated) while the service is not enabled."""
     if not cw.is_enabled():
         return EvaluationPass()
+    history.deliver(cw.pools)   # what requests staged while the remote was away
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
         alarms = [(r.name, r.definition, r.state) for r in s.scalars(select(Alarm))]

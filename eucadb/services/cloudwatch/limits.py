@@ -86,6 +86,25 @@ def check_range(start: datetime, end: datetime, period: int, limit: int = MAX_DA
                           "time range.")
 
 
+# "CloudWatch rounds the specified time stamp as follows: Start time less than 15 days ago - Round
+# down to the nearest whole minute. [...] between 15 and 63 days ago - [...] 5-minute clock interval.
+# [...] greater than 63 days ago - [...] 1-hour clock interval. If you set Period to 5, 10, 20, or 30,
+# the start time of your request is rounded down to the nearest time that corresponds to even 5-, 10-,
+# 20-, or 30-second divisions of a minute." (GetMetricStatistics StartTime, API reference:
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html)
+START_ROUNDING = ((timedelta(days=15), 60), (timedelta(days=63), 300))
+
+
+def round_start(start: datetime, period: int, now: datetime) -> datetime:
+    """StartTime rounded down as AWS documents it."""
+    if period < 60:
+        step = period
+    else:
+        step = next((s for horizon, s in START_ROUNDING if now - start < horizon), 3600)
+    epoch = start.timestamp()
+    return start - timedelta(seconds=epoch - epoch // step * step)
+
+
 def period_retained(start: datetime, period: int, now: datetime) -> bool:
     """False when the data at StartTime is only kept at a coarser period (AWS then returns none)."""
     age = now - start

@@ -1,4 +1,4 @@
-"""Local (updatable) tables of the CloudWatch service; created by store migration 0004."""
+"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004 and 0007."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -44,3 +44,46 @@ class AccessKey(Base):
     secret: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Tables added by store migration 0007. Each row carries the account it belongs to (today always the
+# service's one account) so per-account tenancy only has to start filling the column in.
+
+ACCOUNT_LEN = 12
+
+
+class Dashboard(Base):
+    """A dashboard: its body exactly as put (AWS returns it byte for byte) and when it last changed."""
+
+    __tablename__ = "cw_dashboards"
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)          # bytes of the body as UTF-8
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Tag(Base):
+    """One tag of one taggable resource (`alarm` or `dashboard`, by name)."""
+
+    __tablename__ = "cw_tags"
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    resource_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class HistoryOutbox(Base):
+    """An alarm-history event committed with the alarm change it describes, not yet copied to the
+    remote alarm_history (see history.py): the change and its history are one local transaction."""
+
+    __tablename__ = "cw_history_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN))
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    alarm_name: Mapped[str] = mapped_column(String(255))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    item_type: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(Text)

@@ -193,7 +193,6 @@ OVER_LIMIT = [
         {"Id": "e1", "Expression": "SUM(METRICS())"}]}, "InvalidParameterValue"),
     ("DescribeAlarms", {"NextToken": "%%%"}, "InvalidNextToken"),
     ("SetAlarmState", {"AlarmName": "none", "StateValue": "OK", "StateReason": "x"}, "ResourceNotFound"),
-    ("NoSuchOperation", {}, "InvalidAction"),
 ]
 
 

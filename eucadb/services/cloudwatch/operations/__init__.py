@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from eucadb.services.cloudwatch.operations import alarms, metrics
+from eucadb.services.cloudwatch.operations import alarms, dashboards, metrics, tagging
 from eucadb.services.cloudwatch.service import CloudWatch
 
 Handler = Callable[[CloudWatch, dict], dict[str, Any]]
@@ -18,4 +18,14 @@ OPERATIONS: dict[str, Handler] = {
     "DeleteAlarms": alarms.delete_alarms,
     "SetAlarmState": alarms.set_alarm_state,
     "DescribeAlarmHistory": alarms.describe_alarm_history,
+    "DescribeAlarmsForMetric": alarms.describe_alarms_for_metric,
+    "EnableAlarmActions": alarms.enable_alarm_actions,
+    "DisableAlarmActions": alarms.disable_alarm_actions,
+    "PutDashboard": dashboards.put_dashboard,
+    "GetDashboard": dashboards.get_dashboard,
+    "ListDashboards": dashboards.list_dashboards,
+    "DeleteDashboards": dashboards.delete_dashboards,
+    "TagResource": tagging.tag_resource,
+    "UntagResource": tagging.untag_resource,
+    "ListTagsForResource": tagging.list_tags_for_resource,
 }

@@ -1,7 +1,10 @@
-"""PutMetricAlarm, DescribeAlarms, DeleteAlarms, SetAlarmState, DescribeAlarmHistory.
+"""PutMetricAlarm, DescribeAlarms, DescribeAlarmsForMetric, DeleteAlarms, SetAlarmState,
+DescribeAlarmHistory, EnableAlarmActions and DisableAlarmActions.
 
-Definitions and state live in the local store (updatable); every change is appended to the remote
-alarm history. Alarms on metric math and alarm actions (SNS, Auto Scaling) are not supported yet.
+Definitions and state live in the local store (updatable); every change stages its history event in
+the same local transaction, and the event is delivered to the remote alarm history afterwards
+(history.py). Alarms on metric math and executing alarm actions (SNS, Auto Scaling) are not
+supported yet; ActionsEnabled is stored and reported.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eucadb.services import bounds
-from eucadb.services.cloudwatch import history, limits, tokens
+from eucadb.services.cloudwatch import arns, history, limits, tags, tokens
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found, validation
 from eucadb.services.cloudwatch.evaluation import COMPARE, STATES, change_state
@@ -25,6 +28,8 @@ DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActio
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
                      "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile")
 TREAT_MISSING = ("missing", "ignore", "breaching", "notBreaching")
+# HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
+HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
 
 def _validate_alarm(p: dict) -> dict:
@@ -55,6 +60,7 @@ def _validate_alarm(p: dict) -> dict:
 
 def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
     definition = _validate_alarm(p)
+    new_tags = tags.check(p.get("Tags", []))
     now = cw.clock()
     name = definition["AlarmName"]
     with cw.pools.session(LOCAL) as s:
@@ -70,14 +76,19 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
             verb = "updated"
         row.definition = json.dumps(definition)
         row.updated_at = now
-    history.record(cw.pools, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
-                   {"version": "1.0", "type": verb.capitalize(), verb + "Alarm": definition})
+        if verb == "created":
+            # "If you are using this operation to update an existing alarm, any tags you specify in
+            # this parameter are ignored" (model, PutMetricAlarmInput.Tags)
+            tags.put(s, cw.account, "alarm", name, new_tags)
+        history.stage(s, cw.account, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
+                      {"version": "1.0", "type": HISTORY_TYPES[verb], verb + "Alarm": definition})
+    history.deliver_soon(cw.pools)
     return {}
 
 
 def alarm_document(cw: CloudWatch, row: Alarm) -> dict[str, Any]:
     d = json.loads(row.definition)
-    return {**d, "AlarmArn": f"arn:aws:cloudwatch:{cw.region}:{cw.account}:alarm:{row.name}",
+    return {**d, "AlarmArn": arns.alarm_arn(cw.region, cw.account, row.name),
             "ActionsEnabled": d.get("ActionsEnabled", True), "OKActions": d.get("OKActions", []),
             "AlarmActions": d.get("AlarmActions", []), "InsufficientDataActions": d.get("InsufficientDataActions", []),
             "Dimensions": d.get("Dimensions", []), "AlarmConfigurationUpdatedTimestamp": row.updated_at,
@@ -121,12 +132,13 @@ def delete_alarms(cw: CloudWatch, p: dict) -> dict:
         absent = set(names) - {r.name for r in rows}
         if absent:
             raise not_found(f"The following alarms were not found: {', '.join(sorted(absent))}")
+        now = cw.clock()
         for r in rows:
             s.delete(r)
-    now = cw.clock()
-    for name in names:
-        history.record(cw.pools, name, now, "ConfigurationUpdate", f'Alarm "{name}" deleted',
-                       {"version": "1.0", "type": "Delete"})
+            history.stage(s, cw.account, r.name, now, "ConfigurationUpdate", f'Alarm "{r.name}" deleted',
+                          {"version": "1.0", "type": "Delete"})
+        tags.remove(s, cw.account, "alarm", names)
+    history.deliver_soon(cw.pools)
     return {}
 
 
@@ -156,9 +168,80 @@ def describe_alarm_history(cw: CloudWatch, p: dict) -> dict:
     if kind is not None and kind not in ("ConfigurationUpdate", "StateUpdate", "Action"):
         raise invalid("HistoryItemType must be ConfigurationUpdate, StateUpdate or Action.")
     offset = tokens.decode_int("history", p.get("NextToken"))
+    history.deliver_soon(cw.pools)   # read your own writes when the remote is back
     items = history.query(cw.pools, p.get("AlarmName"), kind, p.get("StartDate"), p.get("EndDate"),
                           p.get("ScanBy", "TimestampDescending") == "TimestampDescending", offset, size + 1)
     out: dict[str, Any] = {"AlarmHistoryItems": items[:size]}
     if len(items) > size:
         out["NextToken"] = tokens.encode("history", offset + size)
     return out
+
+
+def _alarm_names(p: dict) -> list[str]:
+    limits.require(p, "AlarmNames")
+    names = list(dict.fromkeys(p["AlarmNames"]))
+    if len(names) > 100:
+        raise invalid("The collection AlarmNames must not have a size greater than 100.")
+    for i, name in enumerate(names, 1):
+        limits.check_length(f"AlarmNames.member.{i}", name, 1, 255)
+    return names
+
+
+def _set_actions_enabled(cw: CloudWatch, p: dict, enabled: bool) -> dict:
+    """ActionsEnabled of the named alarms; names of no alarm are skipped, as AWS does (the model
+    lists no error for these operations)."""
+    names = _alarm_names(p)
+    with cw.pools.session(LOCAL) as s:
+        for row in s.scalars(select(Alarm).where(Alarm.name.in_(names))):
+            definition = json.loads(row.definition)
+            definition["ActionsEnabled"] = enabled
+            row.definition = json.dumps(definition)
+    return {}
+
+
+def enable_alarm_actions(cw: CloudWatch, p: dict) -> dict:
+    return _set_actions_enabled(cw, p, True)
+
+
+def disable_alarm_actions(cw: CloudWatch, p: dict) -> dict:
+    return _set_actions_enabled(cw, p, False)
+
+
+def _dimension_set(dims: list[dict] | None) -> frozenset[tuple[str, str]]:
+    return frozenset((d["Name"], d["Value"]) for d in dims or ())
+
+
+# DescribeAlarmsForMetric filters: the alarm must match each one given (model documentation:
+# "To filter the results, specify a statistic, period, or unit").
+FOR_METRIC_FILTERS = ("Statistic", "ExtendedStatistic", "Period", "Unit")
+
+
+def describe_alarms_for_metric(cw: CloudWatch, p: dict) -> dict:
+    """Metric alarms on exactly this metric (namespace, name and the full set of dimensions: "If the
+    metric has any associated dimensions, you must specify them", model documentation)."""
+    limits.require(p, "MetricName", "Namespace")
+    limits.check_length("MetricName", p["MetricName"], 1, 255)
+    limits.check_length("Namespace", p["Namespace"], 1, 255)
+    if p.get("Statistic") is not None and p["Statistic"] not in BASIC:
+        raise invalid(f"Statistic must be one of {', '.join(BASIC)}.")
+    if p.get("ExtendedStatistic") is not None and percentile_of(p["ExtendedStatistic"]) is None:
+        raise invalid("ExtendedStatistic must be a percentile pNN.NN.")
+    if p.get("Period") is not None:
+        limits.check_period(p["Period"])
+    limits.check_dimensions(p.get("Dimensions", []), "request")
+    limits.check_unit(p.get("Unit"))
+    dims = _dimension_set(p.get("Dimensions"))
+    wanted = {k: p[k] for k in FOR_METRIC_FILTERS if p.get(k) is not None}
+    with cw.pools.session(LOCAL) as s:
+        found = []
+        for row in s.scalars(select(Alarm).order_by(Alarm.name)):
+            try:
+                d = json.loads(row.definition)
+            except ValueError:
+                continue   # an unusable stored definition matches no metric (the evaluator logs it)
+            if (d.get("Namespace"), d.get("MetricName")) != (p["Namespace"], p["MetricName"]):
+                continue
+            if _dimension_set(d.get("Dimensions")) != dims or any(d.get(k) != v for k, v in wanted.items()):
+                continue
+            found.append(alarm_document(cw, row))
+    return {"MetricAlarms": found}

@@ -89,20 +89,33 @@ def _stat_window(p: dict) -> tuple[datetime, datetime, int]:
 
 
 def series_statistics(cw: CloudWatch, key: SeriesKey, start: datetime, end: datetime, period: int,
-                      unit: str | None, stats: list[str], extended: list[str]) -> list[dict]:
-    """Datapoints (AWS shape) of one series: basic statistics in SQL, percentiles from samples."""
+                      unit: str | None, stats: list[str], extended: list[str], per_unit: bool = False) -> list[dict]:
+    """Datapoints (AWS shape) of one series: basic statistics in SQL, percentiles from samples.
+
+    `per_unit`: one datapoint per period and unit stored (GetMetricStatistics without Unit, as AWS
+    answers it); otherwise the units of a period are merged into one datapoint."""
     sid = cw.catalogue.find(key)
     if sid is None or not limits.period_retained(start, period, cw.clock()):
         return []
+    start = limits.round_start(start, period, cw.clock())
     buckets = datapoints.aggregate(cw.pools, sid, start, end, period, unit)
-    pairs = datapoints.samples(cw.pools, sid, start, end, period, unit) if extended else {}
+    pairs: dict[tuple[float, str], list[tuple[float, float]]] = {}
+    if extended:
+        pairs = datapoints.samples(cw.pools, sid, start, end, period, unit)
+    if not per_unit:
+        buckets = datapoints.merge_units(buckets)
+        merged: dict[tuple[float, str], list[tuple[float, float]]] = {}
+        for (b_start, _), values in pairs.items():
+            merged.setdefault((b_start, ""), []).extend(values)
+        pairs = merged
     out = []
     for b in buckets:
         point: dict[str, Any] = {"Timestamp": datetime.fromtimestamp(b.start, timezone.utc),
                                  "Unit": unit or b.unit}
         for stat in stats:
             point[stat] = basic(stat, b.sample_count, b.sum, b.minimum, b.maximum)
-        values = {e: percentile(pairs.get(b.start, ()), percentile_of(e)) for e in extended}
+        mine = pairs.get((b.start, b.unit if per_unit else ""), ())
+        values = {e: percentile(mine, percentile_of(e)) for e in extended}
         if any(v is not None for v in values.values()):
             point["ExtendedStatistics"] = {e: v for e, v in values.items() if v is not None}
         out.append(point)
@@ -128,7 +141,7 @@ def get_metric_statistics(cw: CloudWatch, p: dict) -> dict:
         raise invalid(f"Unsupported statistic(s): {', '.join(bad)} (basic statistics and pNN.NN only).")
     limits.check_unit(p.get("Unit"))
     limits.check_range(start, end, period)
-    points = series_statistics(cw, key, start, end, period, p.get("Unit"), stats, extended)
+    points = series_statistics(cw, key, start, end, period, p.get("Unit"), stats, extended, per_unit=True)
     return {"Label": key.metric_name, "Datapoints": points}
 
 

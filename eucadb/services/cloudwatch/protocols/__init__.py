@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from botocore.model import OperationModel
+from botocore.model import OperationModel, Shape
 
 from eucadb.services.cloudwatch.errors import ApiError
+from eucadb.services.cloudwatch.model import error_shape_by_code, service_model
 
 
 @dataclass
@@ -46,6 +47,8 @@ class WireProtocol(Protocol):
 
     def error(self, err: ApiError, request_id: str) -> HttpResponse: ...
 
+    def unknown_operation(self, name: str) -> ApiError: ...
+
 
 def detect(request: HttpRequest) -> WireProtocol:
     from eucadb.services.cloudwatch.protocols.awsjson import AwsJson
@@ -55,6 +58,15 @@ def detect(request: HttpRequest) -> WireProtocol:
         if proto.matches(request):
             return proto
     return AwsQuery()
+
+
+REQUEST_ID_HEADER = "x-amzn-RequestId"   # as AWS spells it, on every response of every protocol
+
+
+def error_shape(err: ApiError) -> Shape | None:
+    """The modeled error shape of an error code (for its members besides the message)."""
+    name = error_shape_by_code().get(err.code)
+    return service_model().shape_for(name) if name else None
 
 
 def query_error_header(err: ApiError) -> tuple[str, str]:

@@ -8,11 +8,11 @@ import cbor2
 from botocore.model import OperationModel
 
 from eucadb.services import bounds
-from eucadb.services.cloudwatch.errors import ApiError, serialization
+from eucadb.services.cloudwatch.errors import ApiError, serialization, unknown_operation
 from eucadb.services.cloudwatch.limits import MAX_DOCUMENT_DEPTH
 from eucadb.services.cloudwatch.model import TARGET_PREFIX
-from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, query_error_header
-from eucadb.services.cloudwatch.protocols.awsjson import error_type
+from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse
+from eucadb.services.cloudwatch.protocols.awsjson import error_document, error_headers
 from eucadb.services.cloudwatch.shapes import from_document, to_document
 
 MARKER = f"/service/{TARGET_PREFIX}/operation/"
@@ -64,8 +64,11 @@ class RpcV2Cbor:
         body = b""
         if op.output_shape is not None:
             body = cbor2.dumps(to_document(result, epoch=False), datetime_as_timestamp=True)
-        return HttpResponse(200, [*HEADERS, ("x-amzn-RequestId", request_id)], body)
+        return HttpResponse(200, list(HEADERS), body)
 
     def error(self, err: ApiError, request_id: str) -> HttpResponse:
-        body = cbor2.dumps({"__type": error_type(err), "message": err.message})
-        return HttpResponse(err.status, [*HEADERS, ("x-amzn-RequestId", request_id), query_error_header(err)], body)
+        body = cbor2.dumps(to_document(error_document(err), epoch=False), datetime_as_timestamp=True)
+        return HttpResponse(err.status, [*HEADERS, *error_headers(err)], body)
+
+    def unknown_operation(self, name: str) -> ApiError:
+        return unknown_operation(name)

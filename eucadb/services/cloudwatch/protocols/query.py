@@ -9,7 +9,7 @@ from botocore.model import OperationModel
 
 from eucadb.services.cloudwatch.errors import ApiError, invalid, missing
 from eucadb.services.cloudwatch.model import XMLNS
-from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse
+from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, error_shape
 from eucadb.services.cloudwatch.shapes import from_query, query_tree, to_xml, xml_safe
 
 MAX_FIELDS = 200_000
@@ -61,5 +61,12 @@ class AwsQuery:
         ET.SubElement(node, "Type").text = "Sender" if err.sender else "Receiver"
         ET.SubElement(node, "Code").text = xml_safe(err.code)
         ET.SubElement(node, "Message").text = xml_safe(err.message)
+        shape = error_shape(err)
+        for member, value in err.details.items():
+            if shape is not None and member in shape.members:
+                to_xml(node, shape.members[member], value, member)
         ET.SubElement(root, "RequestId").text = request_id
         return HttpResponse(err.status, [XML_TYPE], ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+    def unknown_operation(self, name: str) -> ApiError:
+        return ApiError("InvalidAction", f"The action {name[:100]} is not valid for this web service.")
