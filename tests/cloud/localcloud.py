@@ -102,9 +102,9 @@ class LocalCloud:
         return self.cli("image", "install", "--local", "--boot-program",
                         str(BOOT_PROGRAMS / program)).stdout.strip()
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Any = None) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+                            aws_access_key_id="test", aws_secret_access_key="test", config=config)
 
     def pid_record(self, instance_id: str) -> dict | None:
         path = self.home / "cloud" / "instances" / f"{instance_id}.json"

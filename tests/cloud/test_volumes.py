@@ -103,3 +103,26 @@ def test_snapshot_copies_data_and_restores_into_a_new_volume(cloud):
     assert not (cloud.data_dir / "snapshots" / snapshot["SnapshotId"]).exists()
     for vol in (volume, restored):
         ec2.delete_volume(VolumeId=vol)
+
+
+def test_a_volume_whose_data_cannot_be_made_is_refused_and_removed_without_hanging_the_api():
+    """The gateway undoes a CreateVolume whose directory cannot be created by calling its own
+    DeleteVolume — which takes the same lock as CreateVolume: the undo must run after it is released
+    (it used to deadlock the API, and the client's read timed out)."""
+    import shutil
+
+    from botocore.config import Config
+
+    from localcloud import LocalCloud
+    own = LocalCloud()
+    try:
+        own.up()
+        ec2 = own.client("ec2", Config(read_timeout=20, retries={"max_attempts": 1}))
+        volumes = own.data_dir / "volumes"
+        shutil.rmtree(volumes, ignore_errors=True)
+        volumes.write_text("not a directory")            # mkdir of volumes/<id> fails
+        assert _code(lambda: ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)) == "InternalError"
+        assert [v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]] == []
+    finally:
+        own.down()
+        own.close()

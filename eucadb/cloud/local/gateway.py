@@ -130,9 +130,13 @@ class Gateway:
         if action is None:
             return self.app(environ, start_response)
         if not action.serialised:
-            return self._handle(service, action, params, environ, start_response)
-        with self._lock:
-            return self._handle(service, action, params, environ, start_response)
+            response, undo = self._handle(service, action, params, environ, start_response)
+        else:
+            with self._lock:
+                response, undo = self._handle(service, action, params, environ, start_response)
+        if undo:
+            undo()   # after the lock: an undo calls our own API (DeleteVolume), which takes the lock too
+        return response
 
     @staticmethod
     def _body(environ: dict) -> bytes:
@@ -142,11 +146,12 @@ class Gateway:
         return body
 
     def _handle(self, service: str, action: Action, params: Params, environ: dict,
-                start_response: Callable) -> list[bytes]:
+                start_response: Callable) -> tuple[list[bytes], Callable[[], None] | None]:
+        """The response, and what must be undone once the lock is released (a failed data action)."""
         try:
             extra = action.before(self, params) if action.before else None
         except ApiError as exc:
-            return self._error(start_response, service, exc)
+            return self._error(start_response, service, exc), None
         if extra:
             params = {**params, **extra}
             body = urlencode(params).encode()
@@ -157,11 +162,11 @@ class Gateway:
                 action.after(self, params, body)
             except (CloudError, OSError) as exc:
                 log.exception("%s: data action failed", params.get("Action"))
-                if action.undo:
-                    action.undo(self, params, body)
-                return self._error(start_response, service, ApiError("InternalError", str(exc), 500))
+                undo = action.undo
+                return (self._error(start_response, service, ApiError("InternalError", str(exc), 500)),
+                        (lambda: undo(self, params, body)) if undo else None)
         start_response(status, headers)
-        return [body]
+        return [body], None
 
     def _forward(self, environ: dict) -> tuple[str, list, bytes]:
         return buffered(self.app, environ)
