@@ -4,20 +4,18 @@ indexes): a model changed without a migration, or the reverse, fails here on bot
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import text
 
 import eucadb.services.cloudwatch.tables  # noqa: F401  (registers its tables on Base)
 import eucadb.services.reporting.accounts  # noqa: F401
 from eucadb.store import open_store
-from eucadb.store.database import MIGRATIONS
+from eucadb.resources import alembic_scripts
 from eucadb.store.models import Base
 
 
 def head_revision() -> str:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    with alembic_scripts("eucadb.store", "migrations") as cfg:
+        return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def drift(store) -> list:

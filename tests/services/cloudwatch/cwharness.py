@@ -30,7 +30,7 @@ from eucadb.pool.manager import PoolManager
 from eucadb.pool.contexts import BY_NAME, Location
 from eucadb.serve.http import ServeApp
 from eucadb.services.cloudwatch.api import MOUNT, CloudWatchApi
-from eucadb.services.cloudwatch.keys import AccessKeys
+from eucadb.services.keys import AccessKeys
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.store import open_store
 from eucadb.store.secretbox import SecretBox
