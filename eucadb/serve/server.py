@@ -15,6 +15,8 @@ from typing import Protocol
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
+from eucadb.errors import EucadbError
+
 
 class HttpServer(Protocol):
     effective_port: int
@@ -42,7 +44,11 @@ class CherootServer:
 
 def create(app, host: str, port: int, threads: int, adapter: BuiltinSSLAdapter | None = None) -> HttpServer:
     """A bound server for `app`: TLS (cheroot) when `adapter` is given, plain HTTP (waitress) otherwise."""
-    if adapter is not None:
-        return CherootServer(app, host, port, threads, adapter)
     from waitress import create_server
-    return create_server(app, host=host, port=port, threads=threads, ident="eucadb")
+    try:
+        if adapter is not None:
+            return CherootServer(app, host, port, threads, adapter)
+        return create_server(app, host=host, port=port, threads=threads, ident="eucadb")
+    except OSError as exc:   # the port is taken, the address is not this host's …
+        raise EucadbError(f"cannot listen on {host}:{port} (serve.host, serve.port): "
+                          f"{exc.strerror or exc}") from None

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping, Protocol
+from urllib.parse import quote, unquote
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -85,6 +86,17 @@ def _parse_amz_date(value: str) -> datetime:
         raise AuthError("IncompleteSignature", "X-Amz-Date must be in the format YYYYMMDD'T'HHMMSS'Z'.") from None
 
 
+def canonical_query(query: str) -> str:
+    """Each name and value URI-encoded as SigV4 prescribes (RFC 3986 unreserved characters only left as
+    they are), whatever encoding the client put on the wire: botocore sends `%3A` for `:`, curl
+    sends `:` and signs `%3A`; both sign the same canonical form."""
+    pairs = []
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        pairs.append(f"{quote(unquote(name), safe='-_.~')}={quote(unquote(value), safe='-_.~')}")
+    return "&".join(pairs)
+
+
 def require_signature(headers: Mapping[str, str]) -> None:
     """Cheap check before a body is read: an unsigned request is refused without reading it."""
     if not headers.get("authorization"):
@@ -118,7 +130,7 @@ def verify(request: Signed, secret_for: Callable[[str], str | None], scope: Scop
         raise AuthError("SignatureDoesNotMatch", "The request body does not match X-Amz-Content-SHA256.")
     url = f"http://{request.headers.get('host', request.host)}{request.full_path}"
     if request.query:
-        url += "?" + request.query
+        url += "?" + canonical_query(request.query)
     aws_request = AWSRequest(method=request.method, url=url, headers=dict(request.headers), data=request.body)
     aws_request.context["timestamp"] = amz_date
     signer = _ReceivedRequestSigner(Credentials(match["key"], secret), scope, signed)
