@@ -40,6 +40,7 @@ setup(
         "PyYAML>=6",
         "moto[server]>=5.1",
         "waitress>=3",
+        "cheroot>=10",   # TLS termination in `eucadb serve` (waitress does no TLS)
         "cbor2>=5.6",
         "packaging>=21",
         "prometheus_client>=0.17",

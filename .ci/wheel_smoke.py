@@ -16,6 +16,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 import eucadb
 from eucadb.config import load
@@ -46,7 +49,7 @@ def main() -> None:
     config = load()
     base = f"http://{config['serve.host']}:{config['serve.port']}"
     key = json.loads(cli("credentials", "create", "--description", "wheel smoke", "-o", "json"))
-    cw = boto3.client("cloudwatch", endpoint_url=f"{base}/services/CloudWatch", region_name="eucalyptus",
+    cw = boto3.client("cloudwatch", endpoint_url=f"{base}/services/CloudWatch", region_name=config.serve_region,
                       aws_access_key_id=key["access_key_id"], aws_secret_access_key=key["secret_access_key"])
     namespace, now = f"WheelSmoke/{uuid.uuid4().hex[:8]}", datetime.now(timezone.utc).replace(microsecond=0)
     cw.put_metric_data(Namespace=namespace, MetricData=[
@@ -59,8 +62,12 @@ def main() -> None:
 
     event = [{"ts": now.isoformat().replace("+00:00", "Z"), "account": "111", "resource_type": "volume",
               "resource_id": "vol-wheelsmoke", "event": "create", "attributes": {"size_gib": 1}}]
-    request = urllib.request.Request(f"{base}/services/Reporting/events", data=json.dumps(event).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    admin = json.loads(cli("credentials", "create", "--admin", "--description", "wheel smoke", "-o", "json"))
+    url, body = f"{base}/services/Reporting/events", json.dumps(event).encode()
+    signed = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(admin["access_key_id"], admin["secret_access_key"]), "reporting",
+              config.serve_region).add_auth(signed)
+    request = urllib.request.Request(url, data=body, headers=dict(signed.headers.items()), method="POST")
     with urllib.request.urlopen(request, timeout=30) as resp:
         recorded = json.loads(resp.read())
     check(recorded == {"recorded": 1}, f"Reporting event recorded: {recorded}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from eucadb.cloud.client import CloudClients
 from eucadb.cloud.facts import CloudFacts
 from eucadb.config import Config
+from eucadb.files import private_file
 from eucadb.properties.service import PropertyService
 from eucadb.store import Fence, Store, open_store, unfenced
 from eucadb.store.secretbox import SecretBox
@@ -25,7 +26,9 @@ class App:
 
     @cached_property
     def store(self) -> Store:
-        self.config.home.mkdir(parents=True, exist_ok=True)
+        self.config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.config["store.url"]:   # the default SQLite file: private before SQLite makes it
+            private_file(self.config.home / "store.db", self.config)
         return open_store(self.config.store_url)
 
     @cached_property

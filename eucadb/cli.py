@@ -13,6 +13,7 @@ from eucadb.app import App
 from eucadb.cloud_commands import cloud_group, image_group
 from eucadb.config import load
 from eucadb.errors import EucadbError
+from eucadb.files import secure_home
 from eucadb.logs import configure_logging
 from eucadb.properties.commands import property_group
 from eucadb.serve.commands import serve_cmd, service_group, status_cmd
@@ -29,6 +30,7 @@ from eucadb.workflow.commands import workflow_group
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """eucadb: runs the cloud's append-only databases on an instance the cloud launches itself."""
     config = load(config_path)
+    secure_home(config)
     configure_logging(config["log.level"])
     app = App(config)
     ctx.obj = app
@@ -87,7 +89,8 @@ def destroy_cmd(app: App, yes: bool) -> None:
 
 
 def _serve_url(app: App) -> str:
-    return f"http://{app.config['serve.host']}:{app.config['serve.port']}"
+    from eucadb.local_server import base_url
+    return base_url(app.config)
 
 
 def main(argv: list[str] | None = None) -> None:

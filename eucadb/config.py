@@ -67,6 +67,22 @@ def _level(value: str) -> str:
     return value.upper()
 
 
+def _group(value: str) -> str:
+    import grp
+    try:
+        grp.getgrnam(value)
+    except KeyError:
+        raise ValueError("the name of an existing group (see /etc/group)") from None
+    return value
+
+
+def _tls(value: str) -> str:
+    if value not in ("off", "auto"):
+        raise ValueError("'off' (plain HTTP, or TLS with serve.tls_cert and serve.tls_key) or 'auto' "
+                         "(a certificate from the deployment's CA)")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -104,7 +120,17 @@ KEYS: tuple[Key, ...] = (
     Key("retry.timeout", float, 10.0, "deadline in seconds for one retried cloud/DB call", _positive),
     Key("serve.host", str, "127.0.0.1", "address `eucadb serve` listens on"),
     Key("serve.port", int, 8773, "port `eucadb serve` listens on", _port),
+    Key("serve.region", str, None, "region of the APIs' SigV4 credential scope (requests signed for "
+        "another are refused); default cloud.region"),
+    Key("serve.tls", str, "off", "'auto' = serve HTTPS with a certificate the deployment's CA issues for "
+        "serve.host; 'off' = plain HTTP unless serve.tls_cert and serve.tls_key are set", _tls),
+    Key("serve.tls_cert", str, None, "PEM certificate chain `eucadb serve` presents (with serve.tls_key)"),
+    Key("serve.tls_key", str, None, "PEM private key of serve.tls_cert"),
+    Key("files.group", str, None, "group that may read the store, logs and pid files (0640, dirs 0750); "
+        "empty = owner only (0600/0700); secret.key stays 0600", _group),
     Key("log.level", str, "INFO", "logging level", _level),
+    Key("log.max_bytes", int, 10 * 1024 * 1024, "size at which serve.log is rotated", _positive),
+    Key("log.backups", int, 5, "rotated logs kept (serve.log.1 … serve.log.N)", _positive),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -164,6 +190,10 @@ class Config:
         return self.values["store.url"] or f"sqlite:///{self.home / 'store.db'}"
 
     @property
+    def serve_region(self) -> str:
+        return self.values["serve.region"] or self.values["cloud.region"]
+
+    @property
     def cloud_dir(self) -> Path:
         """Where the embedded cloud keeps its control-plane state (moto, pids, logs)."""
         return self.home / "cloud"
@@ -212,6 +242,11 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
             "loop.interval + 2 × retry.timeout must not exceed lease.ttl "
             f"({values['loop.interval']} + 2 × {values['retry.timeout']} > {values['lease.ttl']}): "
             "a leader could otherwise lose its lease in the middle of a cycle")
+    if bool(values["serve.tls_cert"]) != bool(values["serve.tls_key"]):
+        raise ConfigError("serve.tls_cert and serve.tls_key go together: set both (or neither)")
+    if values["serve.tls_cert"] and values["serve.tls"] == "auto":
+        raise ConfigError("serve.tls=auto issues its own certificate: unset serve.tls_cert and serve.tls_key, "
+                          "or set serve.tls=off to serve the given pair")
     return Config(home=home, path=cfg_path, values=values)
 
 

@@ -182,3 +182,15 @@ class MetricWriter:
                                               EndTime=now + timedelta(minutes=1),
                                               Period=3600 * 24, Statistics=["SampleCount"])
         return int(sum(p["SampleCount"] for p in stats["Datapoints"]))
+
+
+def reporting_post(url: str, events: list, key: dict, region: str = "us-east-1") -> urllib.request.Request:
+    """POST /services/Reporting/events signed (SigV4, service `reporting`) with `key` as
+    `eucadb credentials create -o json` prints it (an admin key writes for any account)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    body = json.dumps(events).encode()
+    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key["access_key_id"], key["secret_access_key"]), "reporting", region).add_auth(request)
+    return urllib.request.Request(url, data=body, method="POST", headers=dict(request.headers.items()))

@@ -24,6 +24,10 @@ def test_defaults_file_and_env_layer_in_order(home, monkeypatch):
     ("[1, 2]\n", "expected a mapping"),
     ("a: [\n", "not valid YAML"),
     ("loop:\n  interval: 25\n", "must not exceed lease.ttl"),
+    ("serve:\n  tls: yes\n", "serve.tls=True is not allowed; expected 'off'"),
+    ("serve:\n  tls_cert: /x.pem\n", "serve.tls_cert and serve.tls_key go together"),
+    ("serve:\n  tls: auto\n  tls_cert: /x.pem\n  tls_key: /x.key\n", "serve.tls=auto issues its own"),
+    ("log:\n  max_bytes: 0\n", "log.max_bytes=0 is not allowed"),
 ])
 def test_bad_file_values_are_named(home, text, fragment):
     home.mkdir()

@@ -8,7 +8,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from eucadb.logs import LIBRARY_FLOORS, configure_logging
+from eucadb.logs import LIBRARY_FLOORS, RateLimitedLog, configure_logging
 
 SECRET = "-----BEGIN PRIVATE KEY----- not-a-real-key-but-a-marker-4711"
 
@@ -53,3 +53,51 @@ def test_quieter_levels_stay_quieter(restore_levels):
     configure_logging("ERROR")
     assert logging.getLogger("botocore").getEffectiveLevel() == logging.ERROR
     assert logging.getLogger("sqlalchemy.engine").getEffectiveLevel() == logging.ERROR
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refusals_are_one_line_per_cause_per_minute_with_a_count(caplog):
+    clock = Clock()
+    refusals = RateLimitedLog(logging.getLogger("eucadb.test.refusals"), window=60, clock=clock)
+    caplog.set_level(logging.WARNING, "eucadb.test.refusals")
+    for _ in range(10_959):
+        refusals.refused("ServiceUnavailable: cloudwatch is DISABLED")
+    refusals.refused("ServiceUnavailable: reporting is DISABLED")
+    assert caplog.messages == ["refused a request: ServiceUnavailable: cloudwatch is DISABLED",
+                               "refused a request: ServiceUnavailable: reporting is DISABLED"]
+    clock.now += 61                      # the minute is over: the next refusal writes its count
+    refusals.refused("ServiceUnavailable: cloudwatch is DISABLED")
+    assert caplog.messages[2:] == [
+        "refused 10,959 requests in the last 60 s: ServiceUnavailable: cloudwatch is DISABLED",
+        "refused a request: ServiceUnavailable: cloudwatch is DISABLED"]   # a lone refusal: no count line
+    refusals.refused("ServiceUnavailable: cloudwatch is DISABLED")
+    refusals.flush()                     # shutdown
+    assert caplog.messages[4:] == ["refused 2 requests in the last 60 s: ServiceUnavailable: cloudwatch is DISABLED"]
+
+
+def test_distinct_causes_are_bounded(caplog):
+    refusals = RateLimitedLog(logging.getLogger("eucadb.test.refusals"), clock=Clock(), max_causes=3)
+    caplog.set_level(logging.WARNING, "eucadb.test.refusals")
+    for n in range(1000):
+        refusals.refused(f"database error {n}")
+    assert len(caplog.messages) == 4 and caplog.messages[-1] == "refused a request: other causes"
+
+
+def test_a_log_file_rotates_by_size(tmp_path):
+    log_file = tmp_path / "serve.log"
+    try:
+        configure_logging("INFO", log_file=log_file, max_bytes=2000, backups=2)
+        for n in range(200):
+            logging.getLogger("eucadb.test").info("line %d %s", n, "x" * 50)
+    finally:
+        configure_logging("INFO")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log", "serve.log.1", "serve.log.2"]
+    assert all(p.stat().st_size <= 2000 for p in tmp_path.iterdir())
+    assert "line 199" in log_file.read_text()

@@ -18,24 +18,35 @@ PROBE_THREADS = 2   # never taken by the service APIs: /healthz /readyz /status 
 
 
 @click.command("serve")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="log here, rotated at log.max_bytes keeping log.backups files (default: stderr)")
 @click.pass_obj
-def serve_cmd(app) -> None:
+def serve_cmd(app, log_file: str | None) -> None:
     """Run the reconcile loop and the HTTP endpoints until SIGTERM/SIGINT."""
-    from waitress import create_server
+    from pathlib import Path
 
     from eucadb.bootstrap.loop import Bootstrapper
+    from eucadb.files import private_file, set_umask
+    from eucadb.logs import REFUSALS, configure_logging
     from eucadb.pool.migrate import check_remote_scripts
+    from eucadb.serve import server as http_server
     from eucadb.serve.http import ServeApp
+    from eucadb.serve.tls import tls_setup
     from eucadb.services.cloudwatch import serving as cloudwatch
     from eucadb.services.reporting import api as reporting_api
 
+    set_umask(app.config)
+    if log_file:
+        configure_logging(app.config["log.level"], log_file=private_file(Path(log_file), app.config),
+                          max_bytes=app.config["log.max_bytes"], backups=app.config["log.backups"])
     check_remote_scripts()
     loop = Bootstrapper(app)
     cw_service, cw_routes = cloudwatch.build(app, loop)
-    extra = {reporting_api.PREFIX: reporting_api.for_loop(loop), **cw_routes}
+    extra = {reporting_api.PREFIX: reporting_api.for_loop(app, loop, app.config.serve_region), **cw_routes}
     serve_app = ServeApp(app, loop, extra=extra, api_slots=THREADS - PROBE_THREADS)
-    server = create_server(serve_app, host=app.config["serve.host"], port=app.config["serve.port"],
-                           threads=THREADS, ident="eucadb")
+    tls = tls_setup(app)
+    server = http_server.create(serve_app, app.config["serve.host"], app.config["serve.port"], THREADS,
+                                tls.adapter if tls else None)
 
     def stop(signum, _frame):
         raise SystemExit(0)
@@ -44,14 +55,17 @@ def serve_cmd(app) -> None:
     signal.signal(signal.SIGINT, stop)
     loop.start()
     evaluator = cloudwatch.start_evaluator(cw_service)
-    log.info("serving on http://%s:%s (status, readyz, healthz, metrics, /services/CloudWatch)",
-             app.config["serve.host"], server.effective_port)
+    log.info("serving on %s://%s:%s (status, readyz, healthz, metrics, /services/CloudWatch, "
+             "/services/Reporting; SigV4 region %s)%s", "https" if tls else "http", app.config["serve.host"],
+             server.effective_port, app.config.serve_region,
+             f"; TLS: {tls.source}" + (f", CA bundle {tls.ca_file}" if tls.ca_file else "") if tls else "")
     try:
         server.run()
     finally:
         server.close()
         evaluator.shutdown(wait=False)
         loop.stop()
+        REFUSALS.flush()
         log.info("stopped")
 
 

@@ -11,6 +11,7 @@ import logging
 from typing import Callable, Iterable
 
 from eucadb.errors import EucadbError
+from eucadb.logs import REFUSALS
 from eucadb.serve import metrics, status
 from eucadb.serve.admission import Admission
 from eucadb.serve.html import render_html
@@ -47,6 +48,7 @@ class ServeApp:
         with self.admission.enter() as admitted:
             if admitted:
                 return handler(environ, start_response)
+            REFUSALS.refused(f"ServiceUnavailable: {BUSY}")
             responder = getattr(handler, "unavailable", None)
             if responder is not None:
                 return responder(environ, start_response, BUSY)
@@ -56,7 +58,7 @@ class ServeApp:
         try:
             return handler(environ, start_response)
         except EucadbError as exc:
-            log.warning("%s failed: %s", environ.get("PATH_INFO"), exc)
+            REFUSALS.refused(f"{environ.get('PATH_INFO')} failed: {exc}")
             return self._send(start_response, "503 Service Unavailable", "text/plain",
                               f"unavailable: {exc}\n".encode())
 

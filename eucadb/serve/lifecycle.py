@@ -20,6 +20,7 @@ from eucadb.cloud.local.image import install_local_image
 from eucadb.cloud.local.procs import PidRecord, spawn, stop
 from eucadb.config import load
 from eucadb.errors import EucadbError
+from eucadb.files import private_file
 from eucadb.properties.registry import WORKER
 from eucadb.serve.status import fetch_live
 
@@ -30,6 +31,12 @@ def serve_record_path(app: App) -> Path:
     return app.config.home / "serve.pid"
 
 
+def serve_logs(app: App) -> tuple[Path, Path]:
+    """serve.log (its logging, rotated by size) and serve.out (what it prints before logging is set
+    up or outside it: a start-up error, a crash's traceback; small, so a plain redirect)."""
+    return app.config.home / "serve.log", app.config.home / "serve.out"
+
+
 def start_server(app: App) -> PidRecord:
     """`eucadb serve` as a background process (reused if one of ours already runs)."""
     path = serve_record_path(app)
@@ -37,10 +44,20 @@ def start_server(app: App) -> PidRecord:
     if record and record.alive():
         return record
     env = dict(os.environ, EUCADB_HOME=str(app.config.home))
-    _, record = spawn([sys.executable, "-m", "eucadb.cli", "serve"], log_path=app.config.home / "serve.log",
-                      env=env, cwd=app.config.home)
+    log_file, out_file = serve_logs(app)
+    _, record = spawn([sys.executable, "-m", "eucadb.cli", "serve", "--log-file", str(log_file)],
+                      log_path=private_file(out_file, app.config), env=env, cwd=app.config.home)
     record.save(path)
+    private_file(path, app.config)   # exists: only its mode is set
     return record
+
+
+def _last_lines(app: App, count: int = 15) -> list[str]:
+    lines: list[str] = []
+    for path in serve_logs(app):
+        if path.exists():
+            lines += path.read_text(errors="replace").splitlines()[-count:]
+    return lines
 
 
 def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: float) -> dict:
@@ -49,8 +66,7 @@ def follow(app: App, record: PidRecord, say: Callable[[str], None], deadline: fl
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if not record.alive():
-            log = (app.config.home / "serve.log").read_text(errors="replace").splitlines()[-15:]
-            raise EucadbError("eucadb serve exited; last lines of its log:\n  " + "\n  ".join(log))
+            raise EucadbError("eucadb serve exited; last lines of its log:\n  " + "\n  ".join(_last_lines(app)))
         doc = fetch_live(app.config)
         if doc:
             sentence = (doc.get("loop") or {}).get("sentence")

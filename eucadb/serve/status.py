@@ -13,9 +13,11 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
+from eucadb import local_server
 from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.preconditions import unmet
 from eucadb.bootstrap.services import ServiceRegistry, ServiceState
+from eucadb.errors import EucadbError
 from eucadb.services.cloudwatch.api import MOUNT as CLOUDWATCH_MOUNT
 from eucadb.services.reporting.api import PREFIX as REPORTING_PREFIX
 from eucadb.workflow.deployment import current_deployment
@@ -25,15 +27,17 @@ SERVICE_PATHS = {"cloudwatch": CLOUDWATCH_MOUNT, "reporting": REPORTING_PREFIX}
 
 
 def base_url(config) -> str:
-    return f"http://{config['serve.host']}:{config['serve.port']}"
+    """The endpoint as configured (a wildcard host shown as such), with the scheme served."""
+    return f"{'https' if local_server.tls_enabled(config) else 'http'}://{config['serve.host']}:{config['serve.port']}"
 
 
 def fetch_live(config) -> dict | None:
     """The running server's status document, or None when no server answers."""
     try:
-        with urllib.request.urlopen(base_url(config) + "/status", timeout=3) as resp:
+        context = local_server.client_context(config)
+        with urllib.request.urlopen(local_server.base_url(config) + "/status", timeout=3, context=context) as resp:
             return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, EucadbError):
         return None
 
 

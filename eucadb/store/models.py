@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Float, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -117,3 +117,25 @@ class PublishedEndpoint(Base):
     address: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     token: Mapped[int] = mapped_column(Integer)   # the lease token of the leader that published it
+
+
+class AccessKey(Base):
+    """An API access key for SigV4 (every eucadb API), owned by one account; the secret is sealed with
+    the local SecretBox. An admin key may act for every account (cloud components report for many)."""
+
+    __tablename__ = "api_access_keys"
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    account: Mapped[str] = mapped_column(String(12))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Setting(Base):
+    """A value made once per installation and shared by every server on this store (e.g. the default
+    account id of new access keys, the key `eucadb report usage` signs with)."""
+
+    __tablename__ = "installation_settings"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -15,6 +15,7 @@ Everything goes in and out as PEM text (str), which is what the vault, IAM and u
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Union
 
 from cryptography import x509
@@ -92,6 +93,14 @@ def create_ca(common_name: str, days: int = 3650, now: dt.datetime | None = None
     return _key_pem(key), cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def _alt_name(name: str) -> x509.GeneralName:
+    """An IP address SAN for an address (`eucadb serve` on 127.0.0.1), a DNS name SAN otherwise."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def issue_server_certificate(ca_key_pem: str | bytes, ca_cert_pem: CertLike, dns_name: str, days: int,
                              now: dt.datetime | None = None) -> tuple[str, str]:
     """A new RSA server key and its certificate for `dns_name`, signed by the CA: (key PEM, cert PEM)."""
@@ -112,7 +121,7 @@ def issue_server_certificate(ca_key_pem: str | bytes, ca_cert_pem: CertLike, dns
                                          key_agreement=False, key_cert_sign=False, crl_sign=False,
                                          encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([_alt_name(dns_name)]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)

@@ -11,7 +11,7 @@ import pytest
 
 from e2e import module_cloud, sibling
 from pg import free_port
-from serving import W, Server, enabled
+from serving import W, Server, enabled, reporting_post
 from eucadb.app import App
 from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.loop import Bootstrapper
@@ -60,9 +60,8 @@ def test_a_follower_serves_the_apis_from_the_published_endpoint(cloud, tmp_path)
         # Reporting through the follower too
         event = [{"ts": now.isoformat(), "account": "acct9", "resource_type": "volume", "resource_id": "vol-9",
                   "event": "create", "attributes": {"size_gib": 5}}]
-        request = urllib.request.Request(f"http://127.0.0.1:{follower.port}/services/Reporting/events",
-                                         data=json.dumps(event).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        admin = json.loads(env.run("credentials", "create", "--admin", "-o", "json").stdout)
+        request = reporting_post(f"http://127.0.0.1:{follower.port}/services/Reporting/events", event, admin)
         assert json.loads(urllib.request.urlopen(request, timeout=10).read()) == {"recorded": 1}
         # only the leader touched the cloud: the follower's log has no workflow and no cloud call
         assert "launch:" not in follower.log_text()

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cryptography.hazmat.primitives import serialization
 
 from e2e import module_cloud, sibling
-from serving import W, Server, count_rows, enabled, insert_rows, wait_for_partitions
+from serving import W, Server, count_rows, enabled, insert_rows, reporting_post, wait_for_partitions
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names, current_deployment
@@ -138,9 +138,8 @@ def use_the_services(env, port: int) -> None:
                "event": "create", "attributes": {"instance_type": "m1.small"}},
               {"ts": (now - timedelta(hours=1)).isoformat(), "account": "acct1", "resource_type": "instance",
                "resource_id": "i-1", "event": "delete", "attributes": {}}]
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/services/Reporting/events",
-                                     data=json.dumps(events).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    admin = json.loads(env.run("credentials", "create", "--admin", "-o", "json").stdout)
+    request = reporting_post(f"http://127.0.0.1:{port}/services/Reporting/events", events, admin)
     assert json.loads(urllib.request.urlopen(request, timeout=10).read())["recorded"] == 2
     report = env.run("report", "usage", "--start", start, "--end", now.isoformat(), "--format", "json",
                      EUCADB_SERVE_PORT=str(port)).stdout

@@ -12,6 +12,7 @@ import zlib
 from typing import Callable, Iterable
 from urllib.parse import quote
 
+from eucadb.logs import REFUSALS, RateLimitedLog
 from eucadb.services.cloudwatch import limits, sigv4
 from eucadb.services.cloudwatch.errors import STORAGE_ERRORS, ApiError, unavailable
 from eucadb.services.cloudwatch.model import operation
@@ -61,8 +62,8 @@ def inflate(request: HttpRequest) -> None:
 
 
 class CloudWatchApi:
-    def __init__(self, service: CloudWatch, mount: str = MOUNT):
-        self.service, self.mount = service, mount
+    def __init__(self, service: CloudWatch, mount: str = MOUNT, refusals: RateLimitedLog = REFUSALS):
+        self.service, self.mount, self.refusals = service, mount, refusals
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request_id = str(uuid.uuid4())
@@ -71,9 +72,11 @@ class CloudWatchApi:
         try:
             response = self.handle(protocol, request, request_id)
         except ApiError as err:
+            if err.status == 503:   # a disabled service: counted, one line a minute (eucadb/logs.py)
+                self.refusals.refused(f"cloudwatch {err.code}: {err.message}")
             response = protocol.error(err, request_id)
         except STORAGE_ERRORS as exc:
-            log.warning("cloudwatch storage unavailable: %s", exc)
+            self.refusals.refused(f"cloudwatch storage unavailable: {exc}")
             response = protocol.error(unavailable("The service is temporarily unavailable; retry later."),
                                       request_id)
         except Exception:  # noqa: BLE001 — the last line of defence: log it, answer a generic 500
@@ -101,7 +104,7 @@ class CloudWatchApi:
             raise ApiError("RequestEntityTooLarge", "Request size exceeds the limit of 1048576 bytes.", 413)
         if request.method not in ("POST", "GET"):
             raise ApiError("InvalidAction", f"Method {request.method} is not supported.", 400)
-        sigv4.verify(request, self.service.keys.secret, self.service.clock())
+        sigv4.verify(request, self.service.keys.secret, self.service.region, self.service.clock())
         inflate(request)
         name = protocol.operation_name(request)
         handler = OPERATIONS.get(name)

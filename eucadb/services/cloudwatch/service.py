@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from eucadb.services.cloudwatch.catalogue import Catalogue
-from eucadb.services.cloudwatch.keys import AccessKeys
+from eucadb.services.keys import AccessKeys
 
 
 class Pools(Protocol):
@@ -30,7 +30,7 @@ class CloudWatch:
     keys: AccessKeys
     is_enabled: Callable[[], bool]
     clock: Callable[[], datetime] = utcnow
-    region: str = "eucalyptus"
+    region: str = "us-east-1"   # of the SigV4 credential scope and ARNs: `serve.region`
     account: str = "000000000000"
     catalogue: Catalogue = field(init=False)
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from eucadb.errors import EucadbError
 from eucadb.services.cloudwatch.api import MOUNT, CloudWatchApi
 from eucadb.services.cloudwatch.evaluation import evaluate_all
-from eucadb.services.cloudwatch.keys import AccessKeys
+from eucadb.services.keys import AccessKeys
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.states import StateGate
 
@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def build(app, loop) -> tuple[CloudWatch, dict[str, CloudWatchApi]]:
     service = CloudWatch(pools=loop.pools, keys=AccessKeys(app.store, app.secrets),
-                         is_enabled=StateGate(loop.services.states, "cloudwatch").enabled)
+                         is_enabled=StateGate(loop.services.states, "cloudwatch").enabled,
+                         region=app.config.serve_region)
     return service, {MOUNT: CloudWatchApi(service)}
 
 

@@ -1,4 +1,6 @@
-"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004 and 0007."""
+"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004 and 0007.
+
+API access keys (also created by 0004) are shared by every API: eucadb/store/models.py AccessKey."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -34,16 +36,6 @@ class Alarm(Base):
     state_reason_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     state_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class AccessKey(Base):
-    """An API access key for SigV4; the secret is sealed with the local SecretBox."""
-
-    __tablename__ = "api_access_keys"
-    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    secret: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # Tables added by store migration 0007. Each row carries the account it belongs to (today always the

@@ -3,23 +3,32 @@
   POST /services/Reporting/events   JSON list of events → 200 {"recorded": n}
   GET  /services/Reporting/usage?start=ISO&end=ISO[&account=A][&format=json|csv|html]   (streamed)
 
-Errors are JSON {"error": {"code", "message"}}: 400 bad input, 403 not loopback, 404/405, 411/413 body,
-503 while the service is not ENABLED or its database fails. A report is sent as it is computed (no
-Content-Length; chunked), so one over all time never sits in memory; a database failure after its
-first chunk can only cut the response short, which HTTP clients see as an incomplete body.
-Authentication today is "loopback only"
-(the caller runs on this host); SigV4 with eucadb access keys belongs to the CloudWatch work.
+Every request is SigV4-signed with an eucadb access key (`eucadb credentials create`), credential
+scope service `reporting` and the server's region (`serve.region`). A key acts for its own account:
+it writes events only for that account (one event of another account refuses the whole batch, 403
+AccessDenied, nothing written) and reads only that account's usage (no `account` = its own). An admin
+key (`--admin`) reads every account and writes any: the cloud's components report for many accounts.
+The signature is the access control, so the API answers any address it listens on (serve over TLS
+when that is not loopback: `serve.tls`).
+
+Errors are JSON {"error": {"code", "message"}}: 400 bad input, 403 unsigned / badly signed / another
+account, 404/405, 411/413 body, 503 while the service is not ENABLED or its database fails. A report
+is sent as it is computed (no Content-Length; chunked), so one over all time never sits in memory; a
+database failure after its first chunk can only cut the response short, which HTTP clients see as an
+incomplete body.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
+from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from eucadb.errors import DatabaseError, ServiceUnavailable, UserError
-from eucadb.services import bounds
+from eucadb.logs import REFUSALS, RateLimitedLog
+from eucadb.services import auth, bounds
+from eucadb.services.keys import AccessKeys, KeyRecord
 from eucadb.services.reporting.events import check_text, parse_events, parse_time
 from eucadb.services.reporting.render import STREAMS, report_head
 from eucadb.services.reporting.service import ReportingService
@@ -27,6 +36,7 @@ from eucadb.states import StateGate
 
 log = logging.getLogger(__name__)
 PREFIX = "/services/Reporting"
+SERVICE = "reporting"    # the service name in the SigV4 credential scope
 MAX_BODY = 8 * 1024 * 1024
 MAX_DEPTH = 8            # a valid body nests 3 deep: list → event → attributes
 CHUNK = 64 * 1024        # bytes per write of a streamed report
@@ -42,19 +52,29 @@ class HttpError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _is_loopback(addr: str | None) -> bool:
-    try:
-        return ipaddress.ip_address((addr or "").split("%")[0]).is_loopback
-    except ValueError:
-        return False
+def forbidden(code: str, message: str) -> HttpError:
+    return HttpError("403 Forbidden", code, message)
+
+
+def _headers(environ: dict) -> dict[str, str]:
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
+
+
+Handler = Callable[[dict, bytes, KeyRecord], tuple[str, Body]]
 
 
 class ReportingApi:
     """A WSGI application; works whether the router passes the full path or the part after PREFIX."""
 
-    def __init__(self, service: ReportingService, max_body: int = MAX_BODY):
-        self.service, self.max_body = service, max_body
-        self.routes: Mapping[tuple[str, str], Callable[[dict], tuple[str, Body]]] = {
+    def __init__(self, service: ReportingService, keys: AccessKeys, region: str, max_body: int = MAX_BODY,
+                 clock: Callable[[], datetime] | None = None, refusals: RateLimitedLog = REFUSALS):
+        self.service, self.keys, self.max_body, self.clock = service, keys, max_body, clock
+        self.scope, self.refusals = auth.Scope(SERVICE, region), refusals
+        self.routes: Mapping[tuple[str, str], Handler] = {
             ("POST", "/events"): self.post_events, ("GET", "/usage"): self.get_usage}
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
@@ -69,7 +89,7 @@ class ReportingApi:
         except UserError as exc:
             status, ctype, body = "400 Bad Request", "application/json", _error_body("InvalidParameterValue", str(exc))
         except (ServiceUnavailable, DatabaseError) as exc:
-            log.warning("reporting %s: %s", environ.get("PATH_INFO"), exc)
+            self.refusals.refused(f"reporting ServiceUnavailable: {exc}")
             status, ctype, body = ("503 Service Unavailable", "application/json",
                                    _error_body("ServiceUnavailable", str(exc)))
         if rest is None:
@@ -83,8 +103,11 @@ class ReportingApi:
                         _error_body("ServiceUnavailable", message))
 
     def _dispatch(self, environ: dict) -> tuple[str, Body]:
-        if not _is_loopback(environ.get("REMOTE_ADDR")):
-            raise HttpError("403 Forbidden", "AccessDenied", "the Reporting API accepts loopback clients only")
+        headers = _headers(environ)
+        try:
+            auth.require_signature(headers)     # unsigned: refused before anything is read
+        except auth.AuthError as err:
+            raise forbidden(err.code, err.message) from None
         path = environ.get("PATH_INFO", "") or ""
         if path.startswith(PREFIX):
             path = path[len(PREFIX):]
@@ -95,9 +118,24 @@ class ReportingApi:
             if any(p == path for _, p in self.routes):
                 raise HttpError("405 Method Not Allowed", "MethodNotAllowed", f"{method} is not allowed on {path}")
             raise HttpError("404 Not Found", "NotFound", f"no Reporting resource {path or '/'}")
-        return handler(environ)
+        body = self._read_body(environ) if method == "POST" else b""
+        return handler(environ, body, self._authenticate(environ, headers, body))
 
-    def post_events(self, environ: dict) -> tuple[str, Body]:
+    def _authenticate(self, environ: dict, headers: dict[str, str], body: bytes) -> KeyRecord:
+        script, path = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "/")
+        request = auth.Received(method=environ.get("REQUEST_METHOD", "GET").upper(), headers=headers, body=body,
+                                full_path=quote(script + path, safe="/-_.~"),
+                                query=environ.get("QUERY_STRING", ""), host=environ.get("HTTP_HOST", ""))
+        try:
+            key_id = auth.verify(request, self.keys.secret, self.scope, self.clock() if self.clock else None)
+        except auth.AuthError as err:
+            raise forbidden(err.code, err.message) from None
+        record = self.keys.lookup(key_id)
+        if record is None:   # deleted between the two lookups
+            raise forbidden("InvalidClientTokenId", "The security token included in the request is invalid.")
+        return record
+
+    def _read_body(self, environ: dict) -> bytes:
         self.service.require_enabled()      # 503 before reading a body we could not store
         try:
             length = int(environ.get("CONTENT_LENGTH") or "-1")
@@ -108,15 +146,23 @@ class ReportingApi:
         if length > self.max_body:
             raise HttpError("413 Payload Too Large", "LimitExceeded",
                             f"body of {length} bytes exceeds the limit of {self.max_body}")
-        raw = environ["wsgi.input"].read(length)
+        return environ["wsgi.input"].read(length)
+
+    def post_events(self, environ: dict, raw: bytes, key: KeyRecord) -> tuple[str, Body]:
         try:
             docs = bounds.load_json(raw, MAX_DEPTH)
         except bounds.Malformed as exc:
             raise UserError(f"the body is not valid JSON: {exc}") from None
-        recorded = self.service.record(parse_events(docs))
+        events = parse_events(docs)
+        for n, event in enumerate(events):   # all-or-nothing: one foreign event refuses the batch
+            if not key.may_act_for(event.account):
+                raise forbidden("AccessDenied", f"event {n}: account {event.account!r} is not the signing "
+                                f"key's account {key.account}; only admin keys report for other accounts "
+                                "(nothing was recorded)")
+        recorded = self.service.record(events)
         return "application/json", json.dumps({"recorded": recorded}).encode()
 
-    def get_usage(self, environ: dict) -> tuple[str, Body]:
+    def get_usage(self, environ: dict, _body: bytes, key: KeyRecord) -> tuple[str, Body]:
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
         unknown = sorted(set(query) - {"start", "end", "account", "format"})
         if unknown:
@@ -129,6 +175,11 @@ class ReportingApi:
             raise UserError(f"format={fmt!r} is not one of {', '.join(STREAMS)}")
         start, end = parse_time(query["start"], "start"), parse_time(query["end"], "end")
         account = check_text("account", query["account"]) if query.get("account") else None
+        if not key.admin:
+            if account is not None and account != key.account:
+                raise forbidden("AccessDenied", f"the signing key reads account {key.account} only, not "
+                                f"{account!r}; only admin keys read other accounts")
+            account = key.account
         rows = (r.as_dict() for r in self.service.usage_rows(start, end, account))
         return CONTENT_TYPES[fmt], _chunks(STREAMS[fmt](report_head(start, end, account), rows))
 
@@ -153,7 +204,7 @@ def _send(first: bytes, rest: Iterator[bytes], path: str | None) -> Iterator[byt
     try:
         yield from rest
     except (ServiceUnavailable, DatabaseError) as exc:
-        log.warning("reporting %s cut short: %s", path, exc)
+        REFUSALS.refused(f"reporting {path} cut short: {exc}")
         raise
 
 
@@ -168,6 +219,8 @@ def _error_body(code: str, message: str) -> bytes:
     return json.dumps(doc).encode()
 
 
-def for_loop(loop) -> ReportingApi:
-    """The API as `eucadb serve` mounts it: pools and service state from the bootstrapper."""
-    return ReportingApi(ReportingService(loop.pools, StateGate(loop.services.states, "reporting").state))
+def for_loop(app, loop, region: str) -> ReportingApi:
+    """The API as `eucadb serve` mounts it: pools and service state from the bootstrapper, keys from the
+    local store."""
+    return ReportingApi(ReportingService(loop.pools, StateGate(loop.services.states, "reporting").state),
+                        AccessKeys(app.store, app.secrets), region)

@@ -2,8 +2,10 @@
 
 `report usage` asks the running `eucadb serve` (GET /services/Reporting/usage) rather than connecting to
 the remote database itself: the server already holds the verified TLS pool, the writer credentials and
-the service state, so the CLI needs no secrets, never builds a second pool, and answers exactly what
-the HTTP API answers (503 while reporting is not ENABLED). The server renders the report in the format
+the service state, so the CLI needs no database credentials, never builds a second pool, and answers
+exactly what the HTTP API answers (503 while reporting is not ENABLED). It signs (SigV4) with an admin
+access key eucadb keeps for itself in the store (sealed like every key, never printed), so it reads
+every account; `--account` narrows the report. The server renders the report in the format
 asked for and streams it; the CLI copies that stream to stdout, so neither side holds a report over all
 time in memory. Accounts are local and edited in the store.
 """
@@ -11,39 +13,57 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlencode
 
 import click
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from eucadb.errors import ServiceUnavailable, UserError
+from eucadb.local_server import base_url, client_context
 from eucadb.output import OUTPUT_OPTION, emit
 from eucadb.services.reporting.accounts import add_account, add_user, list_accounts
-from eucadb.services.reporting.api import CHUNK, PREFIX
+from eucadb.services.keys import REPORT_KEY, AccessKeys
+from eucadb.services.reporting.api import CHUNK, PREFIX, SERVICE
 from eucadb.services.reporting.events import parse_time
 from eucadb.services.reporting.render import FORMATS
 
-WILDCARDS = {"", "0.0.0.0", "::"}
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs requests to the Reporting API as one access key, for the server's region."""
+
+    access_key_id: str
+    secret_access_key: str
+    region: str
+
+    def headers(self, method: str, url: str) -> dict[str, str]:
+        request = AWSRequest(method=method, url=url)
+        SigV4Auth(Credentials(self.access_key_id, self.secret_access_key), SERVICE, self.region).add_auth(request)
+        return dict(request.headers.items())
 
 
-def server_url(app) -> str:
-    """Where the local server answers; a wildcard listen address is reached over loopback."""
-    host = app.config["serve.host"]
-    host = "127.0.0.1" if host in WILDCARDS else host
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{app.config['serve.port']}"
+def cli_signer(app) -> Signer:
+    """The admin key `eucadb report usage` signs with (made on first use)."""
+    key = AccessKeys(app.store, app.secrets).own_admin_key(REPORT_KEY, "used by `eucadb report usage`")
+    return Signer(key.access_key_id, key.secret_access_key, app.config.serve_region)
 
 
 def copy_usage(base: str, start: str, end: str, account: str | None, fmt: str, out: BinaryIO,
-               timeout: float = 60) -> None:
+               signer: Signer, timeout: float = 60, context: ssl.SSLContext | None = None) -> None:
     """The server's report, rendered there as `fmt`, copied to `out` as it arrives; errors become
     one-line eucadb errors (a report cut short after its first bytes too)."""
     params = {"start": start, "end": end, **({"account": account} if account else {}), "format": fmt}
     url = f"{base}{PREFIX}/usage?{urlencode(params)}"
+    request = urllib.request.Request(url, headers=signer.headers("GET", url))
     try:
-        resp = urllib.request.urlopen(url, timeout=timeout)
+        resp = urllib.request.urlopen(request, timeout=timeout, context=context)
     except urllib.error.HTTPError as err:
         try:
             message = json.loads(err.read())["error"]["message"]
@@ -81,8 +101,8 @@ def report_usage(app, start: str, end: str, account: str | None, fmt: str) -> No
     begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
     if finish <= begin:
         raise UserError(f"--end {end} must be after --start {start}")
-    copy_usage(server_url(app), begin.isoformat(), finish.isoformat(), account, fmt,
-               click.get_binary_stream("stdout"))
+    copy_usage(base_url(app.config), begin.isoformat(), finish.isoformat(), account, fmt,
+               click.get_binary_stream("stdout"), cli_signer(app), context=client_context(app.config))
 
 
 @report_group.group("accounts")

@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 from waitress import create_server
 
 import eucadb.services.cloudwatch.migrations as cw_migrations
@@ -29,8 +30,9 @@ from eucadb.errors import ServiceUnavailable
 from eucadb.pool.manager import PoolManager
 from eucadb.pool.contexts import BY_NAME, Location
 from eucadb.serve.http import ServeApp
+from eucadb.serve.server import CherootServer
 from eucadb.services.cloudwatch.api import MOUNT, CloudWatchApi
-from eucadb.services.cloudwatch.keys import AccessKeys
+from eucadb.services.keys import AccessKeys
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.store import open_store
 from eucadb.store.secretbox import SecretBox
@@ -86,14 +88,15 @@ class Endpoint:
     api: CloudWatchApi
     enabled: dict = field(default_factory=lambda: {"value": True})
 
-    def client(self, protocol: str | None = None, secret: str | None = None, **config):
+    def client(self, protocol: str | None = None, secret: str | None = None, region: str = "us-east-1",
+               **config):
         """boto3 as installed; `protocol` moves one of the model's own protocols to the front of
         botocore's preference list, so its unmodified serializer and parser are exercised."""
         order = botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS
         if protocol:
             order = (protocol, *(p for p in order if p != protocol))
         with mock.patch.object(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", order):
-            client = boto3.client("cloudwatch", endpoint_url=self.url, region_name="us-east-1",
+            client = boto3.client("cloudwatch", endpoint_url=self.url, region_name=region,
                                   aws_access_key_id=self.key_id, aws_secret_access_key=secret or self.secret,
                                   config=Config(**config) if config else None)
         assert protocol is None or client.meta.service_model.resolved_protocol == protocol
@@ -126,8 +129,10 @@ class Endpoint:
         return out["status"], out["headers"], data
 
 
-def start_endpoint(pg_server, home: Path) -> tuple[Endpoint, Callable[[], None]]:
-    """The endpoint on a free port and the function that stops it and frees everything."""
+def start_endpoint(pg_server, home: Path, server_kind: str = "waitress",
+                   tls: BuiltinSSLAdapter | None = None) -> tuple[Endpoint, Callable[[], None]]:
+    """The endpoint on a free port and the function that stops it and frees everything; `cheroot`
+    (with `tls`, or plain) is the server `eucadb serve` runs when it terminates TLS."""
     store = open_store(f"sqlite:///{home / 'store.db'}")
     box = SecretBox(home / "secret.key")
     remote = create_engine(f"postgresql+psycopg2://{WRITER}@{pg_server.host}:{pg_server.port}/"
@@ -138,17 +143,24 @@ def start_endpoint(pg_server, home: Path) -> tuple[Endpoint, Callable[[], None]]
     enabled = {"value": True}
     service = CloudWatch(pools=pools, keys=keys, is_enabled=lambda: enabled["value"])
     api = CloudWatchApi(service)
-    server = create_server(ServeApp(None, None, extra={MOUNT: api}), host="127.0.0.1", port=0, threads=8)
+    wsgi = ServeApp(None, None, extra={MOUNT: api})
+    if server_kind == "cheroot":
+        server = CherootServer(wsgi, "127.0.0.1", 0, 8, tls)
+    else:
+        server = create_server(wsgi, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
 
     def stop() -> None:
         server.close()
-        for channel in list(server._map.values()):   # idle keep-alive connections would hold the loop
-            channel.close()
+        if server_kind != "cheroot":
+            for channel in list(server._map.values()):   # idle keep-alive connections would hold the loop
+                channel.close()
         thread.join(5)
-        server.task_dispatcher.shutdown()
+        if server_kind != "cheroot":
+            server.task_dispatcher.shutdown()
         remote.dispose()
         store.dispose()
-    return Endpoint(f"http://127.0.0.1:{server.effective_port}{MOUNT}", issued.access_key_id,
+    scheme = "https" if tls is not None else "http"
+    return Endpoint(f"{scheme}://127.0.0.1:{server.effective_port}{MOUNT}", issued.access_key_id,
                     issued.secret_access_key, service, api, enabled), stop

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from eucadb.cli import cli
 from eucadb.config import load
-from eucadb.services.cloudwatch.keys import AccessKeys
-from eucadb.services.cloudwatch.tables import AccessKey
+from eucadb.services.keys import AccessKeys
+from eucadb.store.models import AccessKey
 from eucadb.store import open_store
 from eucadb.store.secretbox import SecretBox
 

@@ -14,6 +14,7 @@ from eucadb.services.cloudwatch.operations import dashboards
 
 PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
 ACCOUNT = "000000000000"
+REGION = "us-east-1"   # the service's region (serve.region, default the cloud's): what ARNs carry
 TEXT_WIDGET = {"type": "text", "x": 0, "y": 0, "width": 6, "height": 3, "properties": {"markdown": "hi"}}
 BODY = json.dumps({"widgets": [TEXT_WIDGET]})
 
@@ -52,7 +53,7 @@ def test_describe_alarms_for_metric_matches_metric_dimensions_and_filters(endpoi
     assert names(Dimensions=h1, Period=60) == [f"{protocol}-fm-60"]
     assert names(Dimensions=h1, Statistic="Maximum") == []
     found = cw.describe_alarms_for_metric(Namespace=ns, MetricName="cpu", Dimensions=h1, Period=60)["MetricAlarms"][0]
-    assert found["AlarmArn"] == f"arn:aws:cloudwatch:eucalyptus:{ACCOUNT}:alarm:{protocol}-fm-60"
+    assert found["AlarmArn"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{protocol}-fm-60"
     assert found["ActionsEnabled"] is True   # "The default is TRUE" (model, PutMetricAlarmInput.ActionsEnabled)
 
 
@@ -215,7 +216,7 @@ def test_alarm_tags(endpoint, protocol):
     name = f"tagged-{protocol}"
     alarm(cw, name, Namespace="Tags", Tags=[{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "db"}])
     arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
-    assert arn == f"arn:aws:cloudwatch:eucalyptus:{ACCOUNT}:alarm:{name}"
+    assert arn == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "env", "Value": "prod"},
                                                                    {"Key": "team", "Value": "db"}]
     # "If you specify a tag key that is already associated with the alarm, the new tag value that you
@@ -243,7 +244,7 @@ def test_tag_limits_and_unknown_resources(endpoint, protocol):
     cw = endpoint.client(protocol)
     name = f"limits-{protocol}"
     alarm(cw, name, Namespace="Tags")
-    arn = f"arn:aws:cloudwatch:eucalyptus:{ACCOUNT}:alarm:{name}"
+    arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
     # "You can associate as many as 50 tags with a CloudWatch resource" (model, TagResource); key
     # 1-128 and value 0-256 characters (model, TagKey / TagValue)
     cw.tag_resource(ResourceARN=arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
@@ -260,11 +261,11 @@ def test_tag_limits_and_unknown_resources(endpoint, protocol):
     assert cw.describe_alarms(AlarmNames=[f"{name}-51"])["MetricAlarms"] == []
     # ResourceNotFoundException, 404 (model) for an ARN naming nothing here: no such alarm or
     # dashboard, or another region, account or partition
-    for missing in (f"arn:aws:cloudwatch:eucalyptus:{ACCOUNT}:alarm:no-such-{protocol}",
+    for missing in (f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:no-such-{protocol}",
                     f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/no-such-{protocol}",
                     f"arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:{name}",
-                    f"arn:aws:cloudwatch:eucalyptus:123456789012:alarm:{name}",
-                    f"arn:aws-cn:cloudwatch:eucalyptus:{ACCOUNT}:alarm:{name}"):
+                    f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{name}",
+                    f"arn:aws-cn:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"):
         for call in (lambda: cw.list_tags_for_resource(ResourceARN=missing),
                      lambda: cw.tag_resource(ResourceARN=missing, Tags=[{"Key": "a", "Value": "b"}]),
                      lambda: cw.untag_resource(ResourceARN=missing, TagKeys=["a"])):
@@ -298,7 +299,7 @@ def test_arns_take_the_partition_of_the_region(endpoint, monkeypatch, region, pa
     """The partition of an ARN follows the region (AWS partitions: aws-cn for the China regions,
     aws-us-gov for GovCloud, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html)."""
     monkeypatch.setattr(endpoint.service, "region", region)
-    cw = endpoint.client("json")
+    cw = endpoint.client("json", region=region)   # signed for the service's region, as AWS requires
     name = f"partition-{region}"
     alarm(cw, name, Namespace="Partition", Tags=[{"Key": "p", "Value": partition}])
     arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]

@@ -21,10 +21,14 @@ from sqlalchemy.orm import Session
 import eucadb.services.reporting.migrations as remote_migrations
 from eucadb.bootstrap.services import ServiceState
 from eucadb.errors import ServiceUnavailable
+from eucadb.services.keys import AccessKeys, IssuedKey
+from eucadb.services.reporting.api import ReportingApi
 from eucadb.services.reporting.service import ReportingService
 from eucadb.store import open_store
+from eucadb.store.secretbox import SecretBox
 
-sys.path.insert(0, str(Path(__file__).parent))   # reporting_scenario
+sys.path.insert(0, str(Path(__file__).parent))   # reporting_scenario, signing
+from signing import REGION  # noqa: E402
 WRITER = "reporting_writer"
 
 
@@ -110,6 +114,25 @@ def local_store(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def keys(local_store, tmp_path) -> AccessKeys:
+    """Access keys in the same store and secret.key as a CLI run with EUCADB_HOME=tmp_path."""
+    return AccessKeys(local_store, SecretBox(tmp_path / "secret.key"))
+
+
+@pytest.fixture
+def admin_key(keys) -> IssuedKey:
+    return keys.create("tests", admin=True)
+
+
+@pytest.fixture
+def make_api(keys):
+    """ReportingApi(service, …) verifying signatures against `keys` in the default region."""
+    def make(service: ReportingService, **kwargs) -> ReportingApi:
+        return ReportingApi(service, keys, REGION, **kwargs)
+    return make
 
 
 @pytest.fixture

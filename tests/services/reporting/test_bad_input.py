@@ -10,13 +10,18 @@ from urllib.parse import urlencode
 
 import pytest
 
-from eucadb.services.reporting.api import PREFIX, ReportingApi
+from eucadb.services.reporting.api import PREFIX
 from reporting_scenario import END, START, ev
+from signing import signed_headers
+
+KEY = None   # the admin key of the `base` fixture
 
 
 def call(base: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(base + PREFIX + path, data=body, method=method,
-                                 headers={"Content-Type": "application/json"})
+    url = base + PREFIX + path
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers=signed_headers(KEY, method, url, body,
+                                                        headers={"Content-Type": "application/json"}))
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -26,8 +31,10 @@ def call(base: str, method: str, path: str, body: bytes | None = None) -> tuple[
 
 
 @pytest.fixture
-def base(service, serve_thread) -> str:
-    return serve_thread(ReportingApi(service))
+def base(service, serve_thread, make_api, admin_key) -> str:
+    global KEY
+    KEY = admin_key
+    return serve_thread(make_api(service))
 
 
 def event(**fields) -> bytes:

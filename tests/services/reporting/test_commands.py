@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from eucadb.bootstrap.services import ServiceState
-from eucadb.services.reporting.api import ReportingApi
 from pg import free_port
 from reporting_scenario import END, EXPECTED, SCENARIO, START
 
@@ -32,9 +31,10 @@ def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
 
 
 @pytest.fixture
-def server_port(service, serve_thread) -> int:
+def server_port(service, serve_thread, make_api) -> int:
+    """The API on the store of EUCADB_HOME=tmp_path, where the CLI keeps the key it signs with."""
     service.record(SCENARIO)
-    return int(serve_thread(ReportingApi(service)).rsplit(":", 1)[1])
+    return int(serve_thread(make_api(service)).rsplit(":", 1)[1])
 
 
 def test_report_usage_in_every_format(tmp_path, server_port):

@@ -7,11 +7,22 @@ import json
 import tracemalloc
 from urllib.parse import urlencode
 
+import pytest
+
 from eucadb.services.reporting.api import PREFIX, ReportingApi
 from eucadb.services.reporting.events import parse_events, parse_time
 from eucadb.services.reporting.render import FORMATS
 from eucadb.services.reporting.usage import compute_usage
 from reporting_scenario import ev
+from signing import environ
+
+KEY = None   # an admin key, set by the autouse fixture below
+
+
+@pytest.fixture(autouse=True)
+def _signing_key(admin_key):
+    global KEY
+    KEY = admin_key
 
 MAX_CHUNK = 256 * 1024     # a chunk is one write, never the report (the CSV below is ~150 KB, JSON ~1 MB)
 ALL_TIME = {"start": "1970-01-01T00:00:00Z", "end": "9998-01-01T00:00:00Z"}
@@ -31,15 +42,14 @@ def record_volumes(service, first: int, count: int) -> None:
 def get(app: ReportingApi, fmt: str) -> tuple[str, dict, object]:
     """The WSGI call itself: status, headers and the body iterable, not yet consumed."""
     seen = {}
-    body = app({"REQUEST_METHOD": "GET", "PATH_INFO": PREFIX + "/usage", "REMOTE_ADDR": "127.0.0.1",
-                "QUERY_STRING": urlencode({**ALL_TIME, "format": fmt})},
+    body = app(environ(KEY, "GET", PREFIX + "/usage", urlencode({**ALL_TIME, "format": fmt})),
                lambda status, headers: seen.update(status=status, headers=dict(headers)))
     return seen["status"], seen["headers"], body
 
 
-def test_report_leaves_in_chunks_and_equals_the_whole_document(service, clean_remote):
+def test_report_leaves_in_chunks_and_equals_the_whole_document(service, clean_remote, make_api):
     record_volumes(service, 0, 3000)
-    app = ReportingApi(service)
+    app = make_api(service)
     for fmt in ("json", "csv", "html"):
         status, headers, body = get(app, fmt)
         chunks = list(body)
@@ -62,10 +72,10 @@ def peak_while_streaming(app: ReportingApi) -> tuple[int, int]:
         tracemalloc.stop()
 
 
-def test_memory_does_not_grow_with_the_events(service, clean_remote):
+def test_memory_does_not_grow_with_the_events(service, clean_remote, make_api):
     """Quadruple the events (and rows): the peak must stay flat. Reading them all first, as the report
     once did, quadruples it (measured before streaming: 9.5 MiB → 37 MiB; streamed: 1.6 MiB both)."""
-    app = ReportingApi(service)
+    app = make_api(service)
     record_volumes(service, 0, 5000)
     small, small_sent = peak_while_streaming(app)
     record_volumes(service, 5000, 15000)
@@ -91,10 +101,10 @@ def test_database_order_is_the_report_order(service_on_new_db):
     assert [r.as_dict() for r in service.usage_rows(start, end)] == [r.as_dict() for r in expected]
 
 
-def test_a_database_failure_before_the_first_chunk_is_still_a_503(service):
+def test_a_database_failure_before_the_first_chunk_is_still_a_503(service, make_api):
     """The stream's first chunk is computed before the status line, so an unready pool is answered."""
     service.pools.remote = None
-    status, headers, body = get(ReportingApi(service), "json")
+    status, headers, body = get(make_api(service), "json")
     doc = json.loads(b"".join(body))
     assert status.startswith("503") and doc["error"]["code"] == "ServiceUnavailable"
     assert "remote database is not ready" in doc["error"]["message"]
