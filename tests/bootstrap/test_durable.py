@@ -18,7 +18,7 @@ import pytest
 
 from e2e import make_env
 from pg import free_port
-from serving import FAST
+from serving import FAST, reporting_post
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,7 @@ class Usage:
         self.cw = boto3.client("cloudwatch", endpoint_url=f"http://127.0.0.1:{port}/services/CloudWatch",
                                region_name="us-east-1", aws_access_key_id=key["access_key_id"],
                                aws_secret_access_key=key["secret_access_key"])
+        self.admin = json.loads(env.run("credentials", "create", "--admin", "-o", "json").stdout)
         self.start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
         self.datapoints = 0
         self.volumes: list[str] = []
@@ -46,9 +47,7 @@ class Usage:
         events = [{"ts": (self.start + timedelta(minutes=10)).isoformat(), "account": "acct1",
                    "resource_type": "volume", "resource_id": r, "event": "create",
                    "attributes": {"size_gib": 10}} for r in ids]
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/services/Reporting/events",
-                                         data=json.dumps(events).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = reporting_post(f"http://127.0.0.1:{self.port}/services/Reporting/events", events, self.admin)
         assert json.loads(urllib.request.urlopen(request, timeout=10).read())["recorded"] == len(ids)
         self.volumes += ids
 
