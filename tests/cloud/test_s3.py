@@ -43,8 +43,7 @@ def s3cloud():
 
 
 def client(cloud: LocalCloud, region: str = "us-east-1"):
-    return boto3.client("s3", endpoint_url=cloud.endpoint, region_name=region,
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client("s3", endpoint_url=cloud.endpoint, region_name=region, **cloud.credentials)
 
 
 @pytest.fixture
@@ -372,8 +371,9 @@ def test_upload_fileobj_and_download_as_barman_does(s3, bucket):
     out = io.BytesIO()
     s3.download_fileobj(bucket, "wals/000000010000000000000001", out)
     assert out.getvalue() == data
+    creds = s3._request_signer._credentials
     resource = boto3.resource("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id="test", aws_secret_access_key="test")
+                              aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key)
     assert resource.Object(bucket, "wals/000000010000000000000001").get()["Body"].read() == data
 
 
