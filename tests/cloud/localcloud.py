@@ -22,6 +22,7 @@ import yaml
 
 from e2e import _listening_octets, allocate_vpc
 from eucadb.cloud.local.layout import Layout
+from eucadb.config import KEYS_BY_NAME
 from eucadb.cloud.local.procs import start_time
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,6 +103,8 @@ class LocalCloud:
     def install_image(self, program: str) -> str:
         return self.cli("image", "install", "--local", "--boot-program",
                         str(BOOT_PROGRAMS / program)).stdout.strip()
+
+    instance_user = KEYS_BY_NAME["cloud.instance_user"].default  # who instances run as (we are root)
 
     @property
     def credentials(self) -> dict[str, str]:

@@ -4,16 +4,31 @@ is tested on a service of this process whose clock the test advances."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from helpers import make_group
-from localcloud import wait_for
+from localcloud import RUNTIME_CACHE, wait_for
 from pg import free_port
 
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.metadata import MetadataServer
+from eucadb.cloud.local.peers import Owner
+
+HTTP = """
+import json, sys, urllib.error, urllib.request
+method, url, headers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+try:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=2) as r:
+        print(json.dumps([r.status, r.read().decode()]))
+except urllib.error.HTTPError as exc:
+    print(json.dumps([exc.code, ""]))
+"""
 
 
 def _http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
@@ -23,6 +38,32 @@ def _http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, ""
+
+
+def _as(cloud, instance_id: str | None, user: str):
+    """An HTTP client running as `user`, inside `instance_id`'s cgroup (None: outside any)."""
+    account = pwd.getpwnam(user)
+    record = cloud.pid_record(instance_id) if instance_id else None
+    python = next(RUNTIME_CACHE.glob("py*/.complete")).parent / "bin" / "python"
+
+    def enter() -> None:
+        if record is not None:
+            Path(record["cgroup"], "cgroup.procs").write_text(str(os.getpid()))
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
+
+    def http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
+        done = subprocess.run([str(python), "-c", HTTP, method, url, json.dumps(headers or {})], cwd="/",
+                              capture_output=True, text=True, timeout=30, preexec_fn=enter, env={})
+        assert done.returncode == 0, done.stderr
+        status, body = json.loads(done.stdout)
+        return status, body
+    return http
+
+
+def _inside(cloud, instance: dict):
+    """HTTP from one of the instance's own processes (its cgroup, its user): what IMDS answers."""
+    return _as(cloud, instance["InstanceId"], cloud.instance_user)
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +98,31 @@ def test_another_ip_is_another_identity(pair):
     assert {r["ip"] for r in reports} == {i["PrivateIpAddress"] for i in instances}
 
 
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs processes as other users in an instance's cgroup")
+
+
 @pytest.mark.slow
-def test_imdsv2_token_rules(pair):
+@needs_root
+def test_only_the_instance_itself_is_answered(pair, cloud):
     _, instances, _ = pair
+    mine, theirs = instances
+    url = f"http://{mine['PrivateIpAddress']}:8775/latest/api/token"
+    ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    assert _inside(cloud, mine)("PUT", url, ttl)[0] == 200
+    assert _http("PUT", url, ttl)[0] == 403, "eucadb's own user, not in the instance"
+    assert _as(cloud, None, "nobody")("PUT", url, ttl)[0] == 403, "another local user"
+    assert _as(cloud, None, cloud.instance_user)("PUT", url, ttl)[0] == 403, "the instance user, elsewhere"
+    assert _inside(cloud, theirs)("PUT", url, ttl)[0] == 403, "another instance (same uid)"
+    status, token = _inside(cloud, mine)("PUT", url, ttl)
+    assert _http("GET", url.replace("api/token", "meta-data/iam/security-credentials/"),
+                 {"X-aws-ec2-metadata-token": token})[0] == 403, "a token is no pass for a stranger"
+
+
+@pytest.mark.slow
+@needs_root
+def test_imdsv2_token_rules(pair, cloud):
+    _, instances, _ = pair
+    _http = _inside(cloud, instances[0])
     base = f"http://{instances[0]['PrivateIpAddress']}:8775/latest"
     assert _http("PUT", base + "/api/token")[0] == 400, "TTL header is required"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "21601"})[0] == 400
@@ -70,7 +133,7 @@ def test_imdsv2_token_rules(pair):
     assert _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token}) == (
         200, instances[0]["InstanceId"])
     other = f"http://{instances[1]['PrivateIpAddress']}:8775/latest"
-    assert _http("GET", other + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401, \
+    assert _inside(cloud, instances[1])("GET", other + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401, \
         "a token is only good at the service that issued it"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "5",
                                               "X-Forwarded-For": "10.0.0.1"})[0] == 400
@@ -94,7 +157,8 @@ def local_imds():
                         private_ip="127.0.0.1", zone="us-east-1a", region="us-east-1",
                         account_id="123456789012", root_device="/dev/sda1")
     port = free_port()
-    server = MetadataServer(view, Identities(clients=None, region="us-east-1"), port, clock=clock)
+    owner = Owner(os.geteuid(), lambda: [os.getpid()])  # this test process is the instance
+    server = MetadataServer(view, Identities(clients=None, region="us-east-1"), port, owner, clock=clock)
     yield f"http://127.0.0.1:{port}/latest", clock
     server.close()
 
@@ -115,9 +179,11 @@ def test_a_token_is_refused_once_its_ttl_has_passed(local_imds):
 
 
 @pytest.mark.slow
+@needs_root
 def test_metadata_tree(pair, cloud):
     group, instances, _ = pair
     instance = instances[0]
+    _http = _inside(cloud, instance)
     base = f"http://{instance['PrivateIpAddress']}:8775/latest"
     _, token = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     get = lambda path: _http("GET", base + path, {"X-aws-ec2-metadata-token": token})  # noqa: E731
