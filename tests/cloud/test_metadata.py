@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from helpers import make_group
-from localcloud import RUNTIME_CACHE, wait_for
+from helpers import as_user, inside, make_group
+from localcloud import wait_for
 from pg import free_port
 
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.metadata import MetadataServer
 from eucadb.cloud.local.peers import Owner
-
-HTTP = """
-import json, sys, urllib.error, urllib.request
-method, url, headers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-try:
-    with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=2) as r:
-        print(json.dumps([r.status, r.read().decode()]))
-except urllib.error.HTTPError as exc:
-    print(json.dumps([exc.code, ""]))
-"""
-
 
 def _http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, method=method, headers=headers or {})
@@ -38,32 +24,6 @@ def _http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, ""
-
-
-def _as(cloud, instance_id: str | None, user: str):
-    """An HTTP client running as `user`, inside `instance_id`'s cgroup (None: outside any)."""
-    account = pwd.getpwnam(user)
-    record = cloud.pid_record(instance_id) if instance_id else None
-    python = next(RUNTIME_CACHE.glob("py*/.complete")).parent / "bin" / "python"
-
-    def enter() -> None:
-        if record is not None:
-            Path(record["cgroup"], "cgroup.procs").write_text(str(os.getpid()))
-        os.setgid(account.pw_gid)
-        os.setuid(account.pw_uid)
-
-    def http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
-        done = subprocess.run([str(python), "-c", HTTP, method, url, json.dumps(headers or {})], cwd="/",
-                              capture_output=True, text=True, timeout=30, preexec_fn=enter, env={})
-        assert done.returncode == 0, done.stderr
-        status, body = json.loads(done.stdout)
-        return status, body
-    return http
-
-
-def _inside(cloud, instance: dict):
-    """HTTP from one of the instance's own processes (its cgroup, its user): what IMDS answers."""
-    return _as(cloud, instance["InstanceId"], cloud.instance_user)
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +68,12 @@ def test_only_the_instance_itself_is_answered(pair, cloud):
     mine, theirs = instances
     url = f"http://{mine['PrivateIpAddress']}:8775/latest/api/token"
     ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
-    assert _inside(cloud, mine)("PUT", url, ttl)[0] == 200
+    assert inside(cloud, mine)("PUT", url, ttl)[0] == 200
     assert _http("PUT", url, ttl)[0] == 403, "eucadb's own user, not in the instance"
-    assert _as(cloud, None, "nobody")("PUT", url, ttl)[0] == 403, "another local user"
-    assert _as(cloud, None, cloud.instance_user)("PUT", url, ttl)[0] == 403, "the instance user, elsewhere"
-    assert _inside(cloud, theirs)("PUT", url, ttl)[0] == 403, "another instance (same uid)"
-    status, token = _inside(cloud, mine)("PUT", url, ttl)
+    assert as_user(cloud, None, "nobody")("PUT", url, ttl)[0] == 403, "another local user"
+    assert as_user(cloud, None, cloud.instance_user)("PUT", url, ttl)[0] == 403, "the instance user, elsewhere"
+    assert inside(cloud, theirs)("PUT", url, ttl)[0] == 403, "another instance (same uid)"
+    status, token = inside(cloud, mine)("PUT", url, ttl)
     assert _http("GET", url.replace("api/token", "meta-data/iam/security-credentials/"),
                  {"X-aws-ec2-metadata-token": token})[0] == 403, "a token is no pass for a stranger"
 
@@ -122,7 +82,7 @@ def test_only_the_instance_itself_is_answered(pair, cloud):
 @needs_root
 def test_imdsv2_token_rules(pair, cloud):
     _, instances, _ = pair
-    _http = _inside(cloud, instances[0])
+    _http = inside(cloud, instances[0])
     base = f"http://{instances[0]['PrivateIpAddress']}:8775/latest"
     assert _http("PUT", base + "/api/token")[0] == 400, "TTL header is required"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "21601"})[0] == 400
@@ -133,7 +93,7 @@ def test_imdsv2_token_rules(pair, cloud):
     assert _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token}) == (
         200, instances[0]["InstanceId"])
     other = f"http://{instances[1]['PrivateIpAddress']}:8775/latest"
-    assert _inside(cloud, instances[1])("GET", other + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401, \
+    assert inside(cloud, instances[1])("GET", other + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401, \
         "a token is only good at the service that issued it"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "5",
                                               "X-Forwarded-For": "10.0.0.1"})[0] == 400
@@ -183,7 +143,7 @@ def test_a_token_is_refused_once_its_ttl_has_passed(local_imds):
 def test_metadata_tree(pair, cloud):
     group, instances, _ = pair
     instance = instances[0]
-    _http = _inside(cloud, instance)
+    _http = inside(cloud, instance)
     base = f"http://{instance['PrivateIpAddress']}:8775/latest"
     _, token = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     get = lambda path: _http("GET", base + path, {"X-aws-ec2-metadata-token": token})  # noqa: E731

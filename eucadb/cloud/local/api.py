@@ -41,7 +41,7 @@ def serve(config: Config, host: str, port: int) -> None:
     app = Authenticator(Durable(Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
                                         config["cloud.region"], config["cloud.stop_timeout"],
                                         (gateway_key, gateway.secret)), store, gateway_key),
-                        {gateway_key: gateway}, config["cloud.region"])
+                        {gateway_key: gateway})
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("embedded cloud API listening on %s", endpoint)
     server.serve_forever()

@@ -105,8 +105,8 @@ def error_answer(protocol: str, service: str, answer: Answer) -> tuple[str, str,
 class Authenticator:
     """WSGI layer in front of everything else: nothing unauthenticated reaches moto or S3."""
 
-    def __init__(self, app: Callable, internal: dict[str, Principal], region: str):
-        self.app, self.internal, self.region = app, internal, region
+    def __init__(self, app: Callable, internal: dict[str, Principal]):
+        self.app, self.internal = app, internal
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH:
@@ -118,17 +118,17 @@ class Authenticator:
             protocol = protocol_of(environ, service)
             body = None if protocol == "s3" else read_body(environ)
             found: list[Principal] = []
-            sigv4.verify(environ.get("REQUEST_METHOD", "GET"), url_of(environ), headers, body,
+            scope = sigv4.verify(environ.get("REQUEST_METHOD", "GET"), url_of(environ), headers, body,
                          lambda scope: self._secret(scope, headers, found))
         except sigv4.SigV4Error as exc:
             protocol = protocol_of(environ, service)
             answer = ANSWERS.get((protocol, exc.code), Answer(exc.code, str(exc), 403))
             log.info("refused %s request: %s", service or "unsigned", answer.code)
             return self._respond(start_response, *error_answer(protocol, service, answer))
-        denied = self._denied(environ, service, found[0], body)
+        denied = self._denied(environ, scope, found[0], body)
         if denied:
             return self._respond(start_response, *faults.error_response(
-                "json", service, "AccessDeniedException", denied, 400))
+                "json", scope.service, "AccessDeniedException", denied, 400))
         return self.app(environ, start_response)
 
     def _secret(self, scope: sigv4.Scope, headers: dict[str, str], found: list[Principal]) -> str | None:
@@ -140,15 +140,18 @@ class Authenticator:
         found.append(principal)
         return principal.secret
 
-    def _denied(self, environ: dict, service: str, principal: Principal, body: bytes | None) -> str | None:
+    def _denied(self, environ: dict, scope: sigv4.Scope, principal: Principal, body: bytes | None) -> str | None:
         """Why the secret's resource policy refuses this GetSecretValue; None if it does not."""
-        if service != "secretsmanager" or not environ.get("HTTP_X_AMZ_TARGET", "").endswith(".GetSecretValue"):
+        if scope.service != "secretsmanager" or not environ.get("HTTP_X_AMZ_TARGET", "").endswith(".GetSecretValue"):
             return None
         try:
             secret_id = json.loads(body or b"{}").get("SecretId", "")
         except ValueError:
             return None  # moto answers the malformed request
-        secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][self.region].secrets.get(secret_id)
+        try:
+            secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][scope.region].secrets.get(secret_id)
+        except KeyError:  # not a region moto serves: moto answers
+            return None
         if secret is None:
             return None
         caller = resource_policy.Caller(principal.arn, DEFAULT_ACCOUNT_ID)

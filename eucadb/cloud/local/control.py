@@ -137,8 +137,9 @@ def up(config: Config) -> tuple[Config, Network]:
         endpoint = _start_api(config, layout)
     credentials = layout.root_credentials()
     if credentials is None:
-        raise CloudError(f"the embedded cloud API wrote no root credentials to {layout.credentials_file}; "
-                         f"see {layout.log('api')}")
+        raise CloudError(f"the embedded cloud API at {endpoint} issued no root credentials "
+                         f"({layout.credentials_file} is missing): restart it with `eucadb cloud down` "
+                         f"and `eucadb cloud up`; see {layout.log('api')}")
     # the root key, 0600 (update_file), where eucadb and the cloud's own daemons read it
     update_file(config, {"cloud.endpoint_url": endpoint, "cloud.region": config["cloud.region"], **credentials})
     config = load(config.path)

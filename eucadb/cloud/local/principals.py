@@ -50,7 +50,7 @@ def lookup(key_id: str, internal: dict[str, Principal]) -> Principal | None:
         user = iam.users.get(key.user_name)
         return Principal(user.arn, key.secret_access_key) if user and key.status == "Active" else None
     now = utcnow()
-    for role in sts_backends[DEFAULT_ACCOUNT_ID][PARTITION].assumed_roles:
+    for role in list(sts_backends[DEFAULT_ACCOUNT_ID][PARTITION].assumed_roles):  # appended to concurrently
         if role.access_key_id == key_id and role.expiration > now:
             # aws:PrincipalArn of a role session is the role's ARN, not the session's
             return Principal(role.role_arn, role.secret_access_key, role.session_token)
