@@ -20,7 +20,7 @@ from botocore.credentials import Credentials
 MAX_SKEW = timedelta(minutes=15)
 AUTH_RE = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/(?P<service>[^/,\s]+)"
-    r"/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;\-]+),\s*Signature=(?P<sig>[0-9a-f]{64})\s*$")
+    r"/aws4_request,\s*SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]{64})\s*$")
 # payload hashes S3 clients send instead of the body's digest (streamed or unsigned bodies)
 UNHASHED_PAYLOADS = frozenset({"UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
                                "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"})
@@ -64,8 +64,8 @@ class _ReceivedRequestSigner(SigV4Auth):
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
         header_map = HTTPHeaders()
-        for name in self.signed:
-            header_map[name] = request.headers.get(name, "")
+        for name in self.signed:  # WSGI spells `_` in a header name as `-` (both are `_` in environ)
+            header_map[name] = request.headers.get(name, request.headers.get(name.replace("_", "-"), ""))
         return header_map
 
 
