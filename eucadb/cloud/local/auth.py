@@ -98,7 +98,7 @@ def error_answer(protocol: str, service: str, answer: Answer) -> tuple[str, str,
     root = ET.Element("Error")
     ET.SubElement(root, "Code").text = answer.code
     ET.SubElement(root, "Message").text = answer.message
-    return (f"{answer.status} Forbidden", "application/xml",
+    return (f"{answer.status} {faults.REASONS.get(answer.status, 'Error')}", "application/xml",
             ET.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -119,7 +119,7 @@ class Authenticator:
             body = None if protocol == "s3" else read_body(environ)
             found: list[Principal] = []
             scope = sigv4.verify(environ.get("REQUEST_METHOD", "GET"), url_of(environ), headers, body,
-                         lambda scope: self._secret(scope, headers, found))
+                                 lambda claimed: self._secret(claimed, headers, found))
         except sigv4.SigV4Error as exc:
             protocol = protocol_of(environ, service)
             answer = ANSWERS.get((protocol, exc.code), Answer(exc.code, str(exc), 403))
