@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pwd
+import subprocess
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
-from localcloud import LocalCloud, wait_for
+from localcloud import RUNTIME_CACHE, LocalCloud, wait_for
 
 
 @dataclass
@@ -65,3 +69,43 @@ def run_instance(cloud: LocalCloud, image: str, subnet: str) -> dict:
     user_data = json.dumps({"endpoint": cloud.endpoint})  # botocore base64-encodes RunInstances' UserData
     return ec2.run_instances(ImageId=image, InstanceType="t2.micro", MinCount=1, MaxCount=1,
                              SubnetId=subnet, UserData=user_data)["Instances"][0]
+
+
+# run by another user with the image runtime (our own interpreter lives under /root, mode 0700)
+HTTP = """
+import json, sys, urllib.error, urllib.request
+method, url, headers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+try:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=2) as r:
+        print(json.dumps([r.status, r.read().decode()]))
+except urllib.error.HTTPError as exc:
+    print(json.dumps([exc.code, ""]))
+except OSError as exc:  # nothing listening (yet): status 0
+    print(json.dumps([0, str(exc)]))
+"""
+
+
+def as_user(cloud: LocalCloud, instance_id: str | None, user: str) -> Callable[..., tuple[int, str]]:
+    """An HTTP client running as `user`, inside `instance_id`'s cgroup (None: outside any)."""
+    account = pwd.getpwnam(user)
+    record = cloud.pid_record(instance_id) if instance_id else None
+    python = next(RUNTIME_CACHE.glob("py*/.complete")).parent / "bin" / "python"
+
+    def enter() -> None:
+        if record is not None:
+            Path(record["cgroup"], "cgroup.procs").write_text(str(os.getpid()))
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
+
+    def http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
+        done = subprocess.run([str(python), "-c", HTTP, method, url, json.dumps(headers or {})], cwd="/",
+                              capture_output=True, text=True, timeout=30, preexec_fn=enter, env={})
+        assert done.returncode == 0, done.stderr
+        status, body = json.loads(done.stdout)
+        return status, body
+    return http
+
+
+def inside(cloud: LocalCloud, instance: dict) -> Callable[..., tuple[int, str]]:
+    """HTTP from one of the instance's own processes (its cgroup, its user): what IMDS answers."""
+    return as_user(cloud, instance["InstanceId"], cloud.instance_user)

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import boto3
+import yaml
 
 from e2e import _listening_octets, allocate_vpc
 from eucadb.cloud.local.layout import Layout
+from eucadb.config import KEYS_BY_NAME
 from eucadb.cloud.local.procs import start_time
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,9 +104,18 @@ class LocalCloud:
         return self.cli("image", "install", "--local", "--boot-program",
                         str(BOOT_PROGRAMS / program)).stdout.strip()
 
-    def client(self, service: str, config: Any = None) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test", config=config)
+    instance_user = KEYS_BY_NAME["cloud.instance_user"].default  # who instances run as (we are root)
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The root key `cloud up` issued (boto3's keyword names)."""
+        cloud = yaml.safe_load((self.home / "eucadb.yaml").read_text())["cloud"]
+        return {"aws_access_key_id": cloud["access_key_id"], "aws_secret_access_key": cloud["secret_access_key"]}
+
+    def client(self, service: str, config: Any = None, **credentials: str) -> Any:
+        """A client with the issued root key, or with `credentials` when given."""
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1", config=config,
+                            **(credentials or self.credentials))
 
     def pid_record(self, instance_id: str) -> dict | None:
         path = self.home / "cloud" / "instances" / f"{instance_id}.json"

@@ -52,6 +52,7 @@ def test_up_is_idempotent_and_down_leaves_nothing():
         pid = cloud.pid_record(instance["InstanceId"])["pid"]
         cloud.up()
         assert cloud.endpoint == first["endpoint"]
+        assert ec2.describe_vpcs()["Vpcs"], "the root key survives the crash: earlier clients keep working"
         listed = {i["id"]: i for i in cloud.status()["instances"]}
         assert listed[instance["InstanceId"]]["state"] == "running"
         assert cloud.pid_record(instance["InstanceId"])["pid"] == pid

@@ -4,17 +4,18 @@ is tested on a service of this process whose clock the test advances."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 
 import pytest
-from helpers import make_group
+from helpers import as_user, inside, make_group
 from localcloud import wait_for
 from pg import free_port
 
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.metadata import MetadataServer
-
+from eucadb.cloud.local.peers import Owner
 
 def _http(method: str, url: str, headers: dict | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, method=method, headers=headers or {})
@@ -57,9 +58,31 @@ def test_another_ip_is_another_identity(pair):
     assert {r["ip"] for r in reports} == {i["PrivateIpAddress"] for i in instances}
 
 
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs processes as other users in an instance's cgroup")
+
+
 @pytest.mark.slow
-def test_imdsv2_token_rules(pair):
+@needs_root
+def test_only_the_instance_itself_is_answered(pair, cloud):
     _, instances, _ = pair
+    mine, theirs = instances
+    url = f"http://{mine['PrivateIpAddress']}:8775/latest/api/token"
+    ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    assert inside(cloud, mine)("PUT", url, ttl)[0] == 200
+    assert _http("PUT", url, ttl)[0] == 403, "eucadb's own user, not in the instance"
+    assert as_user(cloud, None, "nobody")("PUT", url, ttl)[0] == 403, "another local user"
+    assert as_user(cloud, None, cloud.instance_user)("PUT", url, ttl)[0] == 403, "the instance user, elsewhere"
+    assert inside(cloud, theirs)("PUT", url, ttl)[0] == 403, "another instance (same uid)"
+    status, token = inside(cloud, mine)("PUT", url, ttl)
+    assert _http("GET", url.replace("api/token", "meta-data/iam/security-credentials/"),
+                 {"X-aws-ec2-metadata-token": token})[0] == 403, "a token is no pass for a stranger"
+
+
+@pytest.mark.slow
+@needs_root
+def test_imdsv2_token_rules(pair, cloud):
+    _, instances, _ = pair
+    _http = inside(cloud, instances[0])
     base = f"http://{instances[0]['PrivateIpAddress']}:8775/latest"
     assert _http("PUT", base + "/api/token")[0] == 400, "TTL header is required"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "21601"})[0] == 400
@@ -70,7 +93,7 @@ def test_imdsv2_token_rules(pair):
     assert _http("GET", base + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token}) == (
         200, instances[0]["InstanceId"])
     other = f"http://{instances[1]['PrivateIpAddress']}:8775/latest"
-    assert _http("GET", other + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401, \
+    assert inside(cloud, instances[1])("GET", other + "/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401, \
         "a token is only good at the service that issued it"
     assert _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "5",
                                               "X-Forwarded-For": "10.0.0.1"})[0] == 400
@@ -94,7 +117,8 @@ def local_imds():
                         private_ip="127.0.0.1", zone="us-east-1a", region="us-east-1",
                         account_id="123456789012", root_device="/dev/sda1")
     port = free_port()
-    server = MetadataServer(view, Identities(clients=None, region="us-east-1"), port, clock=clock)
+    owner = Owner(os.geteuid(), lambda: [os.getpid()])  # this test process is the instance
+    server = MetadataServer(view, Identities(clients=None, region="us-east-1"), port, owner, clock=clock)
     yield f"http://127.0.0.1:{port}/latest", clock
     server.close()
 
@@ -115,9 +139,11 @@ def test_a_token_is_refused_once_its_ttl_has_passed(local_imds):
 
 
 @pytest.mark.slow
+@needs_root
 def test_metadata_tree(pair, cloud):
     group, instances, _ = pair
     instance = instances[0]
+    _http = inside(cloud, instance)
     base = f"http://{instance['PrivateIpAddress']}:8775/latest"
     _, token = _http("PUT", base + "/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     get = lambda path: _http("GET", base + path, {"X-aws-ec2-metadata-token": token})  # noqa: E731

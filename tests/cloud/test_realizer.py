@@ -6,7 +6,7 @@ import os
 import signal
 
 import pytest
-from helpers import make_group, run_instance
+from helpers import inside, make_group, run_instance
 from localcloud import alive, connect_answer, wait_for, wait_for_absent
 
 pytestmark = pytest.mark.slow
@@ -97,16 +97,29 @@ def test_restarted_realizer_adopts_running_instances(cloud, network):
         assert cloud.pid_record(instance["InstanceId"]) == record, "adopted, not re-booted"
         report_before = cloud.report(instance["InstanceId"])
         # the adopted instance's metadata service is back: terminate → stopped by the new realizer path
-        wait_for(lambda: _imds_up(ip), 10, "metadata service back")
+        wait_for(lambda: _imds_up(cloud, instance["InstanceId"], ip), 10, "metadata service back")
         assert report_before and report_before["instance_id"] == instance["InstanceId"]
     finally:
         group.delete()
     wait_for(lambda: not alive(record), 15, "instance stopped after its group was deleted")
 
 
-def _imds_up(ip: str) -> bool:
+def _imds_up(cloud, instance_id: str, ip: str) -> bool:
+    """The instance's own processes get a token again (without root we cannot be one of them:
+    then the service is up when it refuses us)."""
+    if os.geteuid() != 0:
+        return _stranger_refused(ip)
+    put = inside(cloud, {"InstanceId": instance_id})
+    return put("PUT", f"http://{ip}:8775/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "10"})[0] == 200
+
+
+def _stranger_refused(ip: str) -> bool:
+    import urllib.error
     import urllib.request
     request = urllib.request.Request(f"http://{ip}:8775/latest/api/token", method="PUT",
                                      headers={"X-aws-ec2-metadata-token-ttl-seconds": "10"})
-    with urllib.request.urlopen(request, timeout=1) as reply:
-        return reply.status == 200
+    try:
+        with urllib.request.urlopen(request, timeout=1) as reply:
+            raise AssertionError(f"the metadata service answered {reply.status} to a stranger")
+    except urllib.error.HTTPError as exc:
+        return exc.code == 403

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,8 +46,7 @@ def s3cloud():
 
 
 def client(cloud: LocalCloud, region: str = "us-east-1"):
-    return boto3.client("s3", endpoint_url=cloud.endpoint, region_name=region,
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client("s3", endpoint_url=cloud.endpoint, region_name=region, **cloud.credentials)
 
 
 @pytest.fixture
@@ -219,11 +221,29 @@ def test_aws_chunked_body_with_checksum_trailer(s3cloud, bucket):
     assert "ContentEncoding" not in got  # aws-chunked is framing, not stored
 
 
+class _DeclaredPayload(S3SigV4Auth):
+    """Signs the body digest the request declares (UNSIGNED-PAYLOAD, STREAMING-…), as streaming clients do."""
+
+    def payload(self, request: AWSRequest) -> str:
+        return request.context["declared"]
+
+
+def _signed(cloud: LocalCloud, method: str, path: str, headers: dict) -> dict:
+    """`headers` plus a SigV4 signature with the cloud's key."""
+    headers = dict(headers)
+    declared = headers.pop("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+    request = AWSRequest(method=method, url=cloud.endpoint + path, headers=headers)
+    request.context["declared"] = declared
+    creds = cloud.credentials
+    _DeclaredPayload(Credentials(creds["aws_access_key_id"], creds["aws_secret_access_key"]), "s3",
+                     "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
 def _raw_put(cloud: LocalCloud, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
     url = urlsplit(cloud.endpoint)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
-    conn.request("PUT", path, body, {"Authorization": auth, "Content-Length": str(len(body)), **headers})
+    conn.request("PUT", path, body, _signed(cloud, "PUT", path, {"Content-Length": str(len(body)), **headers}))
     reply = conn.getresponse()
     return reply.status, reply.read()
 
@@ -246,10 +266,9 @@ def test_aws_chunked_bad_trailer_or_framing_stores_nothing(s3cloud, s3, bucket):
 def test_short_body_is_incomplete(s3cloud, bucket):
     url = urlsplit(s3cloud.endpoint)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
     conn.putrequest("PUT", f"/{bucket}/short")
-    conn.putheader("Authorization", auth)
-    conn.putheader("Content-Length", "100")
+    for name, value in _signed(s3cloud, "PUT", f"/{bucket}/short", {"Content-Length": "100"}).items():
+        conn.putheader(name, value)
     conn.endheaders(b"only 17 bytes....")
     conn.sock.shutdown(1)  # the client gives up mid-body
     assert b"<Code>IncompleteBody</Code>" in conn.getresponse().read()
@@ -372,8 +391,9 @@ def test_upload_fileobj_and_download_as_barman_does(s3, bucket):
     out = io.BytesIO()
     s3.download_fileobj(bucket, "wals/000000010000000000000001", out)
     assert out.getvalue() == data
+    creds = s3._request_signer._credentials
     resource = boto3.resource("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id="test", aws_secret_access_key="test")
+                              aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key)
     assert resource.Object(bucket, "wals/000000010000000000000001").get()["Body"].read() == data
 
 

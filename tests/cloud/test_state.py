@@ -142,7 +142,7 @@ def server(tmp_path):
         store = Store(tmp_path / "state" / state.FILE_NAME)
         port = free_port()
         httpd = make_server("127.0.0.1", port, durable.Durable(
-            DomainDispatcherApplication(create_backend_app), store), threaded=True)
+            DomainDispatcherApplication(create_backend_app), store, "EUCADBGWTEST"), threaded=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
         try:

@@ -13,6 +13,7 @@ import time
 
 import psycopg2
 import pytest
+from botocore.exceptions import ClientError
 
 from e2e import deployment_resources, module_cloud, sibling
 from eucadb.pool.contexts import REMOTE
@@ -54,6 +55,10 @@ def test_launch_serves_tls_only_least_privilege_database(cloud, tmp_path):
     launched = env.run("workflow", "launch", EUCADB_LOG_LEVEL="DEBUG")  # the most a log ever says
     app = env.app()
     deployment = current_deployment(app.store)
+    # the instance read its server key (the database is up); eucadb's own root key may not
+    with pytest.raises(ClientError) as refused:
+        env.client("secretsmanager").get_secret_value(SecretId=Names(deployment).secret)
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
     vault = app.vault(deployment)
     creds = vault.db_logins()
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]

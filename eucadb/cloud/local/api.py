@@ -2,7 +2,8 @@
 
 Started in the background by `eucadb cloud up`. The control plane is moto's memory, saved after
 every change to `<cloud.data_dir>/state/` and loaded here before the first request is served
-(state.py, durable.py): stopping or killing this process loses nothing.
+(state.py, durable.py): stopping or killing this process loses nothing. Every request is
+authenticated first (auth.py): only keys this cloud issued (principals.py) get through.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequ
                                            create_backend_app)
 from werkzeug.serving import make_server
 
-from eucadb.cloud.local import moto_fixes
+from eucadb.cloud.local import moto_fixes, principals
+from eucadb.cloud.local.auth import Authenticator
 from eucadb.cloud.local.durable import Durable
 from eucadb.cloud.local.gateway import Gateway
 from eucadb.cloud.local.layout import Layout
@@ -32,9 +34,14 @@ def serve(config: Config, host: str, port: int) -> None:
     restored = store.load()
     log.info("control-plane state %s: %s", store.path,
              f"{restored} backends restored" if restored else "none yet, starting empty")
+    principals.ensure_root(layout, config["cloud.region"])
+    store.save()  # the root key is part of the cloud: on disk before anyone is told it
     endpoint = f"http://{host}:{port}"
-    app = Durable(Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
-                          config["cloud.region"], config["cloud.stop_timeout"]), store)
+    gateway_key, gateway = principals.gateway_principal()
+    app = Authenticator(Durable(Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
+                                        config["cloud.region"], config["cloud.stop_timeout"],
+                                        (gateway_key, gateway.secret)), store, gateway_key),
+                        {gateway_key: gateway})
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("embedded cloud API listening on %s", endpoint)
     server.serve_forever()

@@ -33,7 +33,6 @@ from eucadb.retry import Retry, RetryTimeout
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
-CREDENTIALS = {"cloud.access_key_id": "eucadb-local", "cloud.secret_access_key": "eucadb-local"}
 DAEMON_STOP_TIMEOUT = 10.0
 
 
@@ -90,7 +89,7 @@ def _start_api(config: Config, layout: Layout) -> str:
         port = _free_port(preferred)
         preferred = None
         endpoint = f"http://{HOST}:{port}"
-        update_file(config, {"cloud.endpoint_url": endpoint, **CREDENTIALS})
+        update_file(config, {"cloud.endpoint_url": endpoint})
         proc, record = _daemon(load(config.path), layout, "api", "--host", HOST, "--port", str(port))
         record = PidRecord(record.pid, record.start_time, info={"endpoint": endpoint})
         record.save(layout.api_pidfile)
@@ -136,7 +135,13 @@ def up(config: Config) -> tuple[Config, Network]:
             stop(realizer, DAEMON_STOP_TIMEOUT)
             realizer = None
         endpoint = _start_api(config, layout)
-    update_file(config, {"cloud.endpoint_url": endpoint, "cloud.region": config["cloud.region"], **CREDENTIALS})
+    credentials = layout.root_credentials()
+    if credentials is None:
+        raise CloudError(f"the embedded cloud API at {endpoint} issued no root credentials "
+                         f"({layout.credentials_file} is missing): restart it with `eucadb cloud down` "
+                         f"and `eucadb cloud up`; see {layout.log('api')}")
+    # the root key, 0600 (update_file), where eucadb and the cloud's own daemons read it
+    update_file(config, {"cloud.endpoint_url": endpoint, "cloud.region": config["cloud.region"], **credentials})
     config = load(config.path)
     if config["cloud.endpoint_url"] != endpoint:
         raise UserError(f"the environment overrides cloud.endpoint_url ({config['cloud.endpoint_url']}); "

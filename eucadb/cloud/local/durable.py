@@ -8,13 +8,12 @@ moment therefore loses no acknowledged change; an unacknowledged one may or may 
 with AWS. Read-only requests (Describe*/List*/Get*/Head*, and GET/HEAD in the REST protocols) skip
 the lock and the save.
 
-Requests the gateway sends to itself (key `eucadb-gateway`, while it handles a request that already
-holds the lock) pass through: waiting for the lock would deadlock, and the outer request saves
+Requests the gateway sends to itself (its own key, `passthrough_key`, while it handles a request
+that already holds the lock) pass through: waiting for the lock would deadlock, and the outer request saves
 their effect.
 """
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -24,7 +23,7 @@ from typing import Callable, Iterable
 from urllib.parse import parse_qs
 
 from eucadb.cloud.local import faults
-from eucadb.cloud.local.gateway import GATEWAY_KEY, buffered
+from eucadb.cloud.local.gateway import buffered, read_body
 from eucadb.cloud.local.state import SERVICES, Store
 
 log = logging.getLogger(__name__)
@@ -48,19 +47,12 @@ class Request:
     deferred: bool
 
 
-def _body(environ: dict) -> bytes:
-    """The request body, left readable again for the app."""
-    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-    return body
-
-
 def _action(environ: dict) -> str:
     """JSON protocols name the action in X-Amz-Target, Query in the query string or the body."""
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return target.rsplit(".", 1)[-1]
-    params = parse_qs(environ.get("QUERY_STRING", "")) or parse_qs(_body(environ).decode(errors="replace"))
+    params = parse_qs(environ.get("QUERY_STRING", "")) or parse_qs(read_body(environ).decode(errors="replace"))
     return params.get("Action", [""])[0]
 
 
@@ -81,13 +73,13 @@ def classify(environ: dict) -> Request | None:
 
 
 class Durable:
-    def __init__(self, app: Callable, store: Store):
-        self.app, self.store = app, store
+    def __init__(self, app: Callable, store: Store, passthrough_key: str):
+        self.app, self.store, self.passthrough_key = app, store, passthrough_key
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = classify(environ)
-        if request is None or not request.mutating or request.key == GATEWAY_KEY:
+        if request is None or not request.mutating or request.key == self.passthrough_key:
             return self.app(environ, start_response)
         with self._lock:
             status, headers, answer = buffered(self.app, environ)

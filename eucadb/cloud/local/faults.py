@@ -23,7 +23,8 @@ from urllib.parse import parse_qs
 from eucadb.errors import ConfigError
 
 ENV = "EUCADB_EMBEDDED_FAULTS"
-REASONS = {400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 
 
 @dataclass

@@ -39,7 +39,6 @@ from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
 HEALTH_PATH = "/_eucadb/health"
-GATEWAY_KEY = "eucadb-gateway"  # the key of the gateway's requests to itself
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 Params = Mapping[str, str]
@@ -79,9 +78,21 @@ class Action:
     serialised: bool = True
 
 
+def read_body(environ: dict) -> bytes:
+    """The request body, left readable again for the next layer."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    return body
+
+
 class Gateway:
-    def __init__(self, app: Callable, layout: Layout, endpoint: str, region: str, stop_timeout: float):
+    """`self_key` (access key id, secret) signs the gateway's requests to itself: a key the
+    authenticating layer in front knows (principals.gateway_principal)."""
+
+    def __init__(self, app: Callable, layout: Layout, endpoint: str, region: str, stop_timeout: float,
+                 self_key: tuple[str, str]):
         self.app = app
+        self.self_key = self_key
         self.layout = layout
         self.endpoint = endpoint
         self.region = region
@@ -98,7 +109,7 @@ class Gateway:
             if service not in self._clients:
                 self._clients[service] = boto3.session.Session().client(
                     service, endpoint_url=self.endpoint, region_name=self.region,
-                    aws_access_key_id=GATEWAY_KEY, aws_secret_access_key="x")
+                    aws_access_key_id=self.self_key[0], aws_secret_access_key=self.self_key[1])
             return self._clients[service]
 
     @property
@@ -114,7 +125,7 @@ class Gateway:
         if match and match.group(1) == "s3":
             return self.s3(environ, start_response)
         if self.faults and match and environ.get("REQUEST_METHOD") == "POST":
-            body = self._body(environ)
+            body = read_body(environ)
             protocol, name = faults.request_action(environ, body)
             fault = self.faults.take(name)
             if fault:
@@ -124,7 +135,7 @@ class Gateway:
         service = match.group(1) if match else ""
         if service not in ACTIONS or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
-        body = self._body(environ)
+        body = read_body(environ)
         params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         action = ACTIONS[service].get(params.get("Action", ""))
         if action is None:
@@ -137,13 +148,6 @@ class Gateway:
         if undo:
             undo()   # after the lock: an undo calls our own API (DeleteVolume), which takes the lock too
         return response
-
-    @staticmethod
-    def _body(environ: dict) -> bytes:
-        """The request body, left readable again for moto."""
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-        return body
 
     def _handle(self, service: str, action: Action, params: Params, environ: dict,
                 start_response: Callable) -> tuple[list[bytes], Callable[[], None] | None]:

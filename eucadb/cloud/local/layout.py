@@ -7,6 +7,7 @@ realized instances run as that user when eucadb runs as root). Data is keyed by 
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -67,6 +68,20 @@ class Layout:
     def api_portfile(self) -> Path:
         """The API's last port, kept across `down`: clients configured before a restart still reach it."""
         return self.cloud_dir / "api.port"
+
+    @property
+    def credentials_file(self) -> Path:
+        """The root user's access key (0600), written by the API at start, read by `cloud up`."""
+        return self.cloud_dir / "root-credentials.json"
+
+    def root_credentials(self) -> dict[str, str] | None:
+        """The root key as eucadb's config names it; None while the API has not written it."""
+        try:
+            data = json.loads(self.credentials_file.read_text())
+            return {"cloud.access_key_id": str(data["access_key_id"]),
+                    "cloud.secret_access_key": str(data["secret_access_key"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @property
     def realizer_pidfile(self) -> Path:

@@ -1,7 +1,9 @@
 """A per-instance IMDSv2-compatible metadata service, bound to the instance's own private IP.
 
-Because each instance has its own loopback address, "who is asking" is answered by where the request
-arrived, as on a real hypervisor. IMDSv2: PUT /latest/api/token (with
+Because each instance has its own loopback address, "which instance is asked about" is answered by
+where the request arrived, as on a real hypervisor. "Who is asking" is answered by the kernel: only
+the instance's own processes get an answer, anyone else (another local user, another instance) 403
+(peers.py). IMDSv2: PUT /latest/api/token (with
 X-aws-ec2-metadata-token-ttl-seconds, 1..21600) returns a token; every GET must carry it in
 X-aws-ec2-metadata-token, else 401. botocore finds it through AWS_EC2_METADATA_SERVICE_ENDPOINT.
 """
@@ -18,6 +20,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eucadb.cloud.local.identity import Identities, InstanceView
+from eucadb.cloud.local.peers import Owner
 from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
@@ -73,13 +76,14 @@ def lookup(tree: Tree, parts: list[str]) -> str | bytes | None:
 class MetadataServer:
     """One instance's metadata endpoint; `view` is swapped atomically when the instance changes.
 
-    `clock` times token TTLs: monotonic, so a wall-clock step cannot expire or extend every token;
-    tests pass a clock they advance themselves."""
+    `owner` says which processes may ask. `clock` times token TTLs: monotonic, so a wall-clock step
+    cannot expire or extend every token; tests pass a clock they advance themselves."""
 
-    def __init__(self, view: InstanceView, identities: Identities, port: int,
+    def __init__(self, view: InstanceView, identities: Identities, port: int, owner: Owner,
                  clock: Callable[[], float] = time.monotonic):
         self.view = view
         self.identities = identities
+        self.owner = owner
         self._clock = clock
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -137,7 +141,18 @@ def _handler_for(service: MetadataServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _foreign(self) -> bool:
+            """Refuse (403) a connection that is not from the instance's own processes."""
+            if service.owner.connected(self.client_address[:2], self.server.server_address[:2]):
+                return False
+            log.warning("imds %s: refused a connection from a process that is not the instance's",
+                        service.view.instance_id)
+            self._send(403, "Forbidden")
+            return True
+
         def do_PUT(self) -> None:
+            if self._foreign():
+                return None
             if [p for p in self.path.split("/") if p] != ["latest", "api", "token"]:
                 return self._send(404, "Not Found")
             try:
@@ -154,6 +169,8 @@ def _handler_for(service: MetadataServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(token.encode())
 
         def do_GET(self) -> None:
+            if self._foreign():
+                return None
             if not service.valid(self.headers.get("X-aws-ec2-metadata-token")):
                 return self._send(401, "Unauthorized")
             try:

@@ -14,6 +14,7 @@ running past its grace period is marked Unhealthy through the API, and the group
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -30,6 +31,7 @@ from eucadb.cloud.local import asg_health, disks, instances
 from eucadb.cloud.local.identity import Identities, InstanceView
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.metadata import MetadataServer
+from eucadb.cloud.local.peers import Owner
 from eucadb.cloud.local.procs import PidRecord
 from eucadb.config import Config
 from eucadb.errors import CloudError
@@ -175,13 +177,23 @@ class Realizer:
                 return
             self._start(instance_id, view, image_dir, devices)
 
+    def _owner(self, instance_id: str) -> Owner:
+        """The instance's processes, as its pid record (written at boot) says at each request."""
+        pidfile = self.layout.instance_pidfile(instance_id)
+
+        def members() -> list[int]:
+            record = PidRecord.load(pidfile)
+            return record.members() if record is not None else []
+        uid = self.layout.user.uid
+        return Owner(os.geteuid() if uid is None else uid, members)
+
     def _still_running(self, instance_id: str) -> bool:
         found = self.clients.call("ec2", "describe_instances", InstanceIds=[instance_id])["Reservations"]
         return bool(found) and found[0]["Instances"][0]["State"]["Name"] == "running"
 
     def _start(self, instance_id: str, view: InstanceView, image_dir: Path, devices: dict[str, str]) -> None:
         """Adopt the instance's processes if our record of this launch exists, else boot it."""
-        imds = MetadataServer(view, self.identities, self.port)
+        imds = MetadataServer(view, self.identities, self.port, self._owner(instance_id))
         try:
             record = PidRecord.load(self.layout.instance_pidfile(instance_id))
             proc = None

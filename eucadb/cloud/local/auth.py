@@ -1,0 +1,167 @@
+"""The embedded cloud authenticates like a cloud: every request must be SigV4-signed with a key the
+cloud issued (principals.py), and a secret's resource policy is enforced on GetSecretValue.
+
+Why here, in front of moto, rather than moto's own access control (INITIAL_NO_AUTH_ACTION_COUNT):
+moto 5.2 checks the signature and then evaluates the caller's *identity* policies against resource
+"*" for every service but IAM/STS/SQS, so any least-privilege statement naming a resource (eucadb's
+instance policy: its own secret, volumes tagged with its deployment) denies what AWS allows; it
+ignores resource policies, answers 500 to an unsigned request, does not cover our own S3, and
+its switch is process-global. So this layer authenticates (one verifier, eucadb/sigv4.py, for
+every service including S3) and enforces the one resource policy eucadb relies on; identity
+policies are still not evaluated (a principal with a valid key may call any action, as before).
+
+Errors are AWS's own per protocol: an unknown key is EC2 `AuthFailure` 401, Query
+`InvalidClientTokenId` 403, JSON `UnrecognizedClientException` 400, S3 `InvalidAccessKeyId` 403;
+a wrong signature is `SignatureDoesNotMatch` (JSON: `InvalidSignatureException` 400).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Callable, Iterable
+from urllib.parse import quote
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.models import secretsmanager_backends
+
+from eucadb import sigv4
+from eucadb.cloud.local import faults, resource_policy
+from eucadb.cloud.local.gateway import HEALTH_PATH, read_body
+from eucadb.cloud.local.principals import Principal, lookup
+
+log = logging.getLogger(__name__)
+INVALID_KEY = "The security token included in the request is invalid."
+BAD_SIGNATURE = ("The request signature we calculated does not match the signature you provided. "
+                 "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: str
+    message: str
+    status: int
+
+
+# (protocol, sigv4 error code) -> what AWS answers; protocol "ec2" is EC2's own Query dialect
+ANSWERS: dict[tuple[str, str], Answer] = {
+    ("ec2", "InvalidClientTokenId"): Answer("AuthFailure", "AWS was not able to validate the provided "
+                                                           "access credentials", 401),
+    ("query", "InvalidClientTokenId"): Answer("InvalidClientTokenId", INVALID_KEY, 403),
+    ("json", "InvalidClientTokenId"): Answer("UnrecognizedClientException", INVALID_KEY, 400),
+    ("s3", "InvalidClientTokenId"): Answer("InvalidAccessKeyId", "The AWS Access Key Id you provided does "
+                                                                 "not exist in our records.", 403),
+    ("ec2", "SignatureDoesNotMatch"): Answer("SignatureDoesNotMatch", BAD_SIGNATURE, 403),
+    ("query", "SignatureDoesNotMatch"): Answer("SignatureDoesNotMatch", BAD_SIGNATURE, 403),
+    ("json", "SignatureDoesNotMatch"): Answer("InvalidSignatureException", BAD_SIGNATURE, 400),
+    ("s3", "SignatureDoesNotMatch"): Answer("SignatureDoesNotMatch", BAD_SIGNATURE, 403),
+    ("s3", "MissingAuthenticationToken"): Answer("AccessDenied", "Access Denied", 403),
+}
+
+
+def protocol_of(environ: dict, service: str) -> str:
+    if service == "s3":
+        return "s3"
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        return "json"
+    if service == "ec2":
+        return "ec2"
+    if service or "Action=" in environ.get("QUERY_STRING", "") or \
+            environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        return "query"
+    return "s3"  # unsigned, no action named: a REST (S3-style) request
+
+
+def headers_of(environ: dict) -> dict[str, str]:
+    """The request's headers, lower-case names, as the client signed them."""
+    headers = {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")}
+    for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(name):
+            headers[name.lower().replace("_", "-")] = environ[name]
+    return headers
+
+
+def url_of(environ: dict) -> str:
+    """The URL as sent (path still percent-encoded): what the client's signature covers."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        query = environ.get("QUERY_STRING", "")
+        raw = quote(environ.get("PATH_INFO", "/"), safe="/~") + (f"?{query}" if query else "")
+    return f"http://{environ.get('HTTP_HOST', 'localhost')}{raw}"
+
+
+def error_answer(protocol: str, service: str, answer: Answer) -> tuple[str, str, bytes]:
+    if protocol != "s3":
+        return faults.error_response("json" if protocol == "json" else "query", service or "sts",
+                                     answer.code, answer.message, answer.status)
+    root = ET.Element("Error")
+    ET.SubElement(root, "Code").text = answer.code
+    ET.SubElement(root, "Message").text = answer.message
+    return (f"{answer.status} {faults.REASONS.get(answer.status, 'Error')}", "application/xml",
+            ET.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+class Authenticator:
+    """WSGI layer in front of everything else: nothing unauthenticated reaches moto or S3."""
+
+    def __init__(self, app: Callable, internal: dict[str, Principal]):
+        self.app, self.internal = app, internal
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            return self.app(environ, start_response)
+        headers = headers_of(environ)
+        service = ""
+        try:
+            service = sigv4.parse(headers.get("authorization")).service
+            protocol = protocol_of(environ, service)
+            body = None if protocol == "s3" else read_body(environ)
+            found: list[Principal] = []
+            scope = sigv4.verify(environ.get("REQUEST_METHOD", "GET"), url_of(environ), headers, body,
+                                 lambda claimed: self._secret(claimed, headers, found))
+        except sigv4.SigV4Error as exc:
+            protocol = protocol_of(environ, service)
+            answer = ANSWERS.get((protocol, exc.code), Answer(exc.code, str(exc), 403))
+            log.info("refused %s request: %s", service or "unsigned", answer.code)
+            return self._respond(start_response, *error_answer(protocol, service, answer))
+        denied = self._denied(environ, scope, found[0], body)
+        if denied:
+            return self._respond(start_response, *faults.error_response(
+                "json", scope.service, "AccessDeniedException", denied, 400))
+        return self.app(environ, start_response)
+
+    def _secret(self, scope: sigv4.Scope, headers: dict[str, str], found: list[Principal]) -> str | None:
+        principal = lookup(scope.key, self.internal)
+        if principal is None:
+            return None
+        if headers.get("x-amz-security-token") != principal.token:
+            raise sigv4.SigV4Error("InvalidClientTokenId", INVALID_KEY)
+        found.append(principal)
+        return principal.secret
+
+    def _denied(self, environ: dict, scope: sigv4.Scope, principal: Principal, body: bytes | None) -> str | None:
+        """Why the secret's resource policy refuses this GetSecretValue; None if it does not."""
+        if scope.service != "secretsmanager" or not environ.get("HTTP_X_AMZ_TARGET", "").endswith(".GetSecretValue"):
+            return None
+        try:
+            secret_id = json.loads(body or b"{}").get("SecretId", "")
+        except ValueError:
+            return None  # moto answers the malformed request
+        try:
+            secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][scope.region].secrets.get(secret_id)
+        except KeyError:  # not a region moto serves: moto answers
+            return None
+        if secret is None:
+            return None
+        caller = resource_policy.Caller(principal.arn, DEFAULT_ACCOUNT_ID)
+        action = "secretsmanager:GetSecretValue"
+        if resource_policy.evaluate(secret.policy, caller, action, secret.arn) is not resource_policy.Decision.DENY:
+            return None
+        return (f"User: {principal.arn} is not authorized to perform: {action} on resource: {secret_id} "
+                f"with an explicit deny in a resource-based policy")
+
+    @staticmethod
+    def _respond(start_response: Callable, status: str, ctype: str, body: bytes) -> list[bytes]:
+        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]

@@ -1,0 +1,82 @@
+"""Who may call the embedded cloud: the keys it issued, looked up in moto's own IAM and STS records.
+
+Three kinds of key, as on AWS: IAM users' access keys (moto's IAM backend), temporary credentials of
+assumed roles (moto's STS backend, which instance profiles use through the metadata service), and
+the gateway's own key for its requests to itself (random per API process, held in memory only).
+
+The cloud's root user `eucadb-root` (admin policy) is created by the API process at its start, with
+an access key written 0600 to `<cloud dir>/root-credentials.json`; `eucadb cloud up` copies it into
+eucadb's config (eucadb.yaml, also 0600). The key lives in moto's IAM, so the persisted state keeps it
+and the same key works after a restart; a lost file or a deleted key gets a new key.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.utils import utcnow
+from moto.iam.models import iam_backends
+from moto.sts.models import sts_backends
+
+from eucadb.cloud.local.layout import Layout
+from eucadb.cloud.local.state import write_durably
+
+PARTITION = "aws"
+ROOT_USER = "eucadb-root"
+ROOT_POLICY = "eucadb-admin"
+ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An issued key: whose it is (`arn`, as aws:PrincipalArn sees it) and what proves it."""
+    arn: str
+    secret: str
+    token: str | None = None  # the session token temporary credentials must send
+
+
+def lookup(key_id: str, internal: dict[str, Principal]) -> Principal | None:
+    """The principal an access key id belongs to; None if this cloud did not issue it (or it is
+    inactive or expired)."""
+    if key_id in internal:
+        return internal[key_id]
+    iam = iam_backends[DEFAULT_ACCOUNT_ID][PARTITION]
+    key = iam.access_keys.get(key_id)
+    if key is None:
+        return None
+    if key.user_name is not None:
+        user = iam.users.get(key.user_name)
+        return Principal(user.arn, key.secret_access_key) if user and key.status == "Active" else None
+    now = utcnow()
+    for role in list(sts_backends[DEFAULT_ACCOUNT_ID][PARTITION].assumed_roles):  # appended to concurrently
+        if role.access_key_id == key_id and role.expiration > now:
+            # aws:PrincipalArn of a role session is the role's ARN, not the session's
+            return Principal(role.role_arn, role.secret_access_key, role.session_token)
+    return None
+
+
+def gateway_principal() -> tuple[str, Principal]:
+    """A fresh key for the gateway's requests to itself (acting with the cloud's own authority)."""
+    return "EUCADBGW" + secrets.token_hex(6).upper(), Principal(
+        f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:root", secrets.token_urlsafe(30))
+
+
+def ensure_root(layout: Layout, region: str) -> str:
+    """The root user's access key id: the one in the credentials file while moto's IAM still knows
+    it, else a new one (written 0600 before it is returned). Call before serving, then save the state."""
+    iam = iam_backends[DEFAULT_ACCOUNT_ID][PARTITION]
+    held = layout.root_credentials()
+    if held and lookup(held["cloud.access_key_id"], {}) is not None \
+            and iam.access_keys[held["cloud.access_key_id"]].user_name == ROOT_USER:
+        return held["cloud.access_key_id"]
+    if ROOT_USER not in iam.users:
+        iam.create_user(region, ROOT_USER, path="/eucadb/")
+    iam.put_user_policy(ROOT_USER, ROOT_POLICY, json.dumps(ADMIN))
+    for stale in iam.list_access_keys(ROOT_USER):  # only one root key is ever valid
+        iam.delete_access_key(stale.access_key_id, ROOT_USER)
+    key = iam.create_access_key(ROOT_USER)
+    creds = {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+    write_durably(layout.credentials_file, json.dumps(creds).encode())
+    return key.access_key_id
