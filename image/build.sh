@@ -53,9 +53,9 @@ in_root apt-get install -y -q --no-install-recommends \
   systemd-sysv udev dbus e2fsprogs util-linux ca-certificates chrony ifupdown isc-dhcp-client \
   linux-image-cloud-amd64 initramfs-tools grub-efi-amd64-bin \
   postgresql-15 python3 python3-boto3 python3-cryptography python3-psycopg2 python3-dateutil python3-pip
-# Barman Cloud (WAL archiving, base backups) from PyPI, not Debian's barman-cli-cloud: bookworm's 3.4
-# predates the clients' --addressing-style (path-style S3 on Eucalyptus and the embedded cloud). Its
-# dependencies are the Debian packages above (--no-deps), so apt still owns boto3 and psycopg2.
+# Barman Cloud (WAL archiving, base backups) from PyPI, not bookworm's older barman-cli-cloud: the
+# version the embedded cloud's tests run, with the clients' --addressing-style (path-style S3 on
+# Eucalyptus). Its dependencies are the Debian packages above (--no-deps): apt owns boto3, psycopg2.
 in_root pip install --no-deps --break-system-packages --no-cache-dir 'barman==3.19.1'
 rm -f "$root/usr/sbin/policy-rc.d"
 

@@ -138,11 +138,14 @@ def test_injected_failure_rolls_back_and_is_shown(cloud, tmp_path):
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     assert shown["state"] == "rolled_back" and "launch_template" in shown["error"]
     states = [s["state"] for s in shown["steps"]]
-    assert states[:6] == ["rolled_back"] * 6 and states[6] == "failed" and states[7:] == ["pending"] * 4
+    assert states[:7] == ["rolled_back"] * 7 and states[7] == "failed" and states[8:] == ["pending"] * 4
     table = env.run("workflow", "show").stdout
     assert "injected failure" in table
     deployment = current_deployment(env.app().store)
     assert not any(deployment_resources(env, deployment).values())
+    # the backup bucket this first launch created went with it
+    buckets = [b["Name"] for b in env.client("s3").list_buckets()["Buckets"]]
+    assert Names(deployment).backup_bucket not in buckets
 
 
 def test_replacement_instance_keeps_the_data(cloud, tmp_path):
@@ -200,13 +203,13 @@ def test_relaunch_adopts_everything_and_never_reads_the_key_back(cloud, tmp_path
 
     before = versions()
     calls = []
-    for service in ("ec2", "iam", "sts", "autoscaling", "secretsmanager"):
+    for service in ("ec2", "iam", "sts", "autoscaling", "secretsmanager", "s3"):
         app.clients.client(service).meta.events.register(
             "before-call", lambda model, **kw: calls.append(model.name))
     result = run_workflow(app, LAUNCH)
     assert result.state.value == "succeeded"
     assert "GetSecretValue" not in calls
-    writes = [c for c in calls if not c.startswith(("Describe", "Get", "List"))]
+    writes = [c for c in calls if not c.startswith(("Describe", "Get", "List", "Head"))]
     assert writes == [], f"a relaunch of an unchanged deployment wrote: {writes}"
     assert versions() == before                 # adopted, not written again
     policy = json.loads(sm.get_resource_policy(SecretId=Names(deployment).secret)["ResourcePolicy"])
@@ -243,7 +246,8 @@ def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_share
     first.run("workflow", "launch")
     app = first.app()
     deployment = current_deployment(app.store)
-    volume = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][5]["resources"]["volume_id"]
+    volume = next(s["resources"]["volume_id"] for s in json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]
+                  ["steps"] if s["name"] == "volume")
     address = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][-1]["resources"]["db_address"]
     admin = app.vault(deployment).db_logins()[ADMIN]
     endpoint = app.vault(deployment).db_endpoint(address)
