@@ -25,7 +25,7 @@ from eucadb.app import App
 from eucadb.backup import barman
 from eucadb.bootstrap.published import published_address
 from eucadb.errors import EucadbError, UserError
-from eucadb.retry import Retry
+from eucadb.retry import Retry, RetryTimeout
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import Names, current_deployment
 
@@ -53,8 +53,12 @@ def admin_session(app: App, deployment: str) -> Iterator[Any]:
     vault = app.vault(deployment)
     login = vault.db_logins()[ADMIN]
     args = vault.db_endpoint(address).connect_args(login["user"], login["password"], "postgres")
-    conn = Retry(deadline=app.config["retry.timeout"], retry_on=(psycopg2.OperationalError,)).call(
-        lambda: psycopg2.connect(**args), f"connect to the database at {address}")
+    try:
+        conn = Retry(deadline=app.config["retry.timeout"], retry_on=(psycopg2.OperationalError,)).call(
+            lambda: psycopg2.connect(**args), f"connect to the database at {address}")
+    except RetryTimeout as exc:
+        raise EucadbError(f"cannot reach the database at {address}: "
+                          f"{str(exc.last).strip().splitlines()[0] if exc.last else exc}") from None
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -110,6 +114,9 @@ def list_backups(app: App) -> list[dict[str, Any]]:
         detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise EucadbError(f"cannot list the backups in s3://{names.backup_bucket}/"
                           f"{names.backup_prefix}: {detail}")
-    doc = json.loads(done.stdout or "{}")
+    try:
+        doc = json.loads(done.stdout or "{}")
+    except ValueError:
+        raise EucadbError(f"barman-cloud-backup-list printed no JSON: {done.stdout[:200]!r}") from None
     rows = [{k: b.get(k) for k in FIELDS} for b in doc.get("backups_list", [])]
     return sorted(rows, key=lambda b: str(b["begin_time"]))

@@ -113,13 +113,32 @@ def _admin(env) -> str:
     return app.vault(current_deployment(app.store)).db_logins()[ADMIN]["user"]
 
 
-def test_point_in_time_restore_from_the_bucket_gives_back_what_was_committed_by_then(cloud, tmp_path):
-    env = sibling(cloud, tmp_path, **{W + "configured": "true", W + "backup.archive_timeout": "10"})
+@pytest.fixture(scope="module")
+def deployment(cloud, tmp_path_factory):
+    """A running deployment archiving every 10 s; (env, server, database address)."""
+    env = sibling(cloud, tmp_path_factory.mktemp("deployment"),
+                  **{W + "configured": "true", W + "backup.archive_timeout": "10"})
     server = Server(env, free_port())
-    root = None
     try:
         doc = server.wait(enabled, 300)
-        address = doc["database"]["endpoint"].split(":")[0]
+        yield env, server, doc["database"]["endpoint"].split(":")[0]
+    finally:
+        server.stop()
+        env.run("workflow", "teardown", "--delete-volume", check=False)
+
+
+def test_bad_backup_names_are_refused_in_one_line(deployment):
+    env, _, _ = deployment
+    bad = env.run("backup", "create", "--name", "no spaces; please", check=False)
+    assert bad.returncode == 1 and "backup name 'no spaces; please'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert json.loads(env.run("backup", "list", "-o", "json").stdout) == []   # nothing was made
+
+
+def test_point_in_time_restore_from_the_bucket_gives_back_what_was_committed_by_then(deployment):
+    env, server, address = deployment
+    root = None
+    try:
         insert(env, address, range(1, 6))                                          # A
 
         made = json.loads(env.run("backup", "create", "--name", "pitr-base", "-o", "json").stdout)
@@ -127,6 +146,8 @@ def test_point_in_time_restore_from_the_bucket_gives_back_what_was_committed_by_
         assert made["begin_wal"] and made["end_wal"] and made["end_time"]
         listed = json.loads(env.run("backup", "list", "-o", "json").stdout)
         assert [b["backup_id"] for b in listed] == [made["backup_id"]]
+        again = env.run("backup", "create", "--name", "pitr-base", check=False)
+        assert again.returncode == 1 and "exists already" in again.stderr
 
         insert(env, address, range(101, 106))                                      # B
         with admin_connect(env, address) as conn, conn.cursor() as cur:
@@ -152,5 +173,23 @@ def test_point_in_time_restore_from_the_bucket_gives_back_what_was_committed_by_
             subprocess.run([PG_BIN / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"],
                            capture_output=True, **run_as())
             shutil.rmtree(root, ignore_errors=True)
-        server.stop()
-        env.run("workflow", "teardown", "--delete-volume", check=False)
+
+
+def test_a_failing_archive_shows_in_status(deployment):
+    """The bucket goes away under the instance (the embedded S3 does not check credentials yet, so
+    this is the failure it can have): PostgreSQL keeps running, and status says archiving fails.
+    Last: it destroys the backups."""
+    env, server, address = deployment
+    s3, bucket = env.client("s3"), Names(current_deployment(env.app().store)).backup_bucket
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        if page.get("Contents"):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in page["Contents"]]})
+    s3.delete_bucket(Bucket=bucket)
+    insert(env, address, range(301, 303))
+    with admin_connect(env, address) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_walfile_name(pg_switch_wal())")
+        segment = cur.fetchone()[0]
+    doc = server.wait(lambda d: ((d.get("database") or {}).get("archiver") or {}).get("failed_count"), 120)
+    archiver = doc["database"]["archiver"]
+    assert archiver["last_failed_wal"] == segment and archiver["last_archived_wal"] < segment
+    assert "FAILED, last " + segment in env.run("status", EUCADB_SERVE_PORT=str(server.port)).stdout

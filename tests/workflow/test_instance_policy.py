@@ -19,7 +19,7 @@ def test_policy_is_scoped_to_the_deployment_in_the_callers_partition(identity, p
                              "eucadb-dep1-backups", "eucadb/dep1")
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert set(by_sid) == {"ReadOwnKey", "AttachOwnVolume", "DescribeVolumes", "OwnBackupObjects",
-                           "ListOwnBackupPrefix", "HeadBackupBucket"}
+                           "ListOwnBackupPrefix"}
     assert by_sid["ReadOwnKey"]["Action"] == "secretsmanager:GetSecretValue"
     assert by_sid["ReadOwnKey"]["Resource"] == \
         f"arn:{partition}:secretsmanager:r-1:{account}:secret:eucadb/dep1/server-key-*"
@@ -35,20 +35,17 @@ def test_policy_is_scoped_to_the_deployment_in_the_callers_partition(identity, p
 
 def test_backup_access_is_the_deployments_own_prefix_only():
     """Barman Cloud writes, reads and deletes (retention) objects under the prefix and lists it; no
-    other key of the bucket (or any other bucket) is reachable, and listing needs the prefix except
-    for the prefix-less HeadBucket."""
+    other key of the bucket (or any other bucket) is reachable, and listing needs the prefix."""
     policy = instance_policy("dep1", "r-1", "arn:aws:iam::123456789012:user/admin",
                              "eucadb/dep1/server-key", "eucadb-dep1-backups", "eucadb/dep1")
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     objects = by_sid["OwnBackupObjects"]
-    assert sorted(objects["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert sorted(objects["Action"]) == ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject",
+                                         "s3:PutObject"]
     assert objects["Resource"] == "arn:aws:s3:::eucadb-dep1-backups/eucadb/dep1/*"
     listing = by_sid["ListOwnBackupPrefix"]
     assert (listing["Action"], listing["Resource"]) == ("s3:ListBucket", "arn:aws:s3:::eucadb-dep1-backups")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": "eucadb/dep1/*"}}
-    head = by_sid["HeadBackupBucket"]
-    assert (head["Action"], head["Resource"]) == ("s3:ListBucket", "arn:aws:s3:::eucadb-dep1-backups")
-    assert head["Condition"] == {"Null": {"s3:prefix": "true"}}
     s3 = [s for s in policy["Statement"] if any(str(a).startswith("s3:") for a in
                                                  ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
-    assert {s["Sid"] for s in s3} == {"OwnBackupObjects", "ListOwnBackupPrefix", "HeadBackupBucket"}
+    assert {s["Sid"] for s in s3} == {"OwnBackupObjects", "ListOwnBackupPrefix"}

@@ -22,8 +22,9 @@ def instance_policy(deployment: str, region: str, identity_arn: str, secret_name
     """`identity_arn` is eucadb's own (GetCallerIdentity): its partition and account are the role's
     (aws, aws-cn, aws-us-gov … — not always `aws`).
 
-    Listing is limited to `prefix/*`; Barman's HeadBucket (its connectivity check, which S3
-    authorizes as s3:ListBucket with no prefix at all) is the one list without one."""
+    S3: objects under `prefix/` only (Barman aborts the multipart upload of a failed base backup,
+    hence AbortMultipartUpload), and listing only with a prefix under it. No HeadBucket (which S3
+    authorizes as a prefix-less ListBucket): the clients the instance runs call it only for --test."""
     parts = identity_arn.split(":")  # arn:PARTITION:sts::ACCOUNT:assumed-role/…
     arn, account = f"arn:{parts[1]}", parts[4]
     return {"Version": "2012-10-17", "Statement": [
@@ -36,12 +37,10 @@ def instance_policy(deployment: str, region: str, identity_arn: str, secret_name
         {"Sid": "DescribeVolumes", "Effect": "Allow", "Action": ["ec2:DescribeVolumes"],
          "Resource": "*"},
         {"Sid": "OwnBackupObjects", "Effect": "Allow",
-         "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+         "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
          "Resource": f"{arn}:s3:::{bucket}/{prefix}/*"},
         {"Sid": "ListOwnBackupPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
          "Resource": f"{arn}:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": f"{prefix}/*"}}},
-        {"Sid": "HeadBackupBucket", "Effect": "Allow", "Action": "s3:ListBucket",
-         "Resource": f"{arn}:s3:::{bucket}", "Condition": {"Null": {"s3:prefix": "true"}}},
     ]}
 
 
