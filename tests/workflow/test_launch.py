@@ -280,3 +280,31 @@ def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_share
 def env_tags(env, volume_id: str) -> dict[str, str]:
     vol = env.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
     return {t["Key"]: t["Value"] for t in vol.get("Tags", [])}
+
+
+def test_teardown_keeps_the_backup_bucket_unless_asked_and_a_foreign_one_is_refused(cloud, tmp_path):
+    """The backups are the way back after a mistaken teardown: kept like the volume, adopted by the
+    next launch, deleted with --delete-volume. A bucket of our name that holds someone else's keys
+    (no marker of ours) is neither used nor touched."""
+    env = sibling(cloud, tmp_path / "ours")
+    deployment = current_deployment(env.app().store)
+    names, s3 = Names(deployment), env.client("s3")
+    env.run("workflow", "launch")
+    marker = f"{names.backup_prefix}/eucadb-deployment"
+    s3.put_object(Bucket=names.backup_bucket, Key=f"{names.backup_prefix}/db/wals/kept", Body=b"x")
+    env.run("workflow", "teardown")
+    assert s3.get_object(Bucket=names.backup_bucket, Key=marker)["Body"].read() == deployment.encode()
+    env.run("workflow", "launch")                                 # adopted, the backups still there
+    s3.head_object(Bucket=names.backup_bucket, Key=f"{names.backup_prefix}/db/wals/kept")
+    env.run("workflow", "teardown", "--delete-volume")
+    assert names.backup_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    other = sibling(cloud, tmp_path / "other")
+    taken = Names(current_deployment(other.app().store)).backup_bucket
+    s3.create_bucket(Bucket=taken)
+    s3.put_object(Bucket=taken, Key="someone/else", Body=b"theirs")
+    failed = other.run("workflow", "launch", check=False)
+    assert failed.returncode == 1 and f"a bucket named {taken} already exists" in failed.stderr
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=taken)["Contents"]] == ["someone/else"]
+    s3.delete_object(Bucket=taken, Key="someone/else")
+    s3.delete_bucket(Bucket=taken)
