@@ -156,7 +156,10 @@ def test_point_in_time_restore_from_the_bucket_gives_back_what_was_committed_by_
         time.sleep(1.5)
         insert(env, address, range(201, 206))                                      # C
         lag = wait_archived(env, address)      # no pg_switch_wal: archive_timeout must ship it
-        print(f"\nbase backup {made['seconds']}s; C's WAL segment archived {lag:.1f}s after commit")
+        with admin_connect(env, address) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_size_pretty(sum(pg_database_size(oid))) FROM pg_database")
+            size = cur.fetchone()[0]
+        print(f"\nbase backup of {size}: {made['seconds']}s; C's WAL segment archived {lag:.1f}s after commit")
 
         status = server.wait(lambda d: (d.get("database", {}).get("archiver") or {}).get("last_archived_time"), 60)
         assert status["database"]["archiver"]["failed_count"] == 0
@@ -193,3 +196,7 @@ def test_a_failing_archive_shows_in_status(deployment):
     archiver = doc["database"]["archiver"]
     assert archiver["last_failed_wal"] == segment and archiver["last_archived_wal"] < segment
     assert "FAILED, last " + segment in env.run("status", EUCADB_SERVE_PORT=str(server.port)).stdout
+    metrics = dict(line.rsplit(" ", 1) for line in server.get("/metrics")[1].splitlines()
+                   if line.startswith("eucadb_wal_"))
+    assert float(metrics["eucadb_wal_archive_failures_total"]) >= 1
+    assert float(metrics["eucadb_wal_archived_total"]) >= 1 and "eucadb_wal_last_archived_timestamp_seconds" in metrics
