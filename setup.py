@@ -44,6 +44,9 @@ setup(
         "cbor2>=5.6",
         "packaging>=21",
         "prometheus_client>=0.17",
+        # Barman Cloud: WAL archiving and base backups on the instance (the embedded cloud's
+        # instance runtime copies it from here), `eucadb backup list` on the control plane
+        "barman[cloud]>=3.10",
     ],
     extras_require={
         # build and wheel: tests/test_packaging.py builds the sdist and wheels without network

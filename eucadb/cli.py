@@ -10,6 +10,7 @@ import click
 
 from eucadb import __version__
 from eucadb.app import App
+from eucadb.backup.commands import backup_group
 from eucadb.cloud_commands import cloud_group, image_group
 from eucadb.config import load
 from eucadb.errors import EucadbError
@@ -46,6 +47,7 @@ cli.add_command(status_cmd)
 cli.add_command(service_group)
 cli.add_command(credentials_group)
 cli.add_command(report_group)
+cli.add_command(backup_group)
 
 
 @cli.command("up")

@@ -52,7 +52,11 @@ in_root apt-get update -q
 in_root apt-get install -y -q --no-install-recommends \
   systemd-sysv udev dbus e2fsprogs util-linux ca-certificates chrony ifupdown isc-dhcp-client \
   linux-image-cloud-amd64 initramfs-tools grub-efi-amd64-bin \
-  postgresql-15 python3 python3-boto3 python3-cryptography python3-psycopg2
+  postgresql-15 python3 python3-boto3 python3-cryptography python3-psycopg2 python3-dateutil python3-pip
+# Barman Cloud (WAL archiving, base backups) from PyPI, not bookworm's older barman-cli-cloud: the
+# version the embedded cloud's tests run, with the clients' --addressing-style (path-style S3 on
+# Eucalyptus). Its dependencies are the Debian packages above (--no-deps): apt owns boto3, psycopg2.
+in_root pip install --no-deps --break-system-packages --no-cache-dir 'barman==3.19.1'
 rm -f "$root/usr/sbin/policy-rc.d"
 
 install -D -m 0755 "$here/../scripts/setup_db.py" "$root/usr/lib/eucadb/setup_db.py"

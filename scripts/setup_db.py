@@ -7,6 +7,16 @@ boto3/botocore and psycopg2 only — it cannot import eucadb.
 
     setup_db.py --root ROOT               boot: set up, then exec `postgres` as the foreground process
     setup_db.py --root ROOT passphrase    PostgreSQL's ssl_passphrase_command: print the key passphrase
+    setup_db.py --root ROOT backup NAME   a Barman Cloud base backup of this server to the backup bucket
+                                          (run by PostgreSQL for eucadb: COPY ... TO PROGRAM)
+
+Backups: with `backup` in user-data, PostgreSQL archives every WAL segment with Barman Cloud
+(`python -m barman.clients.cloud_walarchive`, gzip) to s3://BUCKET/PREFIX/db/wals, at the latest
+every archive_timeout seconds. The instance has no inbound channel but PostgreSQL, so a base backup
+is asked for over the admin's TLS session: the setting `eucadb.backup_command` names the `backup`
+sub-command, which eucadb runs with COPY TO PROGRAM (superuser only); barman-cloud-backup then
+reads PGDATA locally and logs in through the socket by peer authentication (the OS user that runs
+PostgreSQL maps to the admin role only; no password). S3 credentials are the instance role's.
 
 Boot: IMDSv2 (endpoint from AWS_EC2_METADATA_SERVICE_ENDPOINT, as botocore) → user-data → server key
 from Secrets Manager through the instance role → unseal the DB credentials in memory → attach the data
@@ -20,7 +30,8 @@ User-data (JSON; built by eucadb.workflow.userdata.build_user_data, parsed by `p
      "allowed_cidrs": [CIDR, ...], "instance_type": str,
      "databases": {"cloudwatch": name, "reporting": name},
      "roles": {"admin": name, "cloudwatch": name, "reporting": name, "replication": name},
-     "init_script": str, "ntp_server": str, "credentials": <envelope>}
+     "init_script": str, "ntp_server": str, "credentials": <envelope>,
+     "backup": {"bucket": str, "prefix": str, "archive_timeout": int}   (optional)}
 `credentials` is an envelope (eucadb.workflow.credentials.seal) of
     {"<role key>": {"user": name, "password": str}, ...}  for the four role keys above.
 
@@ -74,6 +85,10 @@ WRITER_KEYS = ("cloudwatch", "reporting")
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 MARKER = ".eucadb-volume"
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+KEY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$")
+BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+BARMAN_SERVER = "db"           # Barman's server name: keys are PREFIX/db/wals/…, PREFIX/db/base/…
 PG_LIB = Path("/usr/lib/postgresql")  # Debian's layout: one <major>/bin per installed version
 INIT_SCRIPT_TIMEOUT = 600
 DEFAULT_MEMORY_MIB = 1024
@@ -118,6 +133,34 @@ def until(what: str, fn: Callable[[], T], deadline: float, retry_on: tuple = (No
 
 # --- user-data ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Backup:
+    """Where WAL and base backups go: Barman's destination is s3://bucket/prefix."""
+    bucket: str
+    prefix: str
+    archive_timeout: int
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def parse_backup(doc: Any) -> Backup | None:
+    """user-data's optional `backup` object (absent: no archiving); names end up in a shell command."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise SetupError("user-data: 'backup' is not an object")
+    bucket, prefix, timeout = doc.get("bucket"), doc.get("prefix"), doc.get("archive_timeout", 60)
+    if not isinstance(bucket, str) or not BUCKET_NAME.fullmatch(bucket):
+        raise SetupError(f"user-data: backup bucket {bucket!r} is not an S3 bucket name")
+    if not isinstance(prefix, str) or not KEY_PREFIX.fullmatch(prefix) or len(prefix) > 200:
+        raise SetupError(f"user-data: backup prefix {prefix!r} is not a plain key prefix")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 10 <= timeout <= 3600:
+        raise SetupError(f"user-data: backup archive_timeout {timeout!r} is not 10..3600 seconds")
+    return Backup(bucket, prefix, timeout)
+
+
+@dataclass(frozen=True)
 class UserData:
     deployment: str
     endpoint_url: str | None
@@ -136,6 +179,7 @@ class UserData:
     init_script: str
     ntp_server: str
     credentials: Mapping[str, Any]
+    backup: Backup | None = None
 
 
 def parse_user_data(raw: bytes | str) -> UserData:
@@ -180,7 +224,7 @@ def parse_user_data(raw: bytes | str) -> UserData:
         dns_name=need("dns_name"), server_cert=need("server_cert"), ca_cert=need("ca_cert"),
         allowed_cidrs=tuple(cidrs), instance_type=doc.get("instance_type") or "",
         databases=dict(databases), roles=dict(roles), init_script=doc.get("init_script") or "",
-        ntp_server=ntp, credentials=need("credentials", dict))
+        ntp_server=ntp, credentials=need("credentials", dict), backup=parse_backup(doc.get("backup")))
 
 
 def parse_credentials(plaintext: bytes, ud: UserData) -> dict[str, str]:
@@ -637,13 +681,46 @@ def write_config(pgdata: Path, settings: Mapping[str, object], owner: RunAs) -> 
 def hba_lines(ud: UserData) -> list[str]:
     """TLS + SCRAM only, per role to its own database, from allowed_cidrs only; nothing else."""
     r, d = ud.roles, ud.databases
+    # local: only the OS user that runs PostgreSQL, as the admin (pg_ident.conf), for Barman
     lines = ["# written by eucadb setup_db.py at every boot; edits are overwritten",
-             f"local all {r['admin']} scram-sha-256"]
+             f"local all {r['admin']} peer map={LOCAL_MAP}"]
     for cidr in ud.allowed_cidrs:
         lines += [f"hostssl all {r['admin']} {cidr} scram-sha-256",
                   *(f"hostssl {d[k]} {r[k]} {cidr} scram-sha-256" for k in WRITER_KEYS),
                   f"hostssl replication {r['replication']} {cidr} scram-sha-256"]
     return lines
+
+
+LOCAL_MAP = "eucadb_local"
+
+
+def ident_lines(ud: UserData, owner: RunAs) -> list[str]:
+    """The peer map of hba_lines: PostgreSQL's own OS user (Barman, run by the server) and root
+    (who owns PGDATA anyway: a root shell may use psql without a password) log in as the admin."""
+    users = dict.fromkeys((pwd.getpwuid(owner.uid).pw_name, "root"))
+    return ["# written by eucadb setup_db.py at every boot; edits are overwritten",
+            *(f"{LOCAL_MAP} {user} {ud.roles['admin']}" for user in users)]
+
+
+def barman_argv(ud: UserData, client: str, *options: str) -> list[str]:
+    """A Barman Cloud client (`barman.clients.<client>`, run by this interpreter: the image's
+    python3 has Debian's python3-barman, the embedded runtime a pip barman) for our bucket."""
+    assert ud.backup is not None
+    return [sys.executable, "-m", f"barman.clients.{client}", "--cloud-provider", "aws-s3",
+            *(["--endpoint-url", ud.endpoint_url, "--addressing-style", "path"]
+              if ud.endpoint_url else []), *options,
+            ud.backup.url, BARMAN_SERVER]
+
+
+def backup_settings(ud: UserData, root: Path) -> dict[str, object]:
+    """postgresql.conf for continuous archiving (none without `backup` in user-data)."""
+    if ud.backup is None:
+        return {"archive_mode": False}
+    archive = " ".join(shlex.quote(a) for a in barman_argv(ud, "cloud_walarchive", "--gzip"))
+    here = Path(__file__).resolve()
+    backup = " ".join(shlex.quote(str(p)) for p in (sys.executable, here, "--root", root, "backup"))
+    return {"archive_mode": True, "archive_command": f"{archive} %p",
+            "archive_timeout": ud.backup.archive_timeout, "eucadb.backup_command": backup}
 
 
 def write_tls(pgdata: Path, ud: UserData, key_pem: bytes, passphrase: str, owner: RunAs) -> None:
@@ -821,9 +898,11 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
         "log_filename": "postgresql-%a.log", "log_truncate_on_rotation": True,
         "log_rotation_age": "1d", "log_connections": True, "log_disconnections": True,
         "log_line_prefix": "%m [%p] %q%u@%d ", "log_statement": "none",
+        **backup_settings(ud, s.root),
     }
     write_config(pgdata, settings, owner)
     write_file(pgdata / "pg_hba.conf", "\n".join(hba_lines(ud)) + "\n", 0o600, owner)
+    write_file(pgdata / "pg_ident.conf", "\n".join(ident_lines(ud, owner)) + "\n", 0o600, owner)
     log.info("config: listen %s:%d, TLS (%s), hostssl+scram from %s", s.private_ip, ud.port,
              ud.dns_name, ", ".join(ud.allowed_cidrs))
     run_init_script(s.root, ud.init_script)
@@ -848,6 +927,22 @@ def print_passphrase() -> int:
     return 0
 
 
+def run_backup(root: Path, name: str) -> int:
+    """`backup NAME`: barman-cloud-backup of the running server (as PostgreSQL's OS user, from
+    COPY TO PROGRAM), through the local socket; its exit code is COPY's verdict."""
+    if not BACKUP_NAME.fullmatch(name or ""):
+        raise SetupError(f"backup name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
+    raw = Imds().get("latest/user-data")
+    ud = parse_user_data(raw or b"")
+    if ud.backup is None:
+        raise SetupError("this instance has no backup bucket in its user-data")
+    argv = barman_argv(ud, "cloud_backup", "--gzip", "--immediate-checkpoint", "--name", name,
+                       "--host", str(root / "run" / "eucadb"), "--port", str(ud.port),
+                       "--user", ud.roles["admin"], "--dbname", "postgres")
+    log.info("base backup %s to %s", name, ud.backup.url)
+    return subprocess.run(argv, stdin=subprocess.DEVNULL).returncode
+
+
 def boot(root: Path) -> list[str]:
     facts = instance_facts(Imds())
     ud = parse_user_data(facts.user_data)
@@ -859,6 +954,7 @@ def boot(root: Path) -> list[str]:
     attach_volume(ud, facts.instance_id)
     data_dir = data_mount(root, ud)
     log.info("data disk at %s", data_dir)
+    os.environ["AWS_DEFAULT_REGION"] = ud.region  # for the Barman clients PostgreSQL runs
     configure_ntp(root, ud.ntp_server)
     return setup_database(DbSetup(root, data_dir, facts.private_ip, ud, passwords,
                                   key.private_key_pem, key.passphrase, passphrase_command(root)))
@@ -868,7 +964,8 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("/"), help="the instance's root filesystem")
-    parser.add_argument("command", nargs="?", choices=("boot", "passphrase"), default="boot")
+    parser.add_argument("command", nargs="?", choices=("boot", "passphrase", "backup"), default="boot")
+    parser.add_argument("name", nargs="?", default="", help="backup: the backup's name")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s setup_db[%(process)d] %(levelname)s %(message)s")
@@ -878,6 +975,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "passphrase":
             return print_passphrase()
+        if args.command == "backup":
+            return run_backup(root, args.name)
         postgres = boot(root)
     except (SetupError, psycopg2.Error, OSError, subprocess.SubprocessError, BotoCoreError,
             ClientError) as exc:

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from botocore.exceptions import ClientError
 
+from eucadb.backup.archiver import ArchiverView, read_archiver
 from eucadb.cloud.client import error_code, error_message
 from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
                                      StartWorkflow, SwapPools, decide)
@@ -71,6 +72,7 @@ class Bootstrapper:
         self._last_health_error = ""
         self._health_of: str | None = None   # the instance the failure count is about
         self._proven = False                 # that instance has passed a check since we saw it
+        self._archiver: ArchiverView | None = None
         self._maintained_on: date | None = None
         self._lock = threading.Lock()
         self.last_sentence = "starting"
@@ -97,7 +99,8 @@ class Bootstrapper:
             unhealthy_limit=3, relaunch_after=max(30.0, self.app.config["loop.interval"] * 6),
             maintenance_due=leader and target is not None and self._maintained_on != _today(),
             certificate_due=stored.certificate_due, credentials_digest=stored.logins,
-            published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]))
+            published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]),
+            archiver=self._archiver)
 
     def _read_store(self, leader: bool) -> "_Stored":
         holder = self.lease.current()
@@ -141,8 +144,17 @@ class Bootstrapper:
                 self._failures = 0 if error is None else self._failures + 1
                 self._proven = self._proven or error is None
                 self._last_health_error = error or ""
+                self._archiver = self._read_archiver() if error is None else self._archiver
         ok = None if self.pools.target is None else self._failures == 0
         return DbHealth(ok=ok, error=self._last_health_error, failures=self._failures, proven=self._proven)
+
+    def _read_archiver(self) -> ArchiverView:
+        """pg_stat_archiver through the pools' endpoint, as the admin (read with the health check)."""
+        deployment = current_deployment(self.app.store, create=False)
+        if deployment is None or self.pools.target is None:
+            return ArchiverView(error="no database")
+        admin = self.app.vault(deployment).db_logins()[ADMIN]
+        return read_archiver(self.pools.target.endpoint, admin["user"], admin["password"])
 
     # --- act -------------------------------------------------------------------------------------
     def act(self, action: Action, s: Snapshot) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from eucadb.backup.archiver import ArchiverView
 from eucadb.bootstrap.services import ServiceStatus
 from eucadb.workflow.engine import RunState
 
@@ -66,3 +67,4 @@ class Snapshot:
     credentials_digest: str = ""         # the DB credentials in the vault now (digest; "" none yet)
     published_address: str | None = None  # the leader's pool endpoint (what a follower follows)
     health_grace: float = 600.0          # seconds a new instance may take to pass its first check
+    archiver: ArchiverView | None = None  # WAL archiving as of the last passed health check

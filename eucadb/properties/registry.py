@@ -98,6 +98,10 @@ PROPERTIES: tuple[Property, ...] = (
     Property(WORKER + "health_grace", t.Int(minimum=0, maximum=86400), 600,
              "seconds a new database instance may take to pass its first health check; after that, 3 "
              "failed checks in a row make the autoscaling group replace it", OnChange.NOTHING),
+    Property(WORKER + "backup.archive_timeout", t.Int(minimum=10, maximum=3600), 60,
+             "seconds after which PostgreSQL switches to a new WAL segment so it is archived to the "
+             "backup bucket even when little is written: the worst-case data loss (RPO) of a restore",
+             OnChange.ROLL_INSTANCE),
 )
 
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}

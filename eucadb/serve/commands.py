@@ -99,6 +99,8 @@ def print_status(doc: dict) -> None:
             how = "resumed from its kept volume" if cluster["resumed_from_kept_volume"] else "a new cluster"
             click.echo(f"cluster:   initialised {cluster['initialised_at'][:19]}Z, server up since "
                        f"{cluster['started_at'][:19]}Z: {how}")
+    if db.get("archiver"):
+        click.echo(f"archiving: {archiving_line(db['archiver'])}")
     for ctx, stats in (doc.get("pools") or {}).items():
         click.echo(f"pool:      {ctx:<19} {stats['checked_out']} in use / {stats['size']} size")
     run = doc.get("workflow")
@@ -106,6 +108,18 @@ def print_status(doc: dict) -> None:
         done = sum(1 for s in run["steps"] if s["state"] == "done")
         click.echo(f"workflow:  run {run['run']} {run['kind']} {run['state']} ({done}/{len(run['steps'])} steps)"
                    + (f": {run['error']}" if run["error"] else ""))
+
+
+def archiving_line(a: dict) -> str:
+    """WAL archiving in one line: when it last worked, and the last failure if there is one."""
+    if a["error"]:
+        return f"unknown ({a['error']})"
+    if a["archive_mode"] != "on":
+        return "off"
+    line = f"{a['archived_count']} segments, last {a['last_archived_wal'] or '-'} at {a['last_archived_time'] or '-'}"
+    if a["failed_count"]:
+        line += f"; {a['failed_count']} FAILED, last {a['last_failed_wal']} at {a['last_failed_time']}"
+    return line
 
 
 @click.command("status")

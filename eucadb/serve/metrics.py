@@ -2,6 +2,7 @@
 registered in a CollectorRegistry of its own per ServeApp (never the process-global one)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -52,6 +53,7 @@ class StatusCollector:
             for kind in POOL_KINDS:
                 pools.add_metric([ctx, kind], stats[kind])
         yield pools
+        yield from _archiver((doc.get("database") or {}).get("archiver"))
         run = doc.get("workflow")
         steps = GaugeMetricFamily("eucadb_workflow_step_seconds", "Duration of each step of the latest run.",
                                   labels=["kind", "step"])
@@ -59,6 +61,21 @@ class StatusCollector:
             if step["seconds"] is not None:
                 steps.add_metric([run["kind"], step["name"]], step["seconds"])
         yield steps
+
+
+def _archiver(archiver: dict | None) -> Iterator[Metric]:
+    """WAL archiving as pg_stat_archiver last reported it (absent until a health check read it):
+    alert on failures rising, or on the last archived segment getting old."""
+    if not archiver or archiver.get("error"):
+        return
+    yield CounterMetricFamily("eucadb_wal_archived", "WAL segments the database archived to the backup "
+                              "bucket (since its statistics were reset).", value=archiver["archived_count"])
+    yield CounterMetricFamily("eucadb_wal_archive_failures", "Failed WAL archive attempts.",
+                              value=archiver["failed_count"])
+    if archiver["last_archived_time"]:
+        yield GaugeMetricFamily("eucadb_wal_last_archived_timestamp_seconds", "When the last WAL segment "
+                                "was archived (Unix time, the database's clock).",
+                                value=datetime.fromisoformat(archiver["last_archived_time"]).timestamp())
 
 
 def registry_for(document: Callable[[], dict], admission: Admission) -> CollectorRegistry:

@@ -99,7 +99,8 @@ def build(app, loop=None) -> dict[str, Any]:
             "dns_name": target.endpoint.dns_name if target else None,
             "healthy": snap.db.ok if snap else None, "error": snap.db.error if snap else "",
             "failed_checks": snap.db.failures if snap else 0,
-            "cluster": loop.cluster.as_dict() if target and loop.cluster else None}
+            "cluster": loop.cluster.as_dict() if target and loop.cluster else None,
+            "archiver": snap.archiver.as_dict() if snap and snap.archiver else None}
         doc["pools"] = loop.pools.stats()
         doc["severed_operations"] = loop.pools.watchdog.severed
     doc["generated_at"] = time.time()

@@ -53,6 +53,16 @@ class Names:
         return f"{self.prefix}-data"
 
     @property
+    def backup_bucket(self) -> str:
+        """The deployment's own bucket for WAL and base backups (S3 names are global: lower case)."""
+        return f"{self.prefix}-backups"
+
+    @property
+    def backup_prefix(self) -> str:
+        """The key prefix the instance role may touch; Barman puts `<prefix>/db/{wals,base}` under it."""
+        return f"eucadb/{self.deployment}"
+
+    @property
     def dns_name(self) -> str:
         return f"db.{self.deployment}.eucadb.internal"
 

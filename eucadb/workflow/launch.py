@@ -4,6 +4,7 @@ from __future__ import annotations
 from eucadb.workflow.engine import Workflow
 from eucadb.workflow.steps.admission import AdmissionStep
 from eucadb.workflow.steps.autoscaling import AutoScalingGroupStep
+from eucadb.workflow.steps.backup_bucket import BackupBucketStep
 from eucadb.workflow.steps.certificate import ServerCertificateStep
 from eucadb.workflow.steps.instance_role import InstanceRoleStep
 from eucadb.workflow.steps.key_delivery import KeyDeliveryStep
@@ -17,6 +18,7 @@ LAUNCH_STEPS = (
     AdmissionStep(),
     SecurityGroupStep(),
     ServerCertificateStep(),
+    BackupBucketStep(),
     InstanceRoleStep(),
     KeyDeliveryStep(),
     VolumeStep(),

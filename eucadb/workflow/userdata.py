@@ -27,8 +27,11 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
                     sealed_credentials: Mapping[str, Any], init_script: str | None = "",
                     ntp_server: str | None = "", port: int = DEFAULT_PORT,
                     device: str = DEFAULT_DEVICE, databases: Mapping[str, str] | None = None,
-                    roles: RoleNames = ROLES) -> str:
-    """The user-data JSON text (compact, keys sorted so equal inputs give equal text)."""
+                    roles: RoleNames = ROLES, backup: Mapping[str, Any] | None = None) -> str:
+    """The user-data JSON text (compact, keys sorted so equal inputs give equal text).
+
+    `backup` ({"bucket", "prefix", "archive_timeout"}) turns on WAL archiving to that bucket; the
+    instance reaches it with its role's credentials, so no secret travels for it."""
     cidrs = []
     for cidr in allowed_cidrs:
         try:
@@ -49,6 +52,9 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
         "init_script": init_script or "", "ntp_server": ntp_server or "",
         "credentials": dict(sealed_credentials),
     }
+    if backup:
+        document["backup"] = {"bucket": str(backup["bucket"]), "prefix": str(backup["prefix"]),
+                              "archive_timeout": int(backup["archive_timeout"])}
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     if len(text.encode()) > MAX_USER_DATA:
         raise UserError(f"user-data is {len(text.encode())} bytes, over the cloud's {MAX_USER_DATA}; "

@@ -37,10 +37,21 @@ def test_set_get_reset_and_history(props):
     assert props.set_many([WORKER + "allowed_cidrs=10.1.0.0/16"]) == []  # no-op is not history
 
 
+def test_archive_timeout_defaults_to_a_minute_and_rolls_the_instance(props):
+    """It is a postgresql.conf setting the instance writes at boot from user-data."""
+    from eucadb.properties.registry import OnChange
+    assert props.value(WORKER + "backup.archive_timeout") == 60
+    assert BY_NAME[WORKER + "backup.archive_timeout"].on_change is OnChange.ROLL_INSTANCE
+    props.set_many([WORKER + "backup.archive_timeout=15"])
+    assert props.value(WORKER + "backup.archive_timeout") == 15
+
+
 @pytest.mark.parametrize("assignment, fragment", [
     (WORKER + "instance_type=", "non-empty instance type"),
     (WORKER + "volume_size=-3", "integer 1..16384"),
     (WORKER + "allowed_cidrs=10.0.0.0/33", "valid CIDR"),
+    (WORKER + "backup.archive_timeout=5", "integer 10..3600"),
+    (WORKER + "backup.archive_timeout=1m", "integer 10..3600"),
     (WORKER + "nosuchname=1", "unknown property"),
     (COMPUTED + "=1.2.3.4", "read-only"),
     ("no-equals-sign", "is not NAME=VALUE"),

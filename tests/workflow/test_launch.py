@@ -143,11 +143,14 @@ def test_injected_failure_rolls_back_and_is_shown(cloud, tmp_path):
     shown = json.loads(env.run("workflow", "show", "-o", "json").stdout)[0]
     assert shown["state"] == "rolled_back" and "launch_template" in shown["error"]
     states = [s["state"] for s in shown["steps"]]
-    assert states[:6] == ["rolled_back"] * 6 and states[6] == "failed" and states[7:] == ["pending"] * 4
+    assert states[:7] == ["rolled_back"] * 7 and states[7] == "failed" and states[8:] == ["pending"] * 4
     table = env.run("workflow", "show").stdout
     assert "injected failure" in table
     deployment = current_deployment(env.app().store)
     assert not any(deployment_resources(env, deployment).values())
+    # the backup bucket this first launch created went with it
+    buckets = [b["Name"] for b in env.client("s3").list_buckets()["Buckets"]]
+    assert Names(deployment).backup_bucket not in buckets
 
 
 def test_replacement_instance_keeps_the_data(cloud, tmp_path):
@@ -205,13 +208,13 @@ def test_relaunch_adopts_everything_and_never_reads_the_key_back(cloud, tmp_path
 
     before = versions()
     calls = []
-    for service in ("ec2", "iam", "sts", "autoscaling", "secretsmanager"):
+    for service in ("ec2", "iam", "sts", "autoscaling", "secretsmanager", "s3"):
         app.clients.client(service).meta.events.register(
             "before-call", lambda model, **kw: calls.append(model.name))
     result = run_workflow(app, LAUNCH)
     assert result.state.value == "succeeded"
     assert "GetSecretValue" not in calls
-    writes = [c for c in calls if not c.startswith(("Describe", "Get", "List"))]
+    writes = [c for c in calls if not c.startswith(("Describe", "Get", "List", "Head"))]
     assert writes == [], f"a relaunch of an unchanged deployment wrote: {writes}"
     assert versions() == before                 # adopted, not written again
     policy = json.loads(sm.get_resource_policy(SecretId=Names(deployment).secret)["ResourcePolicy"])
@@ -248,7 +251,8 @@ def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_share
     first.run("workflow", "launch")
     app = first.app()
     deployment = current_deployment(app.store)
-    volume = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][5]["resources"]["volume_id"]
+    volume = next(s["resources"]["volume_id"] for s in json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]
+                  ["steps"] if s["name"] == "volume")
     address = json.loads(first.run("workflow", "show", "-o", "json").stdout)[0]["steps"][-1]["resources"]["db_address"]
     admin = app.vault(deployment).db_logins()[ADMIN]
     endpoint = app.vault(deployment).db_endpoint(address)
@@ -281,3 +285,31 @@ def test_a_kept_volume_carries_its_data_into_a_new_deployment_but_is_never_share
 def env_tags(env, volume_id: str) -> dict[str, str]:
     vol = env.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
     return {t["Key"]: t["Value"] for t in vol.get("Tags", [])}
+
+
+def test_teardown_keeps_the_backup_bucket_unless_asked_and_a_foreign_one_is_refused(cloud, tmp_path):
+    """The backups are the way back after a mistaken teardown: kept like the volume, adopted by the
+    next launch, deleted with --delete-volume. A bucket of our name that holds someone else's keys
+    (no marker of ours) is neither used nor touched."""
+    env = sibling(cloud, tmp_path / "ours")
+    deployment = current_deployment(env.app().store)
+    names, s3 = Names(deployment), env.client("s3")
+    env.run("workflow", "launch")
+    marker = f"{names.backup_prefix}/eucadb-deployment"
+    s3.put_object(Bucket=names.backup_bucket, Key=f"{names.backup_prefix}/db/wals/kept", Body=b"x")
+    env.run("workflow", "teardown")
+    assert s3.get_object(Bucket=names.backup_bucket, Key=marker)["Body"].read() == deployment.encode()
+    env.run("workflow", "launch")                                 # adopted, the backups still there
+    s3.head_object(Bucket=names.backup_bucket, Key=f"{names.backup_prefix}/db/wals/kept")
+    env.run("workflow", "teardown", "--delete-volume")
+    assert names.backup_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    other = sibling(cloud, tmp_path / "other")
+    taken = Names(current_deployment(other.app().store)).backup_bucket
+    s3.create_bucket(Bucket=taken)
+    s3.put_object(Bucket=taken, Key="someone/else", Body=b"theirs")
+    failed = other.run("workflow", "launch", check=False)
+    assert failed.returncode == 1 and f"a bucket named {taken} already exists" in failed.stderr
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=taken)["Contents"]] == ["someone/else"]
+    s3.delete_object(Bucket=taken, Key="someone/else")
+    s3.delete_bucket(Bucket=taken)

@@ -224,10 +224,15 @@ def test_writers_may_select_and_insert_only(instance):
 def test_hba_holds_only_hostssl_scram_from_allowed_cidrs(instance):
     lines = [line.split() for line in (instance.data / "pgdata" / "pg_hba.conf").read_text().splitlines()
              if line and not line.startswith("#")]
-    assert lines[0] == ["local", "all", "eucadb_admin", "scram-sha-256"]
+    # the socket: the admin only, by peer authentication of the server's own OS user and root
+    assert lines[0] == ["local", "all", "eucadb_admin", "peer", "map=eucadb_local"]
+    ident = [line.split() for line in (instance.data / "pgdata" / "pg_ident.conf").read_text().splitlines()
+             if line and not line.startswith("#")]
+    server_user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    assert {tuple(e) for e in ident} == {("eucadb_local", u, "eucadb_admin") for u in (server_user, "root")}
     assert {entry[0] for entry in lines[1:]} == {"hostssl"}
     assert {entry[3] for entry in lines[1:]} == {"127.0.0.1/32", "10.0.0.0/8"}
-    assert {entry[-1] for entry in lines} == {"scram-sha-256"}
+    assert {entry[-1] for entry in lines[1:]} == {"scram-sha-256"}
     assert not (instance.root / "run" / "eucadb" / "setup_hba.conf").exists()
     assert oct((instance.root / "run" / "eucadb").stat().st_mode & 0o777) == "0o700"
 
@@ -264,7 +269,7 @@ def test_second_boot_keeps_data_applies_new_password_and_cidrs(material):
         inst.boot()
         with pytest.raises(psycopg2.OperationalError, match="no pg_hba.conf entry"):
             inst.connect("cloudwatch", CW_DB)      # we come from 127.0.0.1, not 127.0.0.2
-        admin = inst.admin_socket(CW_DB)           # local socket, admin with SCRAM
+        admin = inst.admin_socket(CW_DB)           # local socket, admin by peer (root)
         query(admin, "CREATE TABLE events (n int)")
         query(admin, "INSERT INTO events SELECT generate_series(1, 10)")
         admin.close()

@@ -1,4 +1,5 @@
-"""The local image's runtime: a Python the instance user can run, with boto3, cryptography, psycopg2.
+"""The local image's runtime: a Python the instance user can run, with boto3, cryptography, psycopg2
+and Barman Cloud.
 
 eucadb's own interpreter may live where the instance user cannot read (root's pyenv under /root,
 mode 700), so the runtime is a venv made from `cloud.instance_python` (default /usr/bin/python3).
@@ -23,8 +24,11 @@ from eucadb.cloud.local.layout import Layout
 from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
-RUNTIME_DISTS = ("boto3", "cryptography", "psycopg2-binary")
-CHECK_IMPORTS = "import boto3, botocore, cryptography.hazmat.primitives.ciphers.aead, psycopg2"
+# barman: the Barman Cloud clients PostgreSQL runs for WAL archiving and base backups (barman[cloud]'s
+# one extra is boto3, already here)
+RUNTIME_DISTS = ("boto3", "cryptography", "psycopg2-binary", "barman")
+CHECK_IMPORTS = ("import boto3, botocore, cryptography.hazmat.primitives.ciphers.aead, psycopg2, "
+                 "barman.clients.cloud_walarchive, barman.clients.cloud_backup")
 
 
 def _closure(names: tuple[str, ...]) -> list[md.Distribution]:

@@ -1,7 +1,7 @@
 """Step 4: IAM role + instance profile with least privilege.
 
-The instance may read its own key secret and attach/describe volumes tagged with its deployment —
-nothing else. Eucalyptus and AWS both evaluate these policies; moto stores them.
+The instance may read its own key secret, attach/describe volumes tagged with its deployment and
+read/write/delete objects under its own prefix of the backup bucket (Barman Cloud) — nothing else. Eucalyptus and AWS both evaluate these policies; moto stores them.
 """
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ TRUST = {"Version": "2012-10-17", "Statement": [{
 POLICY_NAME = "eucadb-db-instance"
 
 
-def instance_policy(deployment: str, region: str, identity_arn: str, secret_name: str) -> dict:
+def instance_policy(deployment: str, region: str, identity_arn: str, secret_name: str,
+                    bucket: str, prefix: str) -> dict:
     """`identity_arn` is eucadb's own (GetCallerIdentity): its partition and account are the role's
-    (aws, aws-cn, aws-us-gov … — not always `aws`)."""
+    (aws, aws-cn, aws-us-gov … — not always `aws`).
+
+    S3: objects under `prefix/` only (Barman aborts the multipart upload of a failed base backup,
+    hence AbortMultipartUpload), and listing only with a prefix under it. No HeadBucket (which S3
+    authorizes as a prefix-less ListBucket): the clients the instance runs call it only for --test."""
     parts = identity_arn.split(":")  # arn:PARTITION:sts::ACCOUNT:assumed-role/…
     arn, account = f"arn:{parts[1]}", parts[4]
     return {"Version": "2012-10-17", "Statement": [
@@ -31,6 +36,11 @@ def instance_policy(deployment: str, region: str, identity_arn: str, secret_name
          "Condition": {"StringEquals": {f"aws:ResourceTag/{TAG}": deployment}}},
         {"Sid": "DescribeVolumes", "Effect": "Allow", "Action": ["ec2:DescribeVolumes"],
          "Resource": "*"},
+        {"Sid": "OwnBackupObjects", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+         "Resource": f"{arn}:s3:::{bucket}/{prefix}/*"},
+        {"Sid": "ListOwnBackupPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": f"{arn}:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": f"{prefix}/*"}}},
     ]}
 
 
@@ -60,8 +70,9 @@ class InstanceRoleStep(BaseStep):
 
     def _policy(self, ctx: StepContext) -> dict:
         identity = self.call(ctx, "sts", "get_caller_identity")["Arn"]
+        names = self.names(ctx)
         return instance_policy(ctx.deployment, self.clients(ctx).config["cloud.region"], identity,
-                               self.names(ctx).secret)
+                               names.secret, names.backup_bucket, names.backup_prefix)
 
     def apply(self, ctx: StepContext) -> dict:
         name = self.names(ctx).db

@@ -43,6 +43,8 @@ class LaunchTemplateStep(BaseStep):
             "credentials": hashlib.sha256(json.dumps(creds, sort_keys=True).encode()).hexdigest(),
             "endpoint": self.clients(ctx).endpoint, "region": self.clients(ctx).config["cloud.region"],
             "metadata_options": METADATA_OPTIONS,
+            "backup": {"bucket": res["backup_bucket"], "prefix": res["backup_prefix"],
+                       "archive_timeout": props[WORKER + "backup.archive_timeout"]},
         }
         digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
         return inputs, f"eucadb:{digest}"
@@ -58,7 +60,7 @@ class LaunchTemplateStep(BaseStep):
             dns_name=self.names(ctx).dns_name, server_cert=material.server_cert,
             ca_cert=material.ca_cert, allowed_cidrs=inputs["allowed_cidrs"],
             instance_type=inputs["instance_type"], init_script=inputs["init_script"],
-            ntp_server=inputs["ntp_server"], sealed_credentials=sealed)
+            ntp_server=inputs["ntp_server"], sealed_credentials=sealed, backup=inputs["backup"])
         data = {
             "ImageId": inputs["image"], "InstanceType": inputs["instance_type"],
             "SecurityGroupIds": [inputs["security_group"]],

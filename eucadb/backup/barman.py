@@ -1,0 +1,38 @@
+"""Running the Barman Cloud clients from the control plane, against the deployment's backup bucket.
+
+The instance runs them too (scripts/setup_db.py builds the same argv: it cannot import eucadb).
+Here they run as subprocesses with eucadb's own cloud credentials in their environment — never in
+their arguments, which any local user can read.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from eucadb.config import Config
+from eucadb.workflow.deployment import Names
+
+SERVER_NAME = "db"    # Barman's server name under the prefix: PREFIX/db/wals, PREFIX/db/base
+
+
+def argv(client: str, names: Names, endpoint: str | None, *options: str) -> list[str]:
+    """`barman.clients.<client>` for s3://bucket/prefix; `endpoint` None means AWS itself."""
+    cloud = ["--endpoint-url", endpoint, "--addressing-style", "path"] if endpoint else []
+    return [sys.executable, "-m", f"barman.clients.{client}", "--cloud-provider", "aws-s3", *cloud,
+            *options, f"s3://{names.backup_bucket}/{names.backup_prefix}", SERVER_NAME]
+
+
+def environ(config: Config) -> dict[str, str]:
+    """Our environment plus the cloud credentials and region from eucadb's configuration."""
+    env = dict(os.environ)
+    for key, var in (("cloud.access_key_id", "AWS_ACCESS_KEY_ID"),
+                     ("cloud.secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                     ("cloud.region", "AWS_DEFAULT_REGION")):
+        if config[key]:
+            env[var] = str(config[key])
+    return env
+
+
+def endpoint_of(config: Config) -> str | None:
+    url = config["cloud.endpoint_url"]
+    return None if url in (None, "", "default") else str(url)
