@@ -878,7 +878,8 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
     log_dir = make_dir(s.root / "var" / "log" / "postgresql", 0o750, owner)
     if len(str(socket_dir / f".s.PGSQL.{ud.port}")) > 107:
         raise SetupError(f"socket path under {socket_dir} is too long for a unix socket")
-    if not (pgdata / "PG_VERSION").exists():
+    reused = (pgdata / "PG_VERSION").exists()
+    if not reused:
         init_cluster(bindir, pgdata, ud.roles["admin"], s.passwords["admin"], owner)
         mark_initialised(s.data_dir, owner)
     else:
@@ -899,6 +900,9 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
         "log_rotation_age": "1d", "log_connections": True, "log_disconnections": True,
         "log_line_prefix": "%m [%p] %q%u@%d ", "log_statement": "none",
         **backup_settings(ud, s.root),
+        # what this boot found on the volume: eucadb's status reads it (SHOW), so an operator sees a
+        # deployment resumed from a kept volume rather than guessing from timestamps
+        "eucadb.cluster": "reused" if reused else "initialised",
     }
     write_config(pgdata, settings, owner)
     write_file(pgdata / "pg_hba.conf", "\n".join(hba_lines(ud)) + "\n", 0o600, owner)

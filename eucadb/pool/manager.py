@@ -72,12 +72,12 @@ class RemoteTarget:
 class ClusterFacts:
     initialised_at: datetime
     started_at: datetime
+    boot_found: str = ""   # the boot program's `eucadb.cluster` setting: "reused" or "initialised"
 
     @property
     def resumed(self) -> bool:
-        """Started well after initdb: the data came from a kept volume (a first boot starts its server
-        seconds after initdb; the gap is a heuristic for display, the identity is initialised_at)."""
-        return (self.started_at - self.initialised_at).total_seconds() > 30
+        """This server's boot found a cluster already on the volume (a kept volume), as it reported."""
+        return self.boot_found == "reused"
 
     def as_dict(self) -> dict:
         return {"initialised_at": self.initialised_at.isoformat(), "started_at": self.started_at.isoformat(),
@@ -239,15 +239,16 @@ class PoolManager:
     def cluster(self) -> "ClusterFacts | None":
         """When the remote cluster was initialised (initdb) and when its server started, or None.
 
-        Its system identifier's high 32 bits are the initdb time: a cluster much older than its
-        server's start is a database resumed from a kept volume, not a fresh one."""
+        Its system identifier's high 32 bits are the initdb time (the cluster's identity); whether this
+        boot found it on the volume is what the boot program reported in `eucadb.cluster`."""
         try:
             with self.session(REMOTE[0].name) as s:
-                born, started = s.execute(text("SELECT system_identifier >> 32, pg_postmaster_start_time() "
-                                               "FROM pg_control_system()")).one()
+                born, started, found = s.execute(text(
+                    "SELECT system_identifier >> 32, pg_postmaster_start_time(), "
+                    "coalesce(current_setting('eucadb.cluster', true), '') FROM pg_control_system()")).one()
         except (SQLAlchemyError, ServiceUnavailable):
             return None
-        return ClusterFacts(datetime.fromtimestamp(born, timezone.utc), started.astimezone(timezone.utc))
+        return ClusterFacts(datetime.fromtimestamp(born, timezone.utc), started.astimezone(timezone.utc), found)
 
     def stats(self) -> dict[str, dict]:
         with self._lock:

@@ -198,6 +198,7 @@ def test_cluster_facts_tell_a_fresh_cluster_from_a_resumed_one(pools, primary, s
     facts = pools.cluster()
     assert facts is not None and facts.initialised_at <= facts.started_at <= datetime.now(timezone.utc)
     assert datetime.now(timezone.utc) - facts.initialised_at < timedelta(hours=1)   # this session's initdb
+    assert not facts.resumed and facts.boot_found == ""   # not started by eucadb's boot program
     born = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert not ClusterFacts(born, born + timedelta(seconds=5)).resumed
-    assert ClusterFacts(born, born + timedelta(days=2)).resumed
+    assert not ClusterFacts(born, born + timedelta(days=2), "initialised").resumed
+    assert ClusterFacts(born, born + timedelta(seconds=5), "reused").resumed
