@@ -23,6 +23,7 @@ from serving import W, Server, count_rows, enabled, insert_rows, reporting_post,
 from eucadb.workflow.credentials import CLOUDWATCH
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names, current_deployment
+from eucadb.workflow.launch import LAUNCH_STEPS
 from eucadb.workflow.vault import Pair
 from pg import free_port
 
@@ -247,7 +248,8 @@ def test_sigterm_while_waiting_for_a_database_that_never_answers(cloud, tmp_path
     env.run("property", "set", f"{W}configured=true", f"{W}image={mute}")
     server = Server(env, free_port())
     try:
-        server.wait(lambda d: (d.get("loop") or {}).get("sentence", "").startswith("launching: step 11/11"), 120)
+        last = f"launching: step {len(LAUNCH_STEPS)}/{len(LAUNCH_STEPS)}"   # waiting for the database
+        server.wait(lambda d: (d.get("loop") or {}).get("sentence", "").startswith(last), 120)
         started = time.monotonic()
         assert server.stop() == 0
         assert time.monotonic() - started < 30
