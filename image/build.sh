@@ -56,7 +56,11 @@ in_root apt-get install -y -q --no-install-recommends \
 # Barman Cloud (WAL archiving, base backups) from PyPI, not bookworm's older barman-cli-cloud: the
 # version the embedded cloud's tests run, with the clients' --addressing-style (path-style S3 on
 # Eucalyptus). Its dependencies are the Debian packages above (--no-deps): apt owns boto3, psycopg2.
-in_root pip install --no-deps --break-system-packages --no-cache-dir 'barman==3.19.1'
+# The wheel is fetched by the build host's pip (its index, proxy and CA settings), then installed
+# from the file: the fresh root has none of those, so a pip download from inside it can fail.
+python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$root/tmp/wheels" 'barman==3.19.1'
+in_root sh -c 'pip install --no-deps --break-system-packages --no-cache-dir --no-index /tmp/wheels/barman-*.whl'
+rm -rf "$root/tmp/wheels"
 rm -f "$root/usr/sbin/policy-rc.d"
 
 install -D -m 0755 "$here/../scripts/setup_db.py" "$root/usr/lib/eucadb/setup_db.py"
