@@ -108,28 +108,37 @@ def count_rows(env, address: str) -> int:
         return cur.fetchone()[0]
 
 
-def postmaster_pid(cloud_env, instance_id: str) -> int:
-    """The host pid of the PostgreSQL postmaster a realized instance runs (its processes live in their
-    own PID namespace, so postmaster.pid names a pid the host does not know)."""
-    from pathlib import Path
-
+def postgres_pids(cloud_env, instance_id: str) -> list[int]:
+    """Host pids of every PostgreSQL process a realized instance runs (`cloud_env`: the home that ran
+    `cloud up`, which keeps the pid records; the instance's own PID namespace hides them otherwise)."""
     from eucadb.cloud.local.layout import Layout
     from eucadb.cloud.local.procs import PidRecord
     record = PidRecord.load(Layout.from_config(cloud_env.app().config).instance_pidfile(instance_id))
     assert record is not None, f"{instance_id} is not realized"
+    return sorted(p for p in record.members() if _comm(p) == "postgres")
 
-    def name(pid: int) -> str:
-        try:
-            return Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            return ""
 
-    def parent(pid: int) -> int:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-    found = [p for p in record.members() if name(p) == "postgres" and name(parent(p)) != "postgres"]
+def postmaster_pid(cloud_env, instance_id: str) -> int:
+    """The one of them whose parent is not PostgreSQL: the postmaster."""
+    found = [p for p in postgres_pids(cloud_env, instance_id) if _comm(_parent(p)) != "postgres"]
     assert len(found) == 1, f"postmaster of {instance_id}: {found}"
     return found[0]
+
+
+def _comm(pid: int) -> str:
+    from pathlib import Path
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    from pathlib import Path
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
 
 
 class MetricWriter:

@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import boto3
 import pytest
@@ -20,9 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from e2e import module_cloud, sibling
-from serving import W, Server, enabled
-from eucadb.cloud.local.layout import Layout
-from eucadb.cloud.local.procs import PidRecord
+from serving import W, Server, enabled, postgres_pids
 from pg import free_port
 
 pytestmark = pytest.mark.slow
@@ -31,27 +28,6 @@ FREEZE_SECONDS = float(os.environ.get("EUCADB_TEST_FREEZE_SECONDS", "60"))   # a
 WRITERS = 16
 PROBE_BOUND = 1.0       # the issue's requirement for /healthz and /status
 WRITER_BOUND = 15.0     # the pool's client-side bound (statement_timeout + 2 s) plus the checkout ping
-
-
-def postgres_pids(cloud_env, instance_id: str) -> list[int]:
-    """Every `postgres` process under the realized instance (found through the pid record the
-    embedded cloud keeps in the home that ran `cloud up`)."""
-    layout = Layout.from_config(cloud_env.app().config)
-    root = PidRecord.load(layout.cloud_dir / "instances" / f"{instance_id}.json").pid
-    parents: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        pid, rest = int(text.split(" ", 1)[0]), text.rsplit(")", 1)[1].split()
-        parents[pid], names[pid] = int(rest[1]), text[text.index("(") + 1:text.rindex(")")]
-    tree, frontier = set(), {root}
-    while frontier:
-        tree |= frontier
-        frontier = {p for p, parent in parents.items() if parent in frontier} - tree
-    return sorted(p for p in tree if names.get(p) == "postgres")
 
 
 def cloudwatch(env, port: int):
