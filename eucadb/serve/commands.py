@@ -55,6 +55,7 @@ def serve_cmd(app, log_file: str | None) -> None:
     signal.signal(signal.SIGINT, stop)
     loop.start()
     evaluator = cloudwatch.start_evaluator(cw_service)
+    renewal = tls.auto.start() if tls and tls.auto else None
     log.info("serving on %s://%s:%s (status, readyz, healthz, metrics, /services/CloudWatch, "
              "/services/Reporting; SigV4 region %s)%s", "https" if tls else "http", app.config["serve.host"],
              server.effective_port, app.config.serve_region,
@@ -64,6 +65,8 @@ def serve_cmd(app, log_file: str | None) -> None:
     finally:
         server.close()
         evaluator.shutdown(wait=False)
+        if renewal:
+            renewal.shutdown(wait=False)
         loop.stop()
         REFUSALS.flush()
         log.info("stopped")
