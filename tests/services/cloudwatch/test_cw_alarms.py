@@ -1,4 +1,4 @@
-"""Alarm rules (pure) and the once-a-minute evaluation against stored datapoints and the history."""
+"""The once-a-minute (rules: test_cw_rules.py) evaluation against stored datapoints and the history."""
 from __future__ import annotations
 
 import json
@@ -9,24 +9,8 @@ import pytest
 from sqlalchemy import delete
 
 from eucadb.services.cloudwatch.catalogue import LOCAL
-from eucadb.services.cloudwatch.evaluation import decide, evaluate_all
+from eucadb.services.cloudwatch.evaluation import evaluate_all
 from eucadb.services.cloudwatch.tables import Alarm
-
-
-@pytest.mark.parametrize("values,treat,to_alarm,current,want", [
-    ([5.0, 6.0], "missing", 2, "OK", "ALARM"),
-    ([5.0, 1.0], "missing", 2, "OK", "OK"),
-    ([5.0, 1.0], "missing", 1, "OK", "ALARM"),
-    ([None, None], "missing", 2, "OK", "INSUFFICIENT_DATA"),
-    ([None, None], "breaching", 2, "OK", "ALARM"),
-    ([None, None], "notBreaching", 2, "ALARM", "OK"),
-    ([None, None], "ignore", 2, "ALARM", "ALARM"),
-    ([None, 5.0], "breaching", 2, "OK", "ALARM"),
-    ([None, 5.0], "missing", 2, "OK", "OK"),
-])
-def test_decide(values, treat, to_alarm, current, want):
-    state, reason = decide(values, "GreaterThanThreshold", 3.0, to_alarm, treat, current)
-    assert state == want and reason
 
 
 def test_evaluation_changes_state_and_records_history(endpoint):
