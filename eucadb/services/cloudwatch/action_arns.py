@@ -18,6 +18,7 @@ from eucadb.services.cloudwatch.errors import ApiError
 
 ARN_RE = re.compile(r"arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
                     r"(?P<account>[0-9]*):(?P<resource>.+)", re.S)
+AUTOMATE_RE = re.compile(r"arn:aws[a-z-]*:automate:(?P<region>[a-z0-9-]+):ec2:(?P<verb>[a-z]+)")
 POLICY_RE = re.compile(r"scalingPolicy:(?P<id>[0-9a-fA-F-]+):autoScalingGroupName/(?P<group>[^:]+):"
                        r"policyName/(?P<policy>.+)", re.S)
 EC2_OPERATIONS = {"stop": "stop_instances", "terminate": "terminate_instances", "reboot": "reboot_instances"}
@@ -43,6 +44,13 @@ def bad(message: str) -> ApiError:
 
 def parse(arn: str) -> Target:
     """The target of an action ARN; ApiError (ValidationError) when it is not one this endpoint runs."""
+    if (a := AUTOMATE_RE.fullmatch(arn)) is not None:
+        if a["verb"] in EC2_OPERATIONS:
+            return Target("ec2", arn, a["region"], operation=EC2_OPERATIONS[a["verb"]])
+        if a["verb"] == "recover":
+            raise bad(f"Action {arn}: EC2 instance recovery is not supported by this endpoint "
+                      f"(allowed: ec2:stop, ec2:terminate, ec2:reboot).")
+        raise bad(f"Invalid arn syntax: {arn}")
     m = ARN_RE.fullmatch(arn)
     if m is None:
         raise bad(f"Invalid arn syntax: {arn}")
@@ -51,13 +59,6 @@ def parse(arn: str) -> Target:
         return Target("sns", arn, region)
     if service == "autoscaling" and (p := POLICY_RE.fullmatch(resource)) and region:
         return Target("autoscaling", arn, region, group=p["group"], policy=p["policy"])
-    if service == "automate" and region and not m["account"] and resource.startswith("ec2:"):
-        verb = resource[4:]
-        if verb in EC2_OPERATIONS:
-            return Target("ec2", arn, region, operation=EC2_OPERATIONS[verb])
-        if verb == "recover":
-            raise bad(f"Action {arn}: EC2 instance recovery is not supported by this endpoint "
-                      f"(allowed: ec2:stop, ec2:terminate, ec2:reboot).")
     if service in UNSUPPORTED_SERVICES:
         raise bad(f"Action {arn}: {service} actions are not supported by this endpoint "
                   "(allowed: SNS topics, Auto Scaling policies, arn:aws:automate:REGION:ec2:stop|terminate|reboot).")
