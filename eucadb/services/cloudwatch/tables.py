@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eucadb.store.models import Base, utcnow
@@ -86,7 +86,8 @@ class ActionOutbox(Base):
     0011) and marked done by the leader once carried out (actions.py): never lost, never twice."""
 
     __tablename__ = "cw_action_outbox"
-    __table_args__ = (UniqueConstraint("transition_id", "action", name="cw_action_outbox_once"),)
+    __table_args__ = (UniqueConstraint("transition_id", "action", name="cw_action_outbox_once"),
+                      Index("cw_action_outbox_pending", "done_at", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(ACCOUNT_LEN))
     alarm_name: Mapped[str] = mapped_column(String(255))
