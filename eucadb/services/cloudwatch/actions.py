@@ -174,14 +174,16 @@ def carry_out(cw, row_id: int) -> str:
         except (ClientError, CloudError) as exc:
             if is_transient(exc):
                 _record(cw, row_id, name, arn, "Failed",
-                        {"error": describe(exc), "attempt": n, "retrying": True, **note}, final=False)
+                        {"notificationResource": arn, "error": describe(exc), "attempt": n, "retrying": True, **note},
+                        final=False)
             raise
     try:
         if cw.cloud is None or not cw.cloud.configured:
             raise CloudError("no cloud is configured (cloud.endpoint_url)")
         data = (cw.action_retry or ACTION_RETRY).call(attempt, f"alarm {name} action {arn}")
     except (ClientError, CloudError, RetryTimeout) as exc:
-        _record(cw, row_id, name, arn, "Failed", {"error": describe(exc), **note}, final=True)
+        _record(cw, row_id, name, arn, "Failed", {"notificationResource": arn, "error": describe(exc), **note},
+                final=True)
         log.warning("alarm %r: action %s failed: %s", name, arn, describe(exc))
         return "Failed"
     _record(cw, row_id, name, arn, "Succeeded", {**data, **note}, final=True)

@@ -205,3 +205,42 @@ def test_disabled_actions_and_states_without_actions_do_nothing(endpoint, acting
     assert [(n["AlarmName"], n["NewStateValue"]) for n in targets.notifications()] == [("ok-only", "OK")]
     with service.pools.session(LOCAL) as s:
         assert not s.scalars(select(ActionOutbox).where(ActionOutbox.alarm_name == "off")).all()
+
+
+def test_an_unreachable_cloud_is_retried_every_attempt_recorded_then_failed_once(endpoint, monkeypatch, tmp_path):
+    """Nothing listens on the cloud's port: each attempt is an Action history item (retrying), the
+    last says it failed, and the action is done with (not retried by every later drain)."""
+    service = endpoint.service
+    config = load(env={"EUCADB_HOME": str(tmp_path), "EUCADB_CLOUD_ENDPOINT_URL": "http://127.0.0.1:9",
+                       "EUCADB_CLOUD_ACCESS_KEY_ID": "AKIDEXAMPLE", "EUCADB_CLOUD_SECRET_ACCESS_KEY": "x"})
+    monkeypatch.setattr(service, "cloud", CloudClients(config, connect_timeout=1, read_timeout=1))
+    monkeypatch.setattr(service, "action_retry", Retry(deadline=2, initial_delay=0.2, max_delay=0.5,
+                                                       retry_on=actions.ACTION_RETRY.retry_on,
+                                                       is_transient=actions.ACTION_RETRY.is_transient))
+    cw = endpoint.client()
+    topic = "arn:aws:sns:us-east-1:123456789012:nobody-listens"
+    cw.put_metric_alarm(AlarmName="unreachable", AlarmActions=[topic], **ALARM)
+    cw.set_alarm_state(AlarmName="unreachable", StateValue="ALARM", StateReason="testing")
+    assert actions.drain(service) == {"Failed": 1}
+    assert actions.drain(service) == {}
+    items = [json.loads(h["HistoryData"]) for h in _action_history(cw, "unreachable")]
+    assert all(i["actionState"] == "Failed" and i["notificationResource"] == topic for i in items)
+    retried = [i for i in items if i.get("retrying")]
+    assert len(retried) >= 2 and len(items) == len(retried) + 1
+    assert all("unreachable" in i["error"] for i in items)
+
+
+def test_action_arns_and_the_notification_as_aws_writes_them():
+    from eucadb.services.cloudwatch import action_arns, notification
+    policy = ("arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:c322761b-3172-4d56-9a21-0ed9d6161d67:"
+              "autoScalingGroupName/web:policyName/scale-out")
+    target = action_arns.parse(policy)
+    assert (target.kind, target.group, target.policy) == ("autoscaling", "web", "scale-out")
+    assert action_arns.parse("arn:aws:automate:us-east-1:ec2:terminate").operation == "terminate_instances"
+    assert action_arns.parse("arn:aws-cn:sns:cn-north-1:123456789012:t").kind == "sns"
+    assert notification.trigger({"Statistic": "SampleCount"})["Statistic"] == "SAMPLE_COUNT"
+    assert notification.trigger({"ExtendedStatistic": "p99"})["StatisticType"] == "ExtendedStatistic"
+    assert notification.region_name("eu-west-1") == "Europe (Ireland)"
+    assert len(notification.subject("x" * 300, "ALARM", "us-east-1")) == 100
+    assert notification.aws_time(datetime(2026, 12, 2, 4, 0, 1, 234567, tzinfo=timezone.utc)) == \
+        "2026-12-02T04:00:01.234+0000"
