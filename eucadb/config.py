@@ -126,6 +126,10 @@ KEYS: tuple[Key, ...] = (
         "serve.host; 'off' = plain HTTP unless serve.tls_cert and serve.tls_key are set", _tls),
     Key("serve.tls_cert", str, None, "PEM certificate chain `eucadb serve` presents (with serve.tls_key)"),
     Key("serve.tls_key", str, None, "PEM private key of serve.tls_cert"),
+    Key("cloudwatch.evaluation_interval", float, 60.0, "seconds between alarm evaluations (AWS: every minute)",
+        _positive),
+    Key("cloudwatch.action_interval", float, 5.0, "seconds between the leader's passes over the alarm-action "
+        "outbox (a state change's actions run within this)", _positive),
     Key("files.group", str, None, "group that may read the store, logs and pid files (0640, dirs 0750); "
         "empty = owner only (0600/0700); secret.key stays 0600", _group),
     Key("log.level", str, "INFO", "logging level", _level),

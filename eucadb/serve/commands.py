@@ -54,7 +54,8 @@ def serve_cmd(app, log_file: str | None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     loop.start()
-    evaluator = cloudwatch.start_evaluator(cw_service)
+    evaluator = cloudwatch.start_evaluator(cw_service, app.config["cloudwatch.evaluation_interval"],
+                                           app.config["cloudwatch.action_interval"])
     renewal = tls.auto.start() if tls and tls.auto else None
     log.info("serving on %s://%s:%s (status, readyz, healthz, metrics, /services/CloudWatch, "
              "/services/Reporting; SigV4 region %s)%s", "https" if tls else "http", app.config["serve.host"],

@@ -1,29 +1,30 @@
-"""Alarm evaluation: once a minute each alarm looks at its last EvaluationPeriods periods.
+"""Alarm evaluation: once a minute each alarm looks at its evaluation range (rules.py, AWS's rules).
 
-`decide` is pure (values in, state out) so the rules are unit-tested without a database; `evaluate_all`
-does the I/O and records every state change in the alarm history. One alarm whose stored definition
-cannot be evaluated is logged and counted, and the others are still evaluated.
+`rules.decide` is pure (values in, state out) so the rules are unit-tested without a database;
+`evaluate_all` does the I/O, records every state change in the alarm history and stages the new
+state's actions (actions.py) in the same local transaction. One alarm whose stored definition
+cannot be evaluated is logged (once per distinct error and hour) and counted, and the others are
+still evaluated. Only the leader evaluates: with several servers, one transition, one action.
 """
 from __future__ import annotations
 
 import json
 import logging
-import operator
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sqlalchemy import select
 
-from eucadb.services.cloudwatch import history
+from eucadb.services.cloudwatch import actions, arns, history
 from eucadb.services.cloudwatch.catalogue import LOCAL, SeriesKey
+from eucadb.services.cloudwatch.rules import COMPARE, Point, Rule, decide, range_length
+from eucadb.services.cloudwatch.shapes import as_utc
+from eucadb.services.cloudwatch.stats import percentile_of
 from eucadb.services.cloudwatch.tables import Alarm
 
 log = logging.getLogger(__name__)
-STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
-COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanOrEqualToThreshold": operator.ge, "GreaterThanThreshold": operator.gt,
-    "LessThanThreshold": operator.lt, "LessThanOrEqualToThreshold": operator.le}
 # What evaluating an unusable stored definition raises: bad JSON (ValueError), a missing field or an
 # unknown statistic (LookupError), a value of the wrong type (TypeError), Period 0 (ArithmeticError).
 # Database and service failures are not among them: they concern every alarm and end the pass.
@@ -38,27 +39,41 @@ class EvaluationPass:
     failed: tuple[str, ...] = ()
 
 
-def decide(values: list[float | None], compare: str, threshold: float, to_alarm: int, treat_missing: str,
-           current: str) -> tuple[str, str]:
-    """New state and reason from the newest EvaluationPeriods values (None = no data in that period)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        if treat_missing in ("missing",):
-            return "INSUFFICIENT_DATA", "Insufficient data: no datapoints in the evaluation range"
-        if treat_missing == "ignore":
-            return current, "Missing data ignored"
-    breaching = sum(1 for v in present if COMPARE[compare](v, threshold))
-    if treat_missing == "breaching":
-        breaching += len(values) - len(present)
-    state = "ALARM" if breaching >= to_alarm else "OK"
-    shown = ", ".join("missing" if v is None else repr(v) for v in values)
-    return state, f"Threshold Crossed: {breaching} of {len(values)} datapoints [{shown}] breached {compare} {threshold}"
+@dataclass
+class OnceLog:
+    """Warn about one alarm once per distinct message and `every` seconds, not once a minute."""
+
+    every: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def warn(self, name: str, message: str) -> None:
+        last = self._seen.get(name)
+        now = self.clock()
+        if last is None or last[0] != message or now - last[1] >= self.every:
+            log.warning("alarm %r not evaluated: %s", name, message)
+            self._seen[name] = (message, now)
+
+    def forget(self, name: str) -> None:
+        self._seen.pop(name, None)
 
 
-def change_state(cw, name: str, state: str, reason: str, data: str | None, force: bool = False) -> bool:
-    """Set an alarm's state, recording a StateUpdate when it changes (or always when forced).
+BROKEN = OnceLog()
 
-    False when the alarm does not exist."""
+
+def _definition(text: str | None) -> dict:
+    try:
+        d = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def change_state(cw, name: str, state: str, reason: str, data: str | None, force: bool = False,
+                 metric_value: float | None = None) -> bool:
+    """Set an alarm's state, recording a StateUpdate when it changes (or always when forced) and, on
+    a change, staging the new state's actions in the same transaction. False when the alarm does
+    not exist."""
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
         row = s.get(Alarm, name)
@@ -71,32 +86,59 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
         history.stage(s, cw.account, name, now, "StateUpdate", f"Alarm updated from {old} to {state}",
                       {"version": "1.0", "oldState": {"stateValue": old, "stateReason": old_reason},
                        "newState": {"stateValue": state, "stateReason": reason}})
+        if old != state:
+            d = _definition(row.definition)
+            actions.stage(s, cw.account, name, d, actions.Context(
+                definition=d, alarm_arn=arns.alarm_arn(cw.region, cw.account, name), region=cw.region,
+                old=old, new=state, reason=reason, changed_at=now.isoformat(),
+                configured_at=as_utc(row.updated_at or now).isoformat(), metric_value=metric_value))
     history.deliver_soon(cw.pools)
     return True
+
+
+def rule_of(d: dict) -> Rule:
+    n = d["EvaluationPeriods"]
+    if d["ComparisonOperator"] not in COMPARE:
+        raise LookupError(f"comparison operator {d['ComparisonOperator']!r} needs an anomaly band")
+    pct = percentile_of(d["ExtendedStatistic"]) if "ExtendedStatistic" in d else None
+    if "ExtendedStatistic" in d and pct is None:
+        raise LookupError(f"unknown extended statistic {d['ExtendedStatistic']!r}")
+    return Rule(d["ComparisonOperator"], float(d["Threshold"]), n, d.get("DatapointsToAlarm", n),
+                d.get("TreatMissingData", "missing"), pct, d.get("EvaluateLowSampleCountPercentile") or "evaluate")
 
 
 def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) -> None:
     from eucadb.services.cloudwatch.operations.metrics import series_statistics
     d = json.loads(definition)
-    period, n = d["Period"], d["EvaluationPeriods"]
+    rule = rule_of(d)
+    period, span = d["Period"], range_length(rule.periods)
     end = datetime.fromtimestamp(int(now.timestamp()) // period * period, timezone.utc)
-    start = end - timedelta(seconds=period * n)
+    start = end - timedelta(seconds=period * span)
     stat = d.get("Statistic") or d["ExtendedStatistic"]
-    is_pct = "ExtendedStatistic" in d
+    is_pct = rule.percentile is not None
     key = SeriesKey.of(d["Namespace"], d["MetricName"], d.get("Dimensions"))
-    points = series_statistics(cw, key, start, end, period, d.get("Unit"),
-                               [] if is_pct else [stat], [stat] if is_pct else [])
-    by_ts = {p["Timestamp"]: (p.get("ExtendedStatistics", {}).get(stat) if is_pct else p[stat]) for p in points}
-    values = [by_ts.get(start + timedelta(seconds=period * i)) for i in range(n)]
-    state, reason = decide(values, d["ComparisonOperator"], d["Threshold"], d.get("DatapointsToAlarm", n),
-                           d.get("TreatMissingData", "missing"), current)
-    if state != current:
-        change_state(cw, name, state, reason, json.dumps({"version": "1.0", "recentDatapoints": values}))
+    basic = list(dict.fromkeys(["SampleCount"] + ([] if is_pct else [stat])))
+    points = series_statistics(cw, key, start, end, period, d.get("Unit"), basic, [stat] if is_pct else [])
+    by_ts: dict[datetime, Point] = {}
+    for p in points:
+        value = p.get("ExtendedStatistics", {}).get(stat) if is_pct else p[stat]
+        if value is not None:
+            by_ts[p["Timestamp"]] = Point(float(value), float(p["SampleCount"]))
+    window = [by_ts.get(start + timedelta(seconds=period * i)) for i in range(span)]
+    outcome = decide(rule, window, current)
+    if outcome.state == current:
+        return
+    recent = [v for v in outcome.evaluated if v is not None]
+    data = {"version": "1.0", "queryDate": now.isoformat(), "startDate": start.isoformat(), "statistic": stat,
+            "period": period, "recentDatapoints": recent, "threshold": rule.threshold}
+    change_state(cw, name, outcome.state, outcome.reason, json.dumps(data),
+                 metric_value=recent[-1] if recent else None)
 
 
 def evaluate_all(cw) -> EvaluationPass:
-    """Evaluate every alarm once. Skipped (nothing evaluated) while the service is not enabled."""
-    if not cw.is_enabled():
+    """Evaluate every alarm once. Skipped (nothing evaluated) while the service is not enabled or
+    this server does not lead."""
+    if not cw.is_enabled() or not cw.is_leader():
         return EvaluationPass()
     history.deliver(cw.pools)   # what requests staged while the remote was away
     now = cw.clock()
@@ -106,8 +148,8 @@ def evaluate_all(cw) -> EvaluationPass:
     for name, definition, current in alarms:
         try:
             evaluate_alarm(cw, name, definition, current, now)
+            BROKEN.forget(name)
         except DEFINITION_ERRORS as exc:
-            log.warning("alarm %r not evaluated: its stored definition is unusable (%s: %s)",
-                        name, type(exc).__name__, exc)
+            BROKEN.warn(name, f"its stored definition is unusable ({type(exc).__name__}: {exc})")
             failed.append(name)
     return EvaluationPass(len(alarms) - len(failed), tuple(failed))

@@ -1,11 +1,11 @@
-"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004 and 0007.
+"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004, 0007 and 0011.
 
 API access keys (also created by 0004) are shared by every API: eucadb/store/models.py AccessKey."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eucadb.store.models import Base, utcnow
@@ -79,3 +79,22 @@ class HistoryOutbox(Base):
     item_type: Mapped[str] = mapped_column(String(32))
     summary: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)
+
+
+class ActionOutbox(Base):
+    """One action of one alarm state transition, committed with the transition (store migration
+    0011) and marked done by the leader once carried out (actions.py): never lost, never twice."""
+
+    __tablename__ = "cw_action_outbox"
+    __table_args__ = (UniqueConstraint("transition_id", "action", name="cw_action_outbox_once"),
+                      Index("cw_action_outbox_pending", "done_at", "id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN))
+    alarm_name: Mapped[str] = mapped_column(String(255))
+    transition_id: Mapped[str] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(Text)
+    context: Mapped[str] = mapped_column(Text)        # JSON: what the call needs (see actions.Context)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)   # Succeeded / Failed

@@ -3,8 +3,8 @@ DescribeAlarmHistory, EnableAlarmActions and DisableAlarmActions.
 
 Definitions and state live in the local store (updatable); every change stages its history event in
 the same local transaction, and the event is delivered to the remote alarm history afterwards
-(history.py). Alarms on metric math and executing alarm actions (SNS, Auto Scaling) are not
-supported yet; ActionsEnabled is stored and reported.
+(history.py). A state change stages the new state's actions with it (actions.py), which the leader
+carries out. Alarms on metric math are not supported yet.
 """
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eucadb.services import bounds
-from eucadb.services.cloudwatch import arns, history, limits, tags, tokens
+from eucadb.services.cloudwatch import action_arns, arns, history, limits, tags, tokens
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found, validation
-from eucadb.services.cloudwatch.evaluation import COMPARE, STATES, change_state
+from eucadb.services.cloudwatch.evaluation import change_state
+from eucadb.services.cloudwatch.rules import (BAND_NEEDS_METRIC, BAND_OPERATORS, COMPARE, LOW_SAMPLE, STATES,
+                                              TREAT_MISSING)
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, percentile_of
 from eucadb.services.cloudwatch.tables import Alarm
@@ -27,14 +29,15 @@ DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActio
                      "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
                      "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile")
-TREAT_MISSING = ("missing", "ignore", "breaching", "notBreaching")
 # HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
 HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
 
-def _validate_alarm(p: dict) -> dict:
+def _validate_alarm(p: dict, region: str) -> dict:
     limits.require(p, "AlarmName", "EvaluationPeriods", "ComparisonOperator")
     limits.check_length("AlarmName", p["AlarmName"], 1, 255)
+    if p["ComparisonOperator"] in BAND_OPERATORS and "ThresholdMetricId" not in p:
+        raise ApiError("ValidationError", BAND_NEEDS_METRIC)
     if "Metrics" in p or "ThresholdMetricId" in p:
         raise invalid("Alarms on metric math (Metrics, ThresholdMetricId) are not supported by this endpoint.")
     limits.require(p, "MetricName", "Namespace", "Period", "Threshold")
@@ -45,7 +48,7 @@ def _validate_alarm(p: dict) -> dict:
     if "ExtendedStatistic" in p and percentile_of(p["ExtendedStatistic"]) is None:
         raise invalid("ExtendedStatistic must be a percentile pNN.NN.")
     if p["ComparisonOperator"] not in COMPARE:
-        raise invalid(f"ComparisonOperator must be one of {', '.join(COMPARE)}.")
+        raise invalid(f"ComparisonOperator must be one of {', '.join((*COMPARE, *BAND_OPERATORS))}.")
     limits.check_period(p["Period"])
     limits.check_dimensions(p.get("Dimensions", []), "request")
     limits.check_unit(p.get("Unit"))
@@ -55,11 +58,14 @@ def _validate_alarm(p: dict) -> dict:
         raise invalid("Need 1 <= DatapointsToAlarm <= EvaluationPeriods and EvaluationPeriods x Period <= 7 days.")
     if p.get("TreatMissingData", "missing") not in TREAT_MISSING:
         raise invalid(f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}.")
+    if p.get("EvaluateLowSampleCountPercentile", "evaluate") not in LOW_SAMPLE:
+        raise invalid(f"EvaluateLowSampleCountPercentile must be one of {', '.join(LOW_SAMPLE)}.")
+    action_arns.check(p, region)
     return {k: p[k] for k in DEFINITION_FIELDS if k in p}
 
 
 def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
-    definition = _validate_alarm(p)
+    definition = _validate_alarm(p, cw.region)
     new_tags = tags.check(p.get("Tags", []))
     now = cw.clock()
     name = definition["AlarmName"]
