@@ -76,8 +76,22 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
 
 
 def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) -> None:
-    from eucadb.services.cloudwatch.operations.metrics import series_statistics
     d = json.loads(definition)
+    if "Metrics" in d:   # metric math: the engine computes the watched values (alarm_math.py)
+        from eucadb.services.cloudwatch import alarm_math
+        values, d = alarm_math.inputs(cw, d, now)
+    else:
+        values = _metric_values(cw, d, now)
+    n = d["EvaluationPeriods"]
+    state, reason = decide(values, d["ComparisonOperator"], d["Threshold"], d.get("DatapointsToAlarm", n),
+                           d.get("TreatMissingData", "missing"), current)
+    if state != current:
+        change_state(cw, name, state, reason, json.dumps({"version": "1.0", "recentDatapoints": values}))
+
+
+def _metric_values(cw, d: dict, now: datetime) -> list[float | None]:
+    """The newest EvaluationPeriods values of a single-metric alarm (None: no datapoint)."""
+    from eucadb.services.cloudwatch.operations.metrics import series_statistics
     period, n = d["Period"], d["EvaluationPeriods"]
     end = datetime.fromtimestamp(int(now.timestamp()) // period * period, timezone.utc)
     start = end - timedelta(seconds=period * n)
@@ -87,11 +101,7 @@ def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) 
     points = series_statistics(cw, key, start, end, period, d.get("Unit"),
                                [] if is_pct else [stat], [stat] if is_pct else [])
     by_ts = {p["Timestamp"]: (p.get("ExtendedStatistics", {}).get(stat) if is_pct else p[stat]) for p in points}
-    values = [by_ts.get(start + timedelta(seconds=period * i)) for i in range(n)]
-    state, reason = decide(values, d["ComparisonOperator"], d["Threshold"], d.get("DatapointsToAlarm", n),
-                           d.get("TreatMissingData", "missing"), current)
-    if state != current:
-        change_state(cw, name, state, reason, json.dumps({"version": "1.0", "recentDatapoints": values}))
+    return [by_ts.get(start + timedelta(seconds=period * i)) for i in range(n)]
 
 
 def evaluate_all(cw) -> EvaluationPass:

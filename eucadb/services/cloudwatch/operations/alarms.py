@@ -3,8 +3,8 @@ DescribeAlarmHistory, EnableAlarmActions and DisableAlarmActions.
 
 Definitions and state live in the local store (updatable); every change stages its history event in
 the same local transaction, and the event is delivered to the remote alarm history afterwards
-(history.py). Alarms on metric math and executing alarm actions (SNS, Auto Scaling) are not
-supported yet; ActionsEnabled is stored and reported.
+(history.py). Alarms on metric math (`Metrics`, `ThresholdMetricId`) are checked by alarm_math.py;
+executing alarm actions (SNS, Auto Scaling) is not supported yet; ActionsEnabled is stored and reported.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eucadb.services import bounds
-from eucadb.services.cloudwatch import arns, history, limits, tags, tokens
+from eucadb.services.cloudwatch import alarm_math, arns, history, limits, tags, tokens
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found, validation
+from eucadb.services.cloudwatch.math.errors import validation as validation_error
 from eucadb.services.cloudwatch.evaluation import COMPARE, STATES, change_state
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, percentile_of
@@ -26,7 +27,8 @@ MAX_ALARMS = 5000
 DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
                      "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
-                     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile")
+                     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+                     "ThresholdMetricId")
 TREAT_MISSING = ("missing", "ignore", "breaching", "notBreaching")
 # HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
 HISTORY_TYPES = {"created": "Create", "updated": "Update"}
@@ -35,8 +37,11 @@ HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 def _validate_alarm(p: dict) -> dict:
     limits.require(p, "AlarmName", "EvaluationPeriods", "ComparisonOperator")
     limits.check_length("AlarmName", p["AlarmName"], 1, 255)
-    if "Metrics" in p or "ThresholdMetricId" in p:
-        raise invalid("Alarms on metric math (Metrics, ThresholdMetricId) are not supported by this endpoint.")
+    if "Metrics" in p:
+        alarm_math.validate(p, tuple(COMPARE))
+        return _common_checks(p)
+    if "ThresholdMetricId" in p:
+        raise validation_error("ThresholdMetricId needs a Metrics list holding that Id.")
     limits.require(p, "MetricName", "Namespace", "Period", "Threshold")
     if ("Statistic" in p) == ("ExtendedStatistic" in p):
         raise ApiError("InvalidParameterCombination", "Exactly one of Statistic or ExtendedStatistic is required.")
@@ -49,9 +54,16 @@ def _validate_alarm(p: dict) -> dict:
     limits.check_period(p["Period"])
     limits.check_dimensions(p.get("Dimensions", []), "request")
     limits.check_unit(p.get("Unit"))
+    if p["EvaluationPeriods"] * p["Period"] > 7 * 86400:
+        raise invalid("Need 1 <= DatapointsToAlarm <= EvaluationPeriods and EvaluationPeriods x Period <= 7 days.")
+    return _common_checks(p)
+
+
+def _common_checks(p: dict) -> dict:
+    """What single-metric and metric-math alarms share: M out of N and TreatMissingData."""
     periods = p["EvaluationPeriods"]
     to_alarm = p.get("DatapointsToAlarm", periods)
-    if not 1 <= to_alarm <= periods or periods * p["Period"] > 7 * 86400:
+    if not 1 <= to_alarm <= periods:
         raise invalid("Need 1 <= DatapointsToAlarm <= EvaluationPeriods and EvaluationPeriods x Period <= 7 days.")
     if p.get("TreatMissingData", "missing") not in TREAT_MISSING:
         raise invalid(f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}.")

@@ -1,0 +1,237 @@
+"""One GetMetricData request (or one metric-math alarm) evaluated: check every expression before
+fetching anything (syntax, unknown Ids, cycles, unknown functions), then compute each query once,
+on demand, sharing results between the expressions that name them.
+
+Data comes in through `Sources` (callables), so this module does no I/O of its own: the catalogue
+query in particular is passed in, to be scoped to the caller's account by the caller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from eucadb.services.cloudwatch.catalogue import SeriesKey
+from eucadb.services.cloudwatch.math import insights
+from eucadb.services.cloudwatch.math.errors import ExpressionError, validation
+from eucadb.services.cloudwatch.math.functions import FUNCTIONS
+from eucadb.services.cloudwatch.math.labels import label_for
+from eucadb.services.cloudwatch.math.nodes import Array, Binary, Call, Node, Number, Ref, Text, Unary, Word, calls, references
+from eucadb.services.cloudwatch.math.ops import BINARY, UNARY, Dropped, binary, elementwise
+from eucadb.services.cloudwatch.math.parser import parse
+from eucadb.services.cloudwatch.math.search import find, parse_search
+from eucadb.services.cloudwatch.math.series import Series, Value, Window, kind
+
+ARITHMETIC_ERROR = {"Code": "ArithmeticError",
+                    "Value": "One or more data-points have been dropped due to non-numeric values (NaN, -Infinite, +Infinite)"}
+MAX_SEARCH_SERIES = 500   # "A graph can display as many as 500 time series" / Insights' 500 limit
+MAX_METRICS_EXCEEDED = {"Code": "MaxMetricsExceeded", "Value": "Maximum allowed metrics exceeded"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A validated MetricStat: what to fetch."""
+    key: SeriesKey
+    stat: str
+    period: int
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    id: str
+    metric: Metric | None = None
+    expression: str | None = None
+    label: str | None = None
+    return_data: bool = True
+    period: int | None = None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where data comes from. `series(metric)` is one MetricStat's datapoints; `catalogue(namespace)`
+    lists the caller's series (for SEARCH and Metrics Insights); `buckets(key, period)` gives
+    per-period (start, count, sum, min, max) for Metrics Insights aggregation."""
+    series: Callable[[Metric], dict[int, float]]
+    catalogue: Callable[[str | None], Iterable[SeriesKey]]
+    buckets: Callable[[SeriesKey, int], list[tuple[int, float, float, float, float]]]
+
+
+@dataclass
+class Result:
+    id: str
+    label: str
+    points: list[tuple[int, float]]
+    messages: list[dict] = field(default_factory=list)
+
+
+def metric_props(m: Metric) -> dict[str, str]:
+    props = {"MetricName": m.key.metric_name, "Namespace": m.key.namespace, "Stat": m.stat, "Period": str(m.period)}
+    props.update({f"Dim.{n}": v for n, v in m.key.dimensions})
+    return props
+
+
+class Engine:
+    def __init__(self, queries: list[Query], window: Window, sources: Sources):
+        self.queries = {q.id: q for q in queries}
+        self.order = [q.id for q in queries]
+        self.window, self.sources = window, sources
+        self.trees: dict[str, Node | insights.Insights] = {}
+        self.cache: dict[str, Value] = {}
+        self.dropped: dict[str, Dropped] = {}
+        self.messages: list[dict] = []
+        periods = [q.metric.period for q in queries if q.metric]
+        self.default_period = min(periods) if periods else 60
+        self._check()
+
+    # --- static checks ------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        for q in self.queries.values():
+            if q.expression is None:
+                continue
+            try:
+                if insights.is_query(q.expression):
+                    self.trees[q.id] = insights.parse(q.expression)
+                    continue
+                tree = parse(q.expression)
+                for ref in references(tree):
+                    if ref.id not in self.queries:
+                        raise ExpressionError(f"Unknown metric or expression Id {ref.id}", ref.position)
+                for call in calls(tree):
+                    spec = FUNCTIONS.get(call.name)
+                    if spec is None:
+                        raise ExpressionError(f"Unrecognized function {call.name}", call.position)
+                    if not spec.min_args <= len(call.args) <= spec.max_args:
+                        wanted = (str(spec.min_args) if spec.min_args == spec.max_args
+                                  else f"{spec.min_args} to {spec.max_args}")
+                        raise ExpressionError(f"{call.name} expects {wanted} argument(s), got {len(call.args)}",
+                                              call.position)
+                    if call.name == "SEARCH" and call.args and isinstance(call.args[0], Text):
+                        parse_search(call.args[0].value)
+            except ExpressionError as exc:
+                raise exc.in_query(q.id) from None
+            self.trees[q.id] = tree
+        self._check_cycles()
+
+    def _check_cycles(self) -> None:
+        done: set[str] = set()
+
+        def visit(qid: str, path: list[str]) -> None:
+            if qid in path:
+                cycle = path[path.index(qid):] + [qid]
+                raise validation(f"Error in expression {path[0]}: Circular dependency between queries: "
+                                 f"{' -> '.join(cycle)}")
+            if qid in done:
+                return
+            tree = self.trees.get(qid)
+            if tree is not None and not isinstance(tree, insights.Insights):
+                for ref in references(tree):
+                    visit(ref.id, path + [qid])
+            done.add(qid)
+        for qid in self.order:
+            visit(qid, [])
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def value(self, qid: str) -> Value:
+        if qid not in self.cache:
+            self.cache[qid] = self._compute(self.queries[qid])
+        return self.cache[qid]
+
+    def _compute(self, q: Query) -> Value:
+        if q.metric is not None:
+            return Series(self.sources.series(q.metric), q.label or q.metric.key.metric_name, q.metric.period,
+                          metric_props(q.metric))
+        tree = self.trees[q.id]
+        ctx = _Context(self, q)
+        self.dropped[q.id] = ctx.dropped
+        try:
+            if isinstance(tree, insights.Insights):
+                if q.period is None:
+                    raise ExpressionError("A Metrics Insights query needs the Period of its MetricDataQuery")
+                found = insights.run(tree, q.period, self.sources)
+                return self._limit(found) if isinstance(found, list) else found
+            return ctx.eval(tree)
+        except ExpressionError as exc:
+            raise exc.in_query(q.id) from None
+
+    def _limit(self, array: list[Series]) -> list[Series]:
+        if len(array) > MAX_SEARCH_SERIES:
+            if MAX_METRICS_EXCEEDED not in self.messages:
+                self.messages.append(MAX_METRICS_EXCEEDED)
+            return array[:MAX_SEARCH_SERIES]
+        return array
+
+    def result(self, qid: str) -> list[Result]:
+        """The MetricDataResults of one query: one per series (several for an array)."""
+        q = self.queries[qid]
+        value = self.value(qid)
+        if isinstance(value, Series):
+            members, in_array = [value], False
+        elif isinstance(value, list):
+            members, in_array = value, True
+        else:
+            raise validation(f"Error in expression {qid}: The expression must return a time series or an "
+                             f"array of time series, not a {kind(value)}")
+        dropped = self.dropped.get(qid)
+        messages = [ARITHMETIC_ERROR] if dropped is not None and dropped.count else []
+        fallback = q.label or (q.metric.key.metric_name if q.metric else q.id)
+        return [Result(qid, label_for(q.label if q.expression else None, fallback, s, in_array)
+                       if q.expression else fallback, s.sorted(), list(messages)) for s in members]
+
+    def results(self) -> list[Result]:
+        return [r for qid in self.order if self.queries[qid].return_data for r in self.result(qid)]
+
+
+class _Context:
+    """What functions see while one expression is evaluated."""
+
+    def __init__(self, engine: Engine, query: Query):
+        self.engine, self.query = engine, query
+        self.window = engine.window
+        self.period = query.period or engine.default_period
+        self.dropped = Dropped()
+
+    def metrics(self, contains: str) -> list[Series]:
+        """"returns all the metrics in the request. Math expressions aren't included." — with a
+        string, only those whose Id contains it."""
+        return [self.engine.value(qid) for qid in self.engine.order   # type: ignore[misc]
+                if self.engine.queries[qid].metric is not None and contains in qid]
+
+    def search(self, query: str, stat: str, period: int) -> list[Series]:
+        keys = find(parse_search(query), self.engine.sources.catalogue)
+        keys = keys[:MAX_SEARCH_SERIES + 1]
+        out = []
+        for key in keys:
+            m = Metric(key, stat, period)
+            label = " ".join([v for _, v in key.dimensions] + [key.metric_name])
+            out.append(Series(self.engine.sources.series(m), label, period, metric_props(m)))
+        return self.engine._limit(out)
+
+    def eval(self, node: Node) -> Value:
+        if isinstance(node, Number):
+            return node.value
+        if isinstance(node, Text):
+            return node.value
+        if isinstance(node, Word):
+            return node
+        if isinstance(node, Ref):
+            return self.engine.value(node.id)
+        if isinstance(node, Array):
+            out: list[Series] = []
+            for item in node.items:
+                v = self.eval(item)
+                if isinstance(v, Series):
+                    out.append(v)
+                elif isinstance(v, list):
+                    out.extend(v)
+                else:
+                    raise ExpressionError(f"An array holds time series only, not a {kind(v)}")
+            return out
+        if isinstance(node, Unary):
+            return elementwise(self.eval(node.operand), UNARY[node.op], node.op, self.dropped)
+        if isinstance(node, Binary):
+            assert node.op in BINARY
+            return binary(node.op, self.eval(node.left), self.eval(node.right), self.dropped)
+        assert isinstance(node, Call)
+        return FUNCTIONS[node.name].run(self, [self.eval(a) for a in node.args])
