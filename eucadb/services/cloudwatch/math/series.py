@@ -48,16 +48,16 @@ class Window:
 
 
 def kind(value: Value) -> str:
-    """The AWS type abbreviation (S, TS, TS[]) used in messages."""
+    """What a value is, for messages (the doc's S, TS, TS[] spelled out)."""
     if isinstance(value, Series):
-        return "TS"
+        return "time series"
     if isinstance(value, list):
-        return "TS[]"
+        return "array of time series"
     if isinstance(value, str):
-        return "String"
+        return "string"
     if isinstance(value, Word):
-        return value.name
-    return "S"
+        return f"keyword {value.name}"
+    return "scalar"
 
 
 def finite(value: float) -> bool:
