@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from eucadb.services.cloudwatch import queries
 from eucadb.services.cloudwatch.errors import ApiError
 from eucadb.services.cloudwatch.math.errors import validation
-from eucadb.services.cloudwatch.math.evaluate import Engine, Query
+from eucadb.services.cloudwatch.math.evaluate import Engine, Query, Sources
 from eucadb.services.cloudwatch.math.insights import Insights
 from eucadb.services.cloudwatch.math.nodes import calls
 from eucadb.services.cloudwatch.math.series import Series, Window
@@ -69,11 +69,16 @@ def validate(p: dict, compare_operators: tuple[str, ...]) -> None:
         if p["ComparisonOperator"] not in BAND_OPERATORS:
             raise ApiError("InvalidParameterValue", f"With ThresholdMetricId, ComparisonOperator must be one of "
                                                     f"{', '.join(BAND_OPERATORS)}.")
-    engine = Engine(parsed, Window(0, 60), queries.Sources(lambda m: {}, lambda ns: (), lambda k, pd: []))
+    # A dry run on no data: static checks, then the types (the watched query must be one series).
+    engine = Engine(parsed, Window(0, 60), Sources(lambda m: {}, lambda ns: (), lambda k, pd: []))
     for q in parsed:
         tree = engine.trees.get(q.id)
         if q.expression and not isinstance(tree, Insights) and any(c.name == "SEARCH" for c in calls(tree)):
             raise validation(f"Error in expression {q.id}: An alarm cannot watch a SEARCH expression.")
+    watched = next(qid for qid in returning if qid != band)
+    if not isinstance(engine.value(watched), Series):
+        raise validation(f"Error in expression {watched}: The expression an alarm watches must return a single "
+                         "time series.")
     if p["EvaluationPeriods"] * period_of(parsed) > 7 * 86400:
         raise ApiError("InvalidParameterValue", "EvaluationPeriods x Period must not exceed 7 days.")
 
@@ -96,7 +101,15 @@ def inputs(cw, d: dict, now: datetime) -> tuple[list[float | None], dict]:
     period, n = period_of(parsed), d["EvaluationPeriods"]
     end = datetime.fromtimestamp(int(now.timestamp()) // period * period, timezone.utc)
     start = end - timedelta(seconds=period * n * 2)
-    engine = queries.engine(cw, parsed, start, end)
+    try:
+        engine = queries.engine(cw, parsed, start, end)
+        return _inputs(engine, d, end, period, n)
+    except ApiError as exc:   # a stored definition the engine refuses: the evaluator skips this alarm
+        raise ValueError(exc.message) from None
+
+
+def _inputs(engine: Engine, d: dict, end: datetime, period: int, n: int) -> tuple[list[float | None], dict]:
+    parsed = list(engine.queries.values())
     band = d.get("ThresholdMetricId")
     watched = next(q.id for q in parsed if q.return_data and q.id != band)
     points = _series(engine.value(watched), watched).points

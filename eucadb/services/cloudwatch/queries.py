@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 from eucadb.services.cloudwatch import limits
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.errors import ApiError, invalid
-from eucadb.services.cloudwatch.math.evaluate import Engine, Metric, Query, Sources  # noqa: F401 (Sources re-exported)
+from eucadb.services.cloudwatch.math.evaluate import Engine, Metric, Query, Sources
 from eucadb.services.cloudwatch.math.series import Window
 from eucadb.services.cloudwatch.stats import BASIC, percentile_of
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
+from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.evaluation import evaluate_all
+from eucadb.services.cloudwatch.tables import Alarm
 
 PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
 NS = "Math/E2E"
@@ -195,6 +199,9 @@ ALARM_BAD = [
      "InvalidParameterCombination", "cannot be specified together"),
     (dict(Metrics=[{"Id": "m1", "MetricStat": stat("Requests", "h1")}], ThresholdMetricId="zz"),
      "ValidationError", "ThresholdMetricId zz does not match any Id"),
+    (dict(Metrics=[{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
+                   {"Id": "e1", "Expression": "METRICS()"}], Threshold=1.0),
+     "ValidationError", "The expression an alarm watches must return a single time series."),
 ]
 
 
@@ -208,3 +215,29 @@ def test_bad_metric_math_alarms_are_refused_and_change_nothing(endpoint, protoco
     error = err.value.response["Error"]
     assert error["Code"] == code and message in error["Message"], error
     assert cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+
+
+def test_a_stored_math_alarm_the_engine_refuses_does_not_stop_the_others(endpoint, window):
+    """Definitions PutMetricAlarm would refuse, written straight into the local table (another
+    version's store): the evaluator logs and skips them and still evaluates the good alarm."""
+    cw = endpoint.client()
+    base = {"EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanThreshold"}
+    broken = {"math-broken-syntax": [{"Id": "e1", "Expression": "m1 +"}],
+              "math-broken-array": [{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
+                                    {"Id": "e1", "Expression": "METRICS()"}]}
+    with endpoint.service.pools.session(LOCAL) as s:
+        s.add_all(Alarm(name=name, definition=json.dumps({"AlarmName": name, "Metrics": metrics, **base}),
+                        state="INSUFFICIENT_DATA", state_reason="stored") for name, metrics in broken.items())
+    cw.put_metric_alarm(AlarmName="math-good", Metrics=[{"Id": "m1", "MetricStat": stat("Requests", "h1")}], **base)
+    real = endpoint.service.clock
+    endpoint.service.clock = lambda: window[1] + timedelta(seconds=5)
+    try:
+        result = evaluate_all(endpoint.service)
+    finally:
+        endpoint.service.clock = real
+        with endpoint.service.pools.session(LOCAL) as s:
+            for name in broken:
+                s.delete(s.get(Alarm, name))
+    assert set(broken) <= set(result.failed)
+    [good] = cw.describe_alarms(AlarmNames=["math-good"])["MetricAlarms"]
+    assert good["StateValue"] == "ALARM"      # Requests h1 newest minute: 50 > 1
