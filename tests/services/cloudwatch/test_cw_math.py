@@ -90,6 +90,7 @@ def test_syntax_errors_name_the_problem(text, detail):
 @pytest.mark.parametrize("text,detail", [
     ("mz * 2", "Unknown metric or expression Id mz"),
     ("FOO(ma)", "Unrecognized function FOO"),
+    ("sum(ma)", "Unrecognized function sum (function names are upper case)"),
     ("SUM(ma, ma)", "SUM expects 1 argument(s), got 2"),
     ("AVG(ma)", "must return a time series or an array of time series, not a scalar"),
     ("[ma] + [ma]", "cannot combine two arrays"),
@@ -220,6 +221,7 @@ def test_fill_with_a_value_a_series_repeat_and_linear():
     assert one("FILL(ma, REPEAT)", **data) == [None, 10, 10, 10, 40]
     # LINEAR: interpolated between the values at both ends of the gap; (choice) open ends stay missing
     assert one("FILL(ma, LINEAR)", **data) == [None, 10, 20, 30, 40]
+    assert one("FILL(ma, LINEAR)", a=[None, 10, None, 40, None]) == [None, 10, 25, 40, None]
     assert run("FILL(METRICS(), 7)", a=[None, 1], b=[2]) == {"a": [7, 1, 7, 7, 7], "b": [2, 7, 7, 7, 7]}
 
 
@@ -333,6 +335,12 @@ def _insights(expression: str) -> dict[str, list]:
                       buckets=lambda k, p: [(i * P, 1.0, float(v), float(v), float(v)) for i, v in enumerate(values[k])])
     results = Engine([Query("q1", expression=expression, period=P)], WINDOW, sources).results()
     return {r.label: [v for _, v in r.points] for r in results}
+
+
+def test_insights_is_recognised_by_its_leading_select_in_any_case():
+    from eucadb.services.cloudwatch.math.insights import is_query
+    assert is_query("  select AVG(x) FROM ns") and is_query("SELECT\nSUM(x) FROM ns")
+    assert not is_query("SELECTED(m1)") and not is_query("m1 + 1")
 
 
 def test_insights_select_from_schema_where_group_order_limit():

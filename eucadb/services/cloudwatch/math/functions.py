@@ -5,6 +5,7 @@ Semantics are those of the function table of "Metric math syntax and functions"
 """
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from dataclasses import dataclass
@@ -169,10 +170,13 @@ def _fill_linear(s: Series, grid: range) -> dict[int, float]:
     gaps at either end of the range (one end only) stay missing."""
     out = dict(s.points)
     known = s.sorted()
-    for (t0, v0), (t1, v1) in zip(known, known[1:]):
-        for t in grid:
-            if t0 < t < t1:
-                out[t] = v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    stamps = [t for t, _ in known]
+    for t in grid:
+        i = bisect.bisect_left(stamps, t)
+        if t in s.points or i == 0 or i == len(stamps):
+            continue
+        (t0, v0), (t1, v1) = known[i - 1], known[i]
+        out[t] = v0 + (v1 - v0) * (t - t0) / (t1 - t0)
     return out
 
 

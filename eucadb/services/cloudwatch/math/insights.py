@@ -28,8 +28,12 @@ MAX_LIMIT = 500
 _TOKEN = re.compile(r"""\s+|(?P<p>!=|[(),=*])|"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^'\\]|\\.)*)'|(?P<w>[A-Za-z0-9_.\-/:]+)""")
 
 
+_SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
+
+
 def is_query(expression: str) -> bool:
-    return expression.lstrip()[:7].upper() in ("SELECT ", "SELECT\t", "SELECT\n") or expression.strip().upper() == "SELECT"
+    """A Metrics Insights query rather than a math expression: it starts with SELECT (any case)."""
+    return _SELECT.match(expression) is not None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,9 @@ class Parser:
             return Text(tok.text)
         if tok.kind is Kind.ID:
             self._take()
+            if self._is("("):
+                raise ExpressionError(f"Unrecognized function {tok.text} (function names are upper case)",
+                                      tok.position)
             return Ref(tok.text, tok.position)
         if tok.kind is Kind.NAME:
             self._take()
