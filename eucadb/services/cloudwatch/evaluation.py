@@ -15,7 +15,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from eucadb.services.cloudwatch import history
+from eucadb.services.cloudwatch import alarm_math, history
 from eucadb.services.cloudwatch.catalogue import LOCAL, SeriesKey
 from eucadb.services.cloudwatch.tables import Alarm
 
@@ -78,7 +78,6 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
 def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) -> None:
     d = json.loads(definition)
     if "Metrics" in d:   # metric math: the engine computes the watched values (alarm_math.py)
-        from eucadb.services.cloudwatch import alarm_math
         values, d = alarm_math.inputs(cw, d, now)
     else:
         values = _metric_values(cw, d, now)

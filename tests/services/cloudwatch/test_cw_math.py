@@ -368,3 +368,10 @@ def test_insights_errors(query, detail):
     with pytest.raises(ApiError) as err:
         _insights(query)
     assert err.value.code == "ValidationError" and detail in err.value.message, err.value.message
+
+
+def test_only_one_insights_query_per_request():
+    sources = Sources(series=lambda m: {}, catalogue=lambda ns: [], buckets=lambda k, p: [])
+    with pytest.raises(ApiError, match="only one Metrics Insights query"):
+        Engine([Query("q1", expression="SELECT SUM(x) FROM ns", period=P),
+                Query("q2", expression="SELECT AVG(x) FROM ns", period=P)], WINDOW, sources)

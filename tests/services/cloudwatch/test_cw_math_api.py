@@ -90,6 +90,28 @@ def test_arrays_give_one_result_per_series_under_the_query_id(endpoint, window, 
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_array_results_page_with_max_datapoints_and_next_token(endpoint, window, protocol):
+    """Paging counts results, so the members of one array result page like separate queries."""
+    cw = endpoint.client(protocol)
+    kwargs = dict(MetricDataQueries=[{"Id": "s1", "Expression": f"SEARCH('{{{NS},Host}}', 'Sum', 60)"}],
+                  StartTime=window[0], EndTime=window[1], ScanBy="TimestampAscending")
+    whole = cw.get_metric_data(**kwargs)["MetricDataResults"]
+    assert [r["Label"] for r in whole] == ["h1 Errors", "h1 Requests", "h2 Requests"]   # sorted by name
+    collected: dict[str, list] = {}
+    token, calls = None, 0
+    while True:
+        out = cw.get_metric_data(**kwargs, MaxDatapoints=3, **({"NextToken": token} if token else {}))
+        calls += 1
+        assert sum(len(r["Values"]) for r in out["MetricDataResults"]) <= 3
+        for r in out["MetricDataResults"]:
+            collected.setdefault(r["Label"], []).extend(r["Values"])
+        token = out.get("NextToken")
+        if not token:
+            break
+    assert calls == 5 and collected == {r["Label"]: r["Values"] for r in whole}   # 14 values, 3 a call
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_search_over_the_catalogue(endpoint, window, protocol):
     cw = endpoint.client(protocol)
     got = gmd(cw, window, [
@@ -107,10 +129,15 @@ def test_search_over_the_catalogue(endpoint, window, protocol):
 def test_metrics_insights_query(endpoint, window, protocol):
     cw = endpoint.client(protocol)
     got = gmd(cw, window, [{"Id": "q1", "Period": 60, "Expression":
-                            f'SELECT SUM(Requests) FROM SCHEMA("{NS}", Host) GROUP BY Host ORDER BY SUM() ASC LIMIT 5'},
-                           {"Id": "q2", "Period": 60, "Expression": f"SELECT MAX(Requests) FROM \"{NS}\" WHERE Host = 'h2'"}])
+                            f'SELECT SUM(Requests) FROM SCHEMA("{NS}", Host) GROUP BY Host ORDER BY SUM() ASC LIMIT 5'}])
+    # "each GetMetricData operation can include only one query" (Metrics Insights), so a second call
+    got.update(gmd(cw, window, [{"Id": "q2", "Period": 60,
+                                 "Expression": f"SELECT MAX(Requests) FROM \"{NS}\" WHERE Host = 'h2'"},
+                                {"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
+                                {"Id": "e1", "Expression": "q2 + m1"}]))
     assert [(r["Label"], r["Values"]) for r in got["q1"]] == [("h2", [1, 2, 4, 5]), ("h1", [10, 20, 30, 40, 50])]
     assert got["q2"][0]["Label"] == "q2" and got["q2"][0]["Values"] == [1, 2, 4, 5]
+    assert got["e1"][0]["Values"] == [11, 22, 30, 44, 55]        # an Insights result in math
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

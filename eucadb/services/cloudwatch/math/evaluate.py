@@ -111,6 +111,10 @@ class Engine:
             except ExpressionError as exc:
                 raise exc.in_query(q.id) from None
             self.trees[q.id] = tree
+        if sum(isinstance(t, insights.Insights) for t in self.trees.values()) > 1:
+            # "If you include a Metrics Insights query, each GetMetricData operation can include only
+            # one query." (GetMetricData API reference)
+            raise validation("A GetMetricData request can include only one Metrics Insights query.")
         self._check_cycles()
 
     def _check_cycles(self) -> None:

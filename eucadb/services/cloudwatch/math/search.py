@@ -212,6 +212,7 @@ def parse_search(text: str) -> Search:
 
 
 def find(search: Search, catalogue: Callable[[str | None], Iterable[SeriesKey]]) -> list[SeriesKey]:
-    """Matching series, in catalogue order; `catalogue(namespace)` lists the caller's series (the
-    account's, once the catalogue is per account) — narrowed to a namespace when the schema has one."""
-    return [k for k in catalogue(search.namespace) if search.matches(k)]
+    """Matching series, ordered by namespace, metric name and dimensions (AWS names no order; this
+    one does not depend on when series were created); `catalogue(namespace)` lists the caller's
+    series (the account's, once the catalogue is per account), narrowed to the schema's namespace."""
+    return sorted(k for k in catalogue(search.namespace) if search.matches(k))
