@@ -375,3 +375,21 @@ def test_only_one_insights_query_per_request():
     with pytest.raises(ApiError, match="only one Metrics Insights query"):
         Engine([Query("q1", expression="SELECT SUM(x) FROM ns", period=P),
                 Query("q2", expression="SELECT AVG(x) FROM ns", period=P)], WINDOW, sources)
+
+
+def test_a_chain_of_500_queries_evaluates_without_nesting_a_call_per_link():
+    # 500 is GetMetricData's query limit; each expression names the next (e0 = e1 + 1, …, e499 = m1)
+    sources = Sources(series=lambda m: series(1), catalogue=lambda ns: [], buckets=lambda k, p: [])
+    queries = [Query("m1", Metric(KEYS["a"], "Sum", P), return_data=False)]
+    queries += [Query(f"e{i}", expression=f"e{i + 1} + 1", return_data=i == 0) for i in range(498)]
+    queries.append(Query("e498", expression="m1", return_data=False))
+    (r,) = Engine(queries, WINDOW, sources).results()
+    assert r.id == "e0" and r.points == [(0, 499.0)]
+
+
+def test_search_beyond_500_series_is_cut_with_max_metrics_exceeded():
+    keys = [SeriesKey.of("Big", "m", [{"Name": "i", "Value": f"{n:04}"}]) for n in range(501)]
+    sources = Sources(series=lambda m: series(1), catalogue=lambda ns: keys, buckets=lambda k, p: [])
+    engine = Engine([Query("e1", expression="SEARCH('{Big,i}', 'Sum', 60)")], WINDOW, sources)
+    assert len(engine.results()) == 500
+    assert engine.messages == [{"Code": "MaxMetricsExceeded", "Value": "Maximum allowed metrics exceeded"}]

@@ -117,23 +117,37 @@ class Engine:
             raise validation("A GetMetricData request can include only one Metrics Insights query.")
         self._check_cycles()
 
-    def _check_cycles(self) -> None:
-        done: set[str] = set()
+    def _refs(self, qid: str) -> list[str]:
+        tree = self.trees.get(qid)
+        if tree is None or isinstance(tree, insights.Insights):
+            return []
+        return list(dict.fromkeys(r.id for r in references(tree)))
 
-        def visit(qid: str, path: list[str]) -> None:
-            if qid in path:
-                cycle = path[path.index(qid):] + [qid]
-                raise validation(f"Error in expression {path[0]}: Circular dependency between queries: "
-                                 f"{' -> '.join(cycle)}")
-            if qid in done:
-                return
-            tree = self.trees.get(qid)
-            if tree is not None and not isinstance(tree, insights.Insights):
-                for ref in references(tree):
-                    visit(ref.id, path + [qid])
-            done.add(qid)
-        for qid in self.order:
-            visit(qid, [])
+    def _check_cycles(self) -> None:
+        """Depth-first over the Id graph without recursion (500 queries may chain), keeping the
+        post-order: every query after the ones it names, the order evaluation follows."""
+        state: dict[str, int] = {}   # 1 = on the current path, 2 = done
+        self.topo: list[str] = []
+        for root in self.order:
+            if root in state:
+                continue
+            path, stack = [root], [iter(self._refs(root))]
+            state[root] = 1
+            while stack:
+                nxt = next(stack[-1], None)
+                if nxt is None:
+                    stack.pop()
+                    done = path.pop()
+                    state[done] = 2
+                    self.topo.append(done)
+                elif state.get(nxt) == 1:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    raise validation(f"Error in expression {cycle[0]}: Circular dependency between queries: "
+                                     f"{' -> '.join(cycle)}")
+                elif nxt not in state:
+                    state[nxt] = 1
+                    path.append(nxt)
+                    stack.append(iter(self._refs(nxt)))
 
     # --- evaluation ---------------------------------------------------------------------------
 
@@ -158,6 +172,8 @@ class Engine:
             return ctx.eval(tree)
         except ExpressionError as exc:
             raise exc.in_query(q.id) from None
+        except RecursionError:
+            raise ExpressionError("The expression is too complex to evaluate").in_query(q.id) from None
 
     def _limit(self, array: list[Series]) -> list[Series]:
         if len(array) > MAX_SEARCH_SERIES:
@@ -184,6 +200,17 @@ class Engine:
                        if q.expression else fallback, s.sorted(), list(messages)) for s in members]
 
     def results(self) -> list[Result]:
+        """Every ReturnData query's results, in request order. What they need is computed first, in
+        dependency order, so evaluating a long chain of Ids never nests one call per link."""
+        needed, todo = set(), [qid for qid in self.order if self.queries[qid].return_data]
+        while todo:
+            qid = todo.pop()
+            if qid not in needed:
+                needed.add(qid)
+                todo.extend(self._refs(qid))
+        for qid in self.topo:
+            if qid in needed:
+                self.value(qid)
         return [r for qid in self.order if self.queries[qid].return_data for r in self.result(qid)]
 
 
