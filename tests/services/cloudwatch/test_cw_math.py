@@ -393,3 +393,12 @@ def test_search_beyond_500_series_is_cut_with_max_metrics_exceeded():
     engine = Engine([Query("e1", expression="SEARCH('{Big,i}', 'Sum', 60)")], WINDOW, sources)
     assert len(engine.results()) == 500
     assert engine.messages == [{"Code": "MaxMetricsExceeded", "Value": "Maximum allowed metrics exceeded"}]
+
+
+def test_the_longest_flat_expressions_evaluate_and_deep_nesting_is_refused():
+    # Expression may be 2048 characters (model): a 1022-term sum is 1022 levels deep on the left
+    assert one("ma * " + "+".join(["1"] * 1022), a=[1]) == [1 + 1021, None, None, None, None]
+    with pytest.raises(ApiError, match="nests deeper than 64"):
+        run("2" + "^2" * 100, a=[1])
+    with pytest.raises(ApiError, match="nests deeper than 64"):
+        run("(" * 100 + "ma" + ")" * 100, a=[1])

@@ -16,7 +16,7 @@ from eucadb.services.cloudwatch.math.errors import ExpressionError, validation
 from eucadb.services.cloudwatch.math.functions import FUNCTIONS
 from eucadb.services.cloudwatch.math.labels import label_for
 from eucadb.services.cloudwatch.math.nodes import Array, Binary, Call, Node, Number, Ref, Text, Unary, Word, calls, references
-from eucadb.services.cloudwatch.math.ops import BINARY, UNARY, Dropped, binary, elementwise
+from eucadb.services.cloudwatch.math.ops import UNARY, Dropped, binary, elementwise
 from eucadb.services.cloudwatch.math.parser import parse
 from eucadb.services.cloudwatch.math.search import find, parse_search
 from eucadb.services.cloudwatch.math.series import Series, Value, Window, kind
@@ -262,7 +262,14 @@ class _Context:
         if isinstance(node, Unary):
             return elementwise(self.eval(node.operand), UNARY[node.op], node.op, self.dropped)
         if isinstance(node, Binary):
-            assert node.op in BINARY
-            return binary(node.op, self.eval(node.left), self.eval(node.right), self.dropped)
+            # Down the left spine without recursion (the parser builds a + b + c + … left-deep).
+            spine: list[Binary] = []
+            while isinstance(node, Binary):
+                spine.append(node)
+                node = node.left
+            value = self.eval(node)
+            for b in reversed(spine):
+                value = binary(b.op, value, self.eval(b.right), self.dropped)
+            return value
         assert isinstance(node, Call)
         return FUNCTIONS[node.name].run(self, [self.eval(a) for a in node.args])

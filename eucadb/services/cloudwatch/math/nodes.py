@@ -58,29 +58,34 @@ class Array:
 Node = Union[Number, Text, Ref, Word, Call, Unary, Binary, Array]
 
 
+def children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, Array):
+        return node.items
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    return ()
+
+
+def walk(node: Node) -> list[Node]:
+    """Every node, parents before children, left to right — with a stack, not recursion: a flat
+    sum of a thousand terms is a thousand levels deep on its left side."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(reversed(children(n)))
+    return out
+
+
 def references(node: Node) -> list[Ref]:
     """Every Id the expression names (for unknown-Id and cycle checks before anything is fetched)."""
-    if isinstance(node, Ref):
-        return [node]
-    if isinstance(node, Call):
-        return [r for a in node.args for r in references(a)]
-    if isinstance(node, Array):
-        return [r for a in node.items for r in references(a)]
-    if isinstance(node, Unary):
-        return references(node.operand)
-    if isinstance(node, Binary):
-        return references(node.left) + references(node.right)
-    return []
+    return [n for n in walk(node) if isinstance(n, Ref)]
 
 
 def calls(node: Node) -> list[Call]:
     """Every function call in the expression (alarms refuse SEARCH, METRICS() needs the request)."""
-    if isinstance(node, Call):
-        return [node] + [c for a in node.args for c in calls(a)]
-    if isinstance(node, Array):
-        return [c for a in node.items for c in calls(a)]
-    if isinstance(node, Unary):
-        return calls(node.operand)
-    if isinstance(node, Binary):
-        return calls(node.left) + calls(node.right)
-    return []
+    return [n for n in walk(node) if isinstance(n, Call)]

@@ -86,7 +86,13 @@ class Parser:
         base = self.primary()
         if self._is("^"):
             tok = self._take()
-            return Binary("^", base, self.unary(), tok.position)
+            self.depth += 1   # 2^2^2^… nests to the right
+            if self.depth > MAX_DEPTH:
+                raise ExpressionError(f"The expression nests deeper than {MAX_DEPTH} levels", tok.position)
+            try:
+                return Binary("^", base, self.unary(), tok.position)
+            finally:
+                self.depth -= 1
         return base
 
     def primary(self) -> Node:
