@@ -98,6 +98,9 @@ def test_syntax_errors_name_the_problem(text, detail):
     ("FILL(ma, SIDEWAYS)", "FILL expects one of REPEAT, LINEAR"),
     ("SORT(METRICS(), MEDIAN, ASC)", "SORT expects one of AVG, MIN, MAX, SUM, STDDEV"),
     ("SEARCH('{App', 'Sum', 60)", "Invalid search expression"),
+    ("SEARCH('{App}', 'Median', 60)", "The statistic 'Median' of SEARCH is not valid"),
+    ("SEARCH('{App}', 'p99', 61)", "The period of SEARCH must be 1, 5, 10, 30 or a multiple of 60"),
+    ("SEARCH('{App}', 'Sum')", "SEARCH expects 3 argument(s), got 2"),
 ])
 def test_semantic_errors_are_validation_errors(text, detail):
     with pytest.raises(ApiError) as err:

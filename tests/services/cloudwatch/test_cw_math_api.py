@@ -161,6 +161,7 @@ BAD = [
     ([{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
       {"Id": "e1", "Expression": "AVG(m1)"}], "must return a time series or an array of time series, not a scalar"),
     ([{"Id": "e1", "Expression": "SELECT SUM(Requests) FROM x"}], "needs the Period of its MetricDataQuery"),
+    ([{"Id": "e1", "Expression": f"SEARCH('{{{NS},Host}}', 'Median', 60)"}], "The statistic 'Median' of SEARCH is not valid"),
     ([{"Id": "e1", "Expression": "m1", "MetricStat": stat("Requests", "h1")}],
      "must contain either an Expression or a MetricStat, but not both"),
 ]

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
+from eucadb.services.cloudwatch.limits import HIGH_RES_PERIODS
 from eucadb.services.cloudwatch.math.errors import ExpressionError
 from eucadb.services.cloudwatch.math.nodes import Word
 from eucadb.services.cloudwatch.math.ops import Dropped, elementwise
 from eucadb.services.cloudwatch.math.series import Series, Value, Window, kind
+from eucadb.services.cloudwatch.stats import BASIC, percentile_of
 
 
 class Context(Protocol):
@@ -337,10 +339,12 @@ def metrics(ctx: Context, args: list[Value]) -> Value:
 def search(ctx: Context, args: list[Value]) -> Value:
     if len(args) != 3 or not isinstance(args[0], str) or not isinstance(args[1], str) or not isinstance(args[2], float):
         raise ExpressionError("SEARCH expects ('search expression', 'Statistic', period)")
-    p = args[2]
-    if p != int(p) or p < 1:
-        raise ExpressionError("The period of SEARCH must be a whole number of seconds")
-    return ctx.search(args[0], args[1], int(p))
+    stat, p = args[1], args[2]
+    if stat not in BASIC and percentile_of(stat) is None:
+        raise ExpressionError(f"The statistic {stat!r} of SEARCH is not valid (basic statistics and pNN.NN only)")
+    if p != int(p) or not (p in HIGH_RES_PERIODS or (p >= 60 and p % 60 == 0)):
+        raise ExpressionError("The period of SEARCH must be 1, 5, 10, 30 or a multiple of 60 seconds")
+    return ctx.search(args[0], stat, int(p))
 
 
 @dataclass(frozen=True)
