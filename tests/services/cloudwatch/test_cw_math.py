@@ -405,3 +405,12 @@ def test_the_longest_flat_expressions_evaluate_and_deep_nesting_is_refused():
         run("2" + "^2" * 100, a=[1])
     with pytest.raises(ApiError, match="nests deeper than 64"):
         run("(" * 100 + "ma" + ")" * 100, a=[1])
+
+
+def test_non_finite_values_from_scalars_never_reach_a_result():
+    # 1e308 * 10 overflows to Infinity; the AVG of a series with no datapoints has no value (NaN)
+    sources = Sources(series=lambda m: {}, catalogue=lambda ns: [], buckets=lambda k, p: [])
+    for expression in ("TIME_SERIES(1e308 * 10)", "FILL(TIME_SERIES(1), AVG(m1)) * TIME_SERIES(AVG(m1))"):
+        (r,) = Engine([Query("m1", Metric(KEYS["a"], "Sum", P), return_data=False),
+                       Query("e1", expression=expression)], WINDOW, sources).results()
+        assert r.points == [] and r.messages[0]["Code"] == "ArithmeticError", expression

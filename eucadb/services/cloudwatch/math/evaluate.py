@@ -193,8 +193,11 @@ class Engine:
         else:
             raise validation(f"Error in expression {qid}: The expression must return a time series or an "
                              f"array of time series, not a {kind(value)}")
-        dropped = self.dropped.get(qid)
-        messages = [ARITHMETIC_ERROR] if dropped is not None and dropped.count else []
+        dropped = self.dropped.get(qid) or Dropped()
+        # A non-finite value can still come from scalars (TIME_SERIES(1e308 * 10), FILL(m1, SUM(empty))):
+        # it is dropped here, so no result carries NaN or Infinity to a strict JSON parser.
+        members = [s.with_points(dropped.keep(s.points)) for s in members]
+        messages = [ARITHMETIC_ERROR] if dropped.count else []
         fallback = q.label or (q.metric.key.metric_name if q.metric else q.id)
         return [Result(qid, label_for(q.label if q.expression else None, fallback, s, in_array)
                        if q.expression else fallback, s.sorted(), list(messages)) for s in members]
