@@ -18,7 +18,7 @@ from eucadb.services.cloudwatch.math.errors import validation
 from eucadb.services.cloudwatch.math.evaluate import Engine, Query, Sources
 from eucadb.services.cloudwatch.math.insights import Insights
 from eucadb.services.cloudwatch.math.nodes import calls
-from eucadb.services.cloudwatch.math.series import Series, Window
+from eucadb.services.cloudwatch.math.series import Series, Window, finite
 
 MAX_QUERIES, MAX_PER_KIND = 20, 10
 SINGLE_METRIC_FIELDS = ("MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit")
@@ -112,7 +112,7 @@ def _inputs(engine: Engine, d: dict, end: datetime, period: int, n: int) -> tupl
     parsed = list(engine.queries.values())
     band = d.get("ThresholdMetricId")
     watched = next(q.id for q in parsed if q.return_data and q.id != band)
-    points = _series(engine.value(watched), watched).points
+    points = {t: v for t, v in _series(engine.value(watched), watched).points.items() if finite(v)}
     stamps = [int((end - timedelta(seconds=period * (n - i))).timestamp()) for i in range(n)]
     values = [points.get(t) for t in stamps]
     if band is None:

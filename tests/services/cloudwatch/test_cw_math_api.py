@@ -269,3 +269,19 @@ def test_a_stored_math_alarm_the_engine_refuses_does_not_stop_the_others(endpoin
     assert set(broken) <= set(result.failed)
     [good] = cw.describe_alarms(AlarmNames=["math-good"])["MetricAlarms"]
     assert good["StateValue"] == "ALARM"      # Requests h1 newest minute: 50 > 1
+
+
+def test_a_math_alarm_on_non_finite_values_sees_no_data(endpoint, window):
+    """MAX(m1) * 1e308 overflows to a scalar Infinity; its datapoints are dropped (as GetMetricData
+    drops them), so the alarm has no data instead of breaching on Infinity and storing it in
+    StateReasonData (DescribeAlarms stays strict JSON)."""
+    cw = endpoint.client("json")
+    cw.put_metric_alarm(AlarmName="math-overflow", EvaluationPeriods=1, Threshold=1.0,
+                        ComparisonOperator="GreaterThanThreshold",
+                        Metrics=[{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
+                                 {"Id": "e1", "Expression": "TIME_SERIES(MAX(m1) * 1e308)"}])
+    cw.set_alarm_state(AlarmName="math-overflow", StateValue="OK", StateReason="test")
+    _evaluate_at(endpoint, window[1] + timedelta(seconds=5))
+    [alarm] = cw.describe_alarms(AlarmNames=["math-overflow"])["MetricAlarms"]
+    assert alarm["StateValue"] == "INSUFFICIENT_DATA"
+    assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [None]
