@@ -17,7 +17,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from eucadb.services.cloudwatch import actions, arns, history
+from eucadb.services.cloudwatch import actions, alarm_math, arns, history
 from eucadb.services.cloudwatch.catalogue import LOCAL, SeriesKey
 from eucadb.services.cloudwatch.rules import COMPARE, Point, Rule, decide, range_length
 from eucadb.services.cloudwatch.shapes import as_utc
@@ -108,10 +108,32 @@ def rule_of(d: dict) -> Rule:
 
 
 def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) -> None:
-    from eucadb.services.cloudwatch.operations.metrics import series_statistics
     d = json.loads(definition)
-    rule = rule_of(d)
-    period, span = d["Period"], range_length(rule.periods)
+    span = range_length(d["EvaluationPeriods"])
+    if "Metrics" in d:   # metric math: the engine computes the watched values (alarm_math.py)
+        values, d = alarm_math.inputs(cw, {**d, "EvaluationPeriods": span}, now)
+        d = {**d, "EvaluationPeriods": json.loads(definition)["EvaluationPeriods"]}
+        rule = rule_of(d)
+        window = [None if v is None else Point(float(v)) for v in values]
+        query: dict = {}
+    else:
+        rule = rule_of(d)
+        window, query = _metric_window(cw, d, rule, span, now)
+    outcome = decide(rule, window, current)
+    if outcome.state == current:
+        return
+    recent = [v for v in outcome.evaluated if v is not None]
+    data = {"version": "1.0", "queryDate": now.isoformat(), **query, "recentDatapoints": recent,
+            "threshold": rule.threshold}
+    change_state(cw, name, outcome.state, outcome.reason, json.dumps(data),
+                 metric_value=recent[-1] if recent else None)
+
+
+def _metric_window(cw, d: dict, rule: Rule, span: int, now: datetime) -> tuple[list[Point | None], dict]:
+    """A single-metric alarm's evaluation range, oldest first (None: no datapoint that period), and
+    the query it came from (for the history's data)."""
+    from eucadb.services.cloudwatch.operations.metrics import series_statistics
+    period = d["Period"]
     end = datetime.fromtimestamp(int(now.timestamp()) // period * period, timezone.utc)
     start = end - timedelta(seconds=period * span)
     stat = d.get("Statistic") or d["ExtendedStatistic"]
@@ -125,14 +147,7 @@ def evaluate_alarm(cw, name: str, definition: str, current: str, now: datetime) 
         if value is not None:
             by_ts[p["Timestamp"]] = Point(float(value), float(p["SampleCount"]))
     window = [by_ts.get(start + timedelta(seconds=period * i)) for i in range(span)]
-    outcome = decide(rule, window, current)
-    if outcome.state == current:
-        return
-    recent = [v for v in outcome.evaluated if v is not None]
-    data = {"version": "1.0", "queryDate": now.isoformat(), "startDate": start.isoformat(), "statistic": stat,
-            "period": period, "recentDatapoints": recent, "threshold": rule.threshold}
-    change_state(cw, name, outcome.state, outcome.reason, json.dumps(data),
-                 metric_value=recent[-1] if recent else None)
+    return window, {"startDate": start.isoformat(), "statistic": stat, "period": period}
 
 
 def evaluate_all(cw) -> EvaluationPass:

@@ -190,7 +190,7 @@ OVER_LIMIT = [
                              "EndTime": NOW.timestamp(), "Period": 60, "Statistics": ["Sum"],
                              "ExtendedStatistics": ["p9"]}, "InvalidParameterCombination"),
     ("GetMetricData", {"StartTime": NOW.timestamp() - 600, "EndTime": NOW.timestamp(), "MetricDataQueries": [
-        {"Id": "e1", "Expression": "SUM(METRICS())"}]}, "InvalidParameterValue"),
+        {"Id": "e1", "Expression": "SUM(METRICS("}]}, "ValidationError"),
     ("DescribeAlarms", {"NextToken": "%%%"}, "InvalidNextToken"),
     ("SetAlarmState", {"AlarmName": "none", "StateValue": "OK", "StateReason": "x"}, "ResourceNotFound"),
 ]

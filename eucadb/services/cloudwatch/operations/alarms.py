@@ -4,7 +4,7 @@ DescribeAlarmHistory, EnableAlarmActions and DisableAlarmActions.
 Definitions and state live in the local store (updatable); every change stages its history event in
 the same local transaction, and the event is delivered to the remote alarm history afterwards
 (history.py). A state change stages the new state's actions with it (actions.py), which the leader
-carries out. Alarms on metric math are not supported yet.
+carries out. Alarms on metric math (`Metrics`, `ThresholdMetricId`) are checked by alarm_math.py.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eucadb.services import bounds
-from eucadb.services.cloudwatch import action_arns, arns, history, limits, tags, tokens
+from eucadb.services.cloudwatch import action_arns, alarm_math, arns, history, limits, tags, tokens
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found, validation
 from eucadb.services.cloudwatch.evaluation import change_state
+from eucadb.services.cloudwatch.math.errors import validation as validation_error
 from eucadb.services.cloudwatch.rules import (BAND_NEEDS_METRIC, BAND_OPERATORS, COMPARE, LOW_SAMPLE, STATES,
                                               TREAT_MISSING)
 from eucadb.services.cloudwatch.service import CloudWatch
@@ -28,7 +29,8 @@ MAX_ALARMS = 5000
 DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
                      "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
-                     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile")
+                     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+                     "ThresholdMetricId")
 # HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
 HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
@@ -38,8 +40,11 @@ def _validate_alarm(p: dict, region: str) -> dict:
     limits.check_length("AlarmName", p["AlarmName"], 1, 255)
     if p["ComparisonOperator"] in BAND_OPERATORS and "ThresholdMetricId" not in p:
         raise ApiError("ValidationError", BAND_NEEDS_METRIC)
-    if "Metrics" in p or "ThresholdMetricId" in p:
-        raise invalid("Alarms on metric math (Metrics, ThresholdMetricId) are not supported by this endpoint.")
+    if "Metrics" in p:
+        alarm_math.validate(p, tuple(COMPARE))
+        return _common_checks(p, region)
+    if "ThresholdMetricId" in p:
+        raise validation_error("ThresholdMetricId needs a Metrics list holding that Id.")
     limits.require(p, "MetricName", "Namespace", "Period", "Threshold")
     if ("Statistic" in p) == ("ExtendedStatistic" in p):
         raise ApiError("InvalidParameterCombination", "Exactly one of Statistic or ExtendedStatistic is required.")
@@ -52,9 +57,16 @@ def _validate_alarm(p: dict, region: str) -> dict:
     limits.check_period(p["Period"])
     limits.check_dimensions(p.get("Dimensions", []), "request")
     limits.check_unit(p.get("Unit"))
+    if p["EvaluationPeriods"] * p["Period"] > 7 * 86400:
+        raise invalid("Need 1 <= DatapointsToAlarm <= EvaluationPeriods and EvaluationPeriods x Period <= 7 days.")
+    return _common_checks(p, region)
+
+
+def _common_checks(p: dict, region: str) -> dict:
+    """What single-metric and metric-math alarms share: M out of N and TreatMissingData."""
     periods = p["EvaluationPeriods"]
     to_alarm = p.get("DatapointsToAlarm", periods)
-    if not 1 <= to_alarm <= periods or periods * p["Period"] > 7 * 86400:
+    if not 1 <= to_alarm <= periods:
         raise invalid("Need 1 <= DatapointsToAlarm <= EvaluationPeriods and EvaluationPeriods x Period <= 7 days.")
     if p.get("TreatMissingData", "missing") not in TREAT_MISSING:
         raise invalid(f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}.")

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timezone
 from typing import Any
 
-from eucadb.services.cloudwatch import datapoints, limits, tokens
+from eucadb.services.cloudwatch import datapoints, limits, queries, tokens
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.errors import combination, invalid, missing
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, basic, percentile, percentile_of
 
-QUERY_ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]{0,254}$")
+QUERY_ID_RE = queries.QUERY_ID_RE
 DEFAULT_UNIT = "None"
 
 
@@ -145,62 +144,49 @@ def get_metric_statistics(cw: CloudWatch, p: dict) -> dict:
     return {"Label": key.metric_name, "Datapoints": points}
 
 
-def _query_series(cw: CloudWatch, q: dict, start: datetime, end: datetime) -> dict:
-    if "Expression" in q:
-        raise invalid(f"Metric math expressions are not supported by this endpoint (query {q['Id']}).")
-    if "MetricStat" not in q:
-        raise missing(f"MetricDataQueries.member.MetricStat ({q['Id']})")
-    ms = q["MetricStat"]
-    limits.require(ms, "Metric", "Period", "Stat")
-    key = _metric_key(ms["Metric"], q["Id"])
-    limits.check_period(ms["Period"], "MetricStat.Period")
-    stat = ms["Stat"]
-    if stat not in BASIC and percentile_of(stat) is None:
-        raise invalid(f"Unsupported Stat {stat!r} in query {q['Id']} (basic statistics and pNN.NN only).")
-    limits.check_unit(ms.get("Unit"))
-    is_pct = stat not in BASIC
-    points = series_statistics(cw, key, start, end, ms["Period"], ms.get("Unit"),
-                               [] if is_pct else [stat], [stat] if is_pct else [])
-    pairs = [(pt["Timestamp"], pt.get("ExtendedStatistics", {}).get(stat) if is_pct else pt[stat]) for pt in points]
-    return {"Id": q["Id"], "Label": q.get("Label", key.metric_name), "StatusCode": "Complete",
-            "points": [(t, v) for t, v in pairs if v is not None]}
-
-
 def get_metric_data(cw: CloudWatch, p: dict) -> dict:
-    """MetricStat queries, paged as AWS does: at most MaxDatapoints values per call; a truncated
-    result says PartialData and NextToken (query index and offset) resumes where it stopped."""
+    """MetricStat queries and metric math (queries.py, math/), paged as AWS does: at most
+    MaxDatapoints values per call; a truncated result says PartialData and NextToken (result index
+    and offset) resumes where it stopped. An expression can yield several results (an array of
+    series) under one Id, so paging counts results, not queries."""
     limits.require(p, "MetricDataQueries", "StartTime", "EndTime")
-    queries = p["MetricDataQueries"]
-    if len(queries) > limits.MAX_QUERIES:
+    raw = p["MetricDataQueries"]
+    if len(raw) > limits.MAX_QUERIES:
         raise invalid(f"The collection MetricDataQueries must not have a size greater than {limits.MAX_QUERIES}.")
-    ids = [q.get("Id", "") for q in queries]
+    ids = [q.get("Id", "") for q in raw]
     if any(not QUERY_ID_RE.match(i) for i in ids) or len(set(ids)) != len(ids):
         raise invalid("Each query needs a unique Id starting with a lower-case letter ([a-zA-Z0-9_]).")
     start, end = p["StartTime"], p["EndTime"]
     if end <= start:
         raise invalid("The parameter StartTime must be less than the parameter EndTime.")
-    first_query, offset = _gmd_position(p.get("NextToken"), len(queries))
     descending = p.get("ScanBy", "TimestampDescending") == "TimestampDescending"
     budget = p.get("MaxDatapoints", 100_800)
     if budget < 1:
         raise invalid("The parameter MaxDatapoints must be greater than 0.")
+    parsed = [queries.parse_query(q, f"MetricDataQueries.member.{i}") for i, q in enumerate(raw, 1)]
+    run = queries.engine(cw, parsed, start, end)
+    computed = run.results()
+    first, offset = _gmd_position(p.get("NextToken"), max(len(computed), 1))
     results: list[dict] = []
-    out: dict[str, Any] = {"Messages": []}
-    for index in range(first_query, len(queries)):
-        q = queries[index]
-        r = _query_series(cw, q, start, end)
-        points = sorted(r.pop("points"), reverse=descending)[offset if index == first_query else 0:]
+    out: dict[str, Any] = {}
+    for index in range(first, len(computed)):
+        r = computed[index]
+        points = sorted(r.points, reverse=descending)[offset if index == first else 0:]
         page, rest = points[:budget], points[budget:]
         budget -= len(page)
-        if q.get("ReturnData", True):
-            results.append({**r, "Timestamps": [t for t, _ in page], "Values": [v for _, v in page],
-                            "StatusCode": "PartialData" if rest else r.get("StatusCode", "Complete")})
-        if rest or (budget == 0 and index + 1 < len(queries)):
-            done = len(page) + (offset if index == first_query else 0)
+        result: dict[str, Any] = {"Id": r.id, "Label": r.label,
+                                  "Timestamps": [datetime.fromtimestamp(t, timezone.utc) for t, _ in page],
+                                  "Values": [v for _, v in page], "StatusCode": "PartialData" if rest else "Complete"}
+        if r.messages:
+            result["Messages"] = r.messages
+        results.append(result)
+        if rest or (budget == 0 and index + 1 < len(computed)):
+            done = len(page) + (offset if index == first else 0)
             nxt = (index, done) if rest else (index + 1, 0)
             out["NextToken"] = tokens.encode("gmd", f"{nxt[0]}.{nxt[1]}")
             break
     out["MetricDataResults"] = results
+    out["Messages"] = list(run.messages)
     return out
 
 
