@@ -1,7 +1,7 @@
 """Resource-policy evaluation: explicit Deny wins, the conditions eucadb's policies use, fail closed."""
 from __future__ import annotations
 
-from eucadb.cloud.local.resource_policy import Caller, Decision, evaluate
+from eucadb.cloud.local.policy import Caller, Decision, evaluate
 from eucadb.workflow.steps.key_delivery import resource_policy
 
 ACCOUNT = "123456789012"
