@@ -134,11 +134,14 @@ def test_the_instance_role_touches_only_its_own_backup_prefix(cloud, pair):
         "delete outside (batch)": lambda: s3.delete_objects(Bucket=mine.bucket, Delete={"Objects": [
             {"Key": key}, {"Key": "elsewhere/x"}]}),
         "list buckets": lambda: s3.list_buckets(),
+        "copy from outside": lambda: s3.copy_object(Bucket=mine.bucket, Key=f"{mine.prefix}/db/copy",
+                                                    CopySource={"Bucket": mine.bucket, "Key": "elsewhere/x"}),
     }
     for what, call in refused.items():
         assert _refusal(call)[:2] == ("AccessDenied", 403), what
     assert root.get_object(Bucket=mine.bucket, Key="elsewhere/x")["Body"].read() == b"not yours"
     assert root.get_object(Bucket=mine.bucket, Key=key)["Body"].read() == b"wal", "the refused batch deleted nothing"
+    s3.copy_object(Bucket=mine.bucket, Key=f"{mine.prefix}/db/copy", CopySource={"Bucket": mine.bucket, "Key": key})
     s3.delete_object(Bucket=mine.bucket, Key=key)
 
 

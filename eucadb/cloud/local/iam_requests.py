@@ -6,7 +6,8 @@ Per service, as AWS authorizes it:
   allowed), instance/volume/snapshot actions on their ARNs (a snapshot's ARN has no account), with
   `aws:ResourceTag/K` and `ec2:ResourceTag/K` from the resource's tags; every other action on "*".
 - S3 (path-style REST): the action S3 checks for the method and subresource (HeadBucket is
-  ListBucket, a multipart upload's steps are PutObject, DeleteObjects is DeleteObject per key) on
+  ListBucket, a multipart upload's steps are PutObject, DeleteObjects is DeleteObject per key,
+  CopyObject is PutObject on the target and GetObject on the source) on
   `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`, with `s3:prefix`/`s3:delimiter`/`s3:max-keys`
   for a listing; the bucket policy is the resource policy.
 - Secrets Manager: `secretsmanager:<Op>` on the secret's ARN, its tags, its resource policy.
@@ -19,7 +20,7 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from moto.ec2.models import ec2_backends
 from moto.iam.models import iam_backends
@@ -209,7 +210,12 @@ def _s3(environ: dict, region: str, bucket_policy: Callable[[str], str | None]) 
     if name == "ListBucket":
         context.update({f"s3:{k}": req.query[k] for k in LIST_KEYS if k in req.query})
     resource = f"{bucket_arn}/{req.key}" if kind == "object" else bucket_arn
-    return [Check(f"s3:{name}", resource, context, policy)]
+    checks = [Check(f"s3:{name}", resource, context, policy)]
+    if kind == "object" and req.method == "PUT" and "x-amz-copy-source" in req.headers:  # CopyObject reads too
+        source = unquote(req.headers["x-amz-copy-source"]).lstrip("/").partition("?")[0]
+        checks.append(Check("s3:GetObject", f"arn:{PARTITION}:s3:::{source}", context,
+                            bucket_policy(source.partition("/")[0])))
+    return checks
 
 
 def asked(environ: dict, service: str, region: str, account: str, body: bytes | None,
