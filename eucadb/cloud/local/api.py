@@ -2,7 +2,7 @@
 
 Started in the background by `eucadb cloud up`. The control plane is moto's memory, saved after
 every change to `<cloud.data_dir>/state/` and loaded here before the first request is served
-(state.py, durable.py): stopping or killing this process loses nothing. Every request is
+(state.py, durable.py; encrypted with `<cloud dir>/state.key`): stopping or killing this process loses nothing. Every request is
 authenticated and authorized first (auth.py): only keys this cloud issued (principals.py) get
 through, and only for what the IAM policies that apply allow (authorize.py).
 """
@@ -21,6 +21,7 @@ from eucadb.cloud.local.gateway import Gateway
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.state import Store, state_path
 from eucadb.config import Config
+from eucadb.store.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def serve(config: Config, host: str, port: int) -> None:
     moto_fixes.apply()
     layout = Layout.from_config(config)
     layout.ensure()
-    store = Store(state_path(layout.data_dir))
+    store = Store(state_path(layout.data_dir), SecretBox(layout.state_key_file))
     restored = store.load()
     log.info("control-plane state %s: %s", store.path,
              f"{restored} backends restored" if restored else "none yet, starting empty")
