@@ -227,3 +227,16 @@ def test_a_bucket_policy_allows_and_denies_as_on_aws(cloud):
     assert code == "AccessDenied" and "explicit deny in a resource-based policy" in message
     root.delete_bucket_policy(Bucket=bucket)
     assert root.get_object(Bucket=bucket, Key="locked/b")["Body"].read() == b"b"
+
+
+def test_iam_actions_are_authorized_on_the_entity_they_name(cloud):
+    name = f"r-{uuid.uuid4().hex[:6]}"
+    keys, _ = _user(cloud, name)
+    cloud.client("iam").put_user_policy(UserName=name, PolicyName="roles", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:CreateRole", "iam:GetRole"],
+                                                "Resource": f"arn:aws:iam::*:role/eucadb/{name}/*"}]}))
+    iam = cloud.client("iam", **keys)
+    iam.create_role(RoleName=f"{name}-ok", Path=f"/eucadb/{name}/", AssumeRolePolicyDocument=json.dumps(TRUST))
+    assert iam.get_role(RoleName=f"{name}-ok")["Role"]["Path"] == f"/eucadb/{name}/"
+    code, _, message = _refusal(lambda: iam.create_role(RoleName=f"{name}-no", AssumeRolePolicyDocument=json.dumps(TRUST)))
+    assert code == "AccessDenied" and f"on resource: arn:aws:iam::123456789012:role/{name}-no " in message

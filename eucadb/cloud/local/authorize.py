@@ -59,7 +59,8 @@ def identity_policies(principal: Principal, account: str) -> list[str]:
             return []
         groups = [g for g in list(iam.groups.values()) if user in g.users]
         return [d for holder in (user, *groups) for d in _documents(holder)]
-    role = next((r for r in list(iam.roles.values()) if r.arn == principal.arn), None)
+    # by name (unique in an account): AssumeRole may have been given the ARN without the role's path
+    role = next((r for r in list(iam.roles.values()) if r.name == principal.name), None)
     return _documents(role) if role is not None else []
 
 

@@ -106,13 +106,14 @@ IAM_RESOURCES: tuple[tuple[str, str], ...] = (  # parameter -> what it names, mo
     ("GroupName", "group"))
 
 
-def _iam_arn(kind: str, name: str, account: str) -> str:
+def _iam_arn(kind: str, name: str, account: str, path: str = "/") -> str:
+    """The named entity's ARN; one that does not exist yet (CreateRole …) with the Path it asks for."""
     iam = iam_backends[account][PARTITION]
     found = {"role": lambda: next((r for r in list(iam.roles.values()) if r.name == name), None),
              "user": lambda: iam.users.get(name),
              "instance-profile": lambda: iam.instance_profiles.get(name),
              "group": lambda: iam.groups.get(name)}[kind]()
-    return getattr(found, "arn", None) or f"arn:{PARTITION}:iam::{account}:{kind}/{name}"
+    return getattr(found, "arn", None) or f"arn:{PARTITION}:iam::{account}:{kind}{path}{name}"
 
 
 def _query(service: str, params: Mapping[str, str], account: str) -> list[Check]:
@@ -125,7 +126,7 @@ def _query(service: str, params: Mapping[str, str], account: str) -> list[Check]
     if service == "iam":
         for param, kind in IAM_RESOURCES:
             if params.get(param):
-                return [Check(action, _iam_arn(kind, params[param], account))]
+                return [Check(action, _iam_arn(kind, params[param], account, params.get("Path") or "/"))]
         if params.get("PolicyArn"):
             return [Check(action, params["PolicyArn"])]
     return [Check(action, "*")]
