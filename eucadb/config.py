@@ -133,7 +133,7 @@ KEYS: tuple[Key, ...] = (
     Key("files.group", str, None, "group that may read the store, logs and pid files (0640, dirs 0750); "
         "empty = owner only (0600/0700); secret.key stays 0600", _group),
     Key("log.level", str, "INFO", "logging level", _level),
-    Key("log.max_bytes", int, 10 * 1024 * 1024, "size at which serve.log is rotated", _positive),
+    Key("log.max_bytes", int, 10 * 1024 * 1024, "size at which serve.log and the embedded cloud daemons' logs are rotated", _positive),
     Key("log.backups", int, 5, "rotated logs kept (serve.log.1 … serve.log.N)", _positive),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}

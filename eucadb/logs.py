@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 import time
@@ -34,13 +35,41 @@ HANDLER_NAME = "eucadb"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class StdRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotating log that also holds the process's stdout and stderr (file descriptors 1 and 2):
+    whatever is printed, tracebacks included, goes to the current file and rotates with it.
+
+    Why: the embedded cloud's daemons are started with their output appended to their log file
+    (procs.spawn); rotating only the logging stream would leave prints writing to the renamed file,
+    unbounded. Each new file is created with `file_mode` before it is opened (0600, or 0640 with
+    `files.group`), whatever the process's umask."""
+
+    def __init__(self, filename: Path, file_mode: int, **kwargs: object):
+        self.file_mode = file_mode
+        super().__init__(filename, **kwargs)  # type: ignore[arg-type]
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        os.close(os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self.file_mode))
+        stream = super()._open()
+        for std in (sys.stdout, sys.stderr):
+            std.flush()
+        for fd in (1, 2):
+            os.dup2(stream.fileno(), fd)
+        return stream
+
+
 def configure_logging(level: str, fmt: str = FORMAT, log_file: Path | None = None,
-                      max_bytes: int = 10 * 1024 * 1024, backups: int = 5) -> None:
+                      max_bytes: int = 10 * 1024 * 1024, backups: int = 5,
+                      std_mode: int | None = None) -> None:
     """Log at `level` (a name config.py validated: DEBUG … ERROR) to stderr, or to `log_file` rotated
-    at `max_bytes` keeping `backups` old files; the libraries above held at their floors."""
+    at `max_bytes` keeping `backups` old files; the libraries above held at their floors. With
+    `std_mode` (a file mode), stdout and stderr follow the log file (StdRotatingFileHandler)."""
     handler: logging.Handler
     if log_file is None:
         handler = logging.StreamHandler(sys.stderr)
+    elif std_mode is not None:
+        handler = StdRotatingFileHandler(log_file, std_mode, maxBytes=max_bytes, backupCount=backups,
+                                         encoding="utf-8")
     else:
         handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups,
                                                        encoding="utf-8")

@@ -101,3 +101,35 @@ def test_a_log_file_rotates_by_size(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log", "serve.log.1", "serve.log.2"]
     assert all(p.stat().st_size <= 2000 for p in tmp_path.iterdir())
     assert "line 199" in log_file.read_text()
+
+
+DAEMON = """
+import logging, sys
+from eucadb.config import load
+from eucadb.cloud.local.daemon import log_to_own_file
+log_to_own_file(load(), "api")
+for i in range(400):
+    logging.getLogger("eucadb.test").warning("logged line %d %s", i, "x" * 40)
+    print(f"printed line {i}", file=sys.stderr if i % 2 else sys.stdout, flush=True)
+"""
+
+
+def test_a_cloud_daemon_log_rotates_with_its_prints_and_stays_private(tmp_path):
+    """The daemon's output is appended to its log by whoever started it (procs.spawn), as here."""
+    import os
+    import subprocess
+    import sys
+    logs = tmp_path / "cloud" / "logs"
+    logs.mkdir(parents=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EUCADB_")}, "EUCADB_HOME": str(tmp_path),
+           "EUCADB_LOG_MAX_BYTES": "4000", "EUCADB_LOG_BACKUPS": "2"}
+    with open(logs / "api.log", "ab") as out:
+        subprocess.run([sys.executable, "-c", DAEMON], stdout=out, stderr=subprocess.STDOUT, env=env, check=True,
+                       timeout=60, umask=0o022)
+    files = sorted(logs.iterdir())
+    assert [f.name for f in files] == ["api.log", "api.log.1", "api.log.2"]
+    for f in files:
+        assert f.stat().st_size < 4000 + 200, f"{f.name} grew past the bound"
+        assert f.stat().st_mode & 0o077 == 0, f"{f.name} is readable by others"
+    current = (logs / "api.log").read_text()
+    assert "printed line 399" in current and "logged line 399" in current

@@ -36,16 +36,23 @@ class SecretBox:
             self._key = self.key_file.read_bytes()
         return self._key
 
-    def seal(self, plaintext: str, purpose: str) -> str:
+    def encrypt(self, data: bytes, purpose: str) -> bytes:
+        """nonce (12 bytes) + AES-256-GCM ciphertext and tag, bound to `purpose`."""
         nonce = os.urandom(12)
-        ct = AESGCM(self._load_key()).encrypt(nonce, plaintext.encode(), purpose.encode())
-        return PREFIX + base64.b64encode(nonce + ct).decode()
+        return nonce + AESGCM(self._load_key()).encrypt(nonce, data, purpose.encode())
+
+    def decrypt(self, blob: bytes, purpose: str, what: str = "") -> bytes:
+        """The data `encrypt` was given; EucadbError naming `what` (default: the purpose) if the
+        blob was not sealed with this key for this purpose."""
+        try:
+            return AESGCM(self._load_key()).decrypt(blob[:12], blob[12:], purpose.encode())
+        except InvalidTag:
+            raise EucadbError(f"{what or purpose} does not decrypt with {self.key_file}") from None
+
+    def seal(self, plaintext: str, purpose: str) -> str:
+        return PREFIX + base64.b64encode(self.encrypt(plaintext.encode(), purpose)).decode()
 
     def open(self, token: str, purpose: str) -> str:
         if not token.startswith(PREFIX):
             raise EucadbError(f"secret for {purpose} is not in {PREFIX} format")
-        raw = base64.b64decode(token[len(PREFIX):])
-        try:
-            return AESGCM(self._load_key()).decrypt(raw[:12], raw[12:], purpose.encode()).decode()
-        except InvalidTag:
-            raise EucadbError(f"secret for {purpose} does not decrypt with {self.key_file}") from None
+        return self.decrypt(base64.b64decode(token[len(PREFIX):]), purpose, f"secret for {purpose}").decode()

@@ -49,6 +49,8 @@ def make_group(cloud: LocalCloud, image: str, subnets: list[str], size: int = 1,
     iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                 "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+    iam.put_role_policy(RoleName=f"{name}-role", PolicyName="probe", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:AttachVolume", "Resource": "*"}]}))
     iam.create_instance_profile(InstanceProfileName=f"{name}-profile")
     iam.add_role_to_instance_profile(InstanceProfileName=f"{name}-profile", RoleName=f"{name}-role")
     user_data = {"endpoint": cloud.endpoint, "group": name, **(user_data or {})}

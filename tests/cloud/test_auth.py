@@ -76,6 +76,10 @@ def test_the_secret_policy_eucadb_writes_is_enforced(cloud):
     tag = uuid.uuid4().hex[:8]
     own, other = _role(cloud, f"db-{tag}"), _role(cloud, f"other-{tag}")
     name = f"eucadb/{tag}/server-key"
+    for role in (f"db-{tag}", f"other-{tag}"):  # both may read it by their identity policy...
+        cloud.client("iam").put_role_policy(RoleName=role, PolicyName="read", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                    "Resource": f"arn:aws:secretsmanager:*:*:secret:{name}-*"}]}))
     root = cloud.client("secretsmanager")
     arn = root.create_secret(Name=name, SecretString="the key")["ARN"]
     assert root.get_secret_value(SecretId=name)["SecretString"] == "the key", "no policy yet"
@@ -84,7 +88,7 @@ def test_the_secret_policy_eucadb_writes_is_enforced(cloud):
     mine = cloud.client("secretsmanager", **_session(cloud, own))
     assert mine.get_secret_value(SecretId=name)["SecretString"] == "the key"
     assert mine.get_secret_value(SecretId=arn)["SecretString"] == "the key"
-    for caller in (root, cloud.client("secretsmanager", **_session(cloud, other))):
+    for caller in (root, cloud.client("secretsmanager", **_session(cloud, other))):  # ...the resource policy denies
         for secret_id in (name, arn):
             assert _refusal(lambda: caller.get_secret_value(SecretId=secret_id)) == ("AccessDeniedException", 400)
     root.describe_secret(SecretId=name)  # the policy denies reading the value only

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from eucadb.cloud.local import durable, moto_fixes, state
 from eucadb.cloud.local.state import StateError, Store
+from eucadb.store.secretbox import SecretBox
 from pg import free_port
 
 REGION = "us-east-1"
@@ -97,7 +98,7 @@ def test_a_file_that_cannot_be_trusted_is_refused_and_kept(tmp_path):
     path = tmp_path / "state" / state.FILE_NAME
     with mock_aws():
         clients()["ec2"].create_vpc(CidrBlock="127.91.0.0/16")
-        store = Store(path)
+        store = Store(path, SecretBox(tmp_path / "state.key"))
         assert store.save() and not store.save(), "an unchanged state is not written again"
     head, _, payload = path.read_bytes().partition(b"\n")
     header = json.loads(head[len(state.MAGIC):])
@@ -107,7 +108,7 @@ def test_a_file_that_cannot_be_trusted_is_refused_and_kept(tmp_path):
                          (b"junk\n" + payload, "no control-plane state header")):
         path.write_bytes(damaged)
         with pytest.raises(StateError, match=why) as raised:
-            Store(path).load()
+            Store(path, SecretBox(tmp_path / "state.key")).load()
         assert str(path) in str(raised.value) and "\n" not in str(raised.value)
         assert path.read_bytes() == damaged
 
@@ -139,7 +140,7 @@ def server(tmp_path):
     """moto's server app behind the durable hook, on a real port, with its state file."""
     moto_fixes.apply()
     with mock_aws():  # fresh backends, reset afterwards
-        store = Store(tmp_path / "state" / state.FILE_NAME)
+        store = Store(tmp_path / "state" / state.FILE_NAME, SecretBox(tmp_path / "state.key"))
         port = free_port()
         httpd = make_server("127.0.0.1", port, durable.Durable(
             DomainDispatcherApplication(create_backend_app), store, "EUCADBGWTEST"), threaded=True)
@@ -155,8 +156,7 @@ def server(tmp_path):
 def test_a_change_is_on_disk_before_it_is_answered(server):
     ec2, store = server
     vpc = ec2.create_vpc(CidrBlock="127.92.0.0/16")["Vpc"]["VpcId"]
-    _, payload = state.verify(store.path)
-    assert vpc.encode() in payload
+    assert vpc.encode() in store.payload()
     written = store.path.stat().st_mtime_ns
     ec2.describe_vpcs()
     assert store.path.stat().st_mtime_ns == written, "a read writes nothing"
@@ -168,3 +168,46 @@ def test_a_change_that_cannot_be_saved_is_not_acknowledged(server):
     store.path.mkdir(parents=True)  # the rename onto it fails
     with pytest.raises(ClientError, match="could not be saved"):
         ec2.create_vpc(CidrBlock="127.93.0.0/16")
+
+
+def test_the_state_file_holds_no_secret_in_plaintext_and_needs_its_key(tmp_path):
+    """It holds every secret value and IAM secret key: encrypted with a key kept apart from it."""
+    path, key = tmp_path / "data" / "state" / state.FILE_NAME, tmp_path / "home" / "state.key"
+    moto_fixes.apply()
+    with mock_aws():
+        c = clients()
+        c["secretsmanager"].create_secret(Name="db/key", SecretString="marker-secret-value-4711")
+        c["iam"].create_user(UserName="u")
+        secret_key = c["iam"].create_access_key(UserName="u")["AccessKey"]["SecretAccessKey"]
+        store = Store(path, SecretBox(key))
+        store.save()
+        assert b"marker-secret-value-4711" in store.payload()
+    on_disk = path.read_bytes()
+    for plain in (b"marker-secret-value-4711", secret_key.encode(), b"db/key"):
+        assert plain not in on_disk
+    assert key.stat().st_mode & 0o077 == 0
+    with mock_aws():
+        assert Store(path, SecretBox(key)).load() > 0
+        assert clients()["secretsmanager"].get_secret_value(SecretId="db/key")["SecretString"] == "marker-secret-value-4711"
+    with pytest.raises(StateError, match="does not decrypt with"):
+        Store(path, SecretBox(tmp_path / "another.key")).load()
+    assert path.read_bytes() == on_disk, "a file it cannot decrypt is left as it is"
+
+
+def test_a_plain_state_file_of_an_older_install_loads_and_is_written_encrypted(tmp_path):
+    path = tmp_path / "state" / state.FILE_NAME
+    moto_fixes.apply()
+    with mock_aws():
+        clients()["secretsmanager"].create_secret(Name="old/key", SecretString="plain-marker-0815")
+        payload = state.dump()
+    header = dict(json.loads(json.dumps(state.asdict(state.Header.current(payload)))), format=1)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(state.MAGIC + json.dumps(header).encode() + b"\n" + payload)
+    with mock_aws():
+        store = Store(path, SecretBox(tmp_path / "state.key"))
+        assert store.load() > 0
+        assert clients()["secretsmanager"].get_secret_value(SecretId="old/key")["SecretString"] == "plain-marker-0815"
+        clients()["ec2"].create_vpc(CidrBlock="127.94.0.0/16")
+        assert store.save()
+    assert b"plain-marker-0815" not in path.read_bytes()
+    assert json.loads(path.read_bytes().partition(b"\n")[0][len(state.MAGIC):])["format"] == state.FORMAT

@@ -2,8 +2,9 @@
 
 Started in the background by `eucadb cloud up`. The control plane is moto's memory, saved after
 every change to `<cloud.data_dir>/state/` and loaded here before the first request is served
-(state.py, durable.py): stopping or killing this process loses nothing. Every request is
-authenticated first (auth.py): only keys this cloud issued (principals.py) get through.
+(state.py, durable.py; encrypted with `<cloud dir>/state.key`): stopping or killing this process loses nothing. Every request is
+authenticated and authorized first (auth.py): only keys this cloud issued (principals.py) get
+through, and only for what the IAM policies that apply allow (authorize.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from eucadb.cloud.local.gateway import Gateway
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.state import Store, state_path
 from eucadb.config import Config
+from eucadb.store.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def serve(config: Config, host: str, port: int) -> None:
     moto_fixes.apply()
     layout = Layout.from_config(config)
     layout.ensure()
-    store = Store(state_path(layout.data_dir))
+    store = Store(state_path(layout.data_dir), SecretBox(layout.state_key_file))
     restored = store.load()
     log.info("control-plane state %s: %s", store.path,
              f"{restored} backends restored" if restored else "none yet, starting empty")
@@ -38,10 +40,9 @@ def serve(config: Config, host: str, port: int) -> None:
     store.save()  # the root key is part of the cloud: on disk before anyone is told it
     endpoint = f"http://{host}:{port}"
     gateway_key, gateway = principals.gateway_principal()
-    app = Authenticator(Durable(Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint,
-                                        config["cloud.region"], config["cloud.stop_timeout"],
-                                        (gateway_key, gateway.secret)), store, gateway_key),
-                        {gateway_key: gateway})
+    front = Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint, config["cloud.region"],
+                    config["cloud.stop_timeout"], (gateway_key, gateway.secret))
+    app = Authenticator(Durable(front, store, gateway_key), {gateway_key: gateway}, front.s3.bucket_policy)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("embedded cloud API listening on %s", endpoint)
     server.serve_forever()

@@ -1,5 +1,7 @@
-"""The embedded cloud authenticates like a cloud: every request must be SigV4-signed with a key the
-cloud issued (principals.py), and a secret's resource policy is enforced on GetSecretValue.
+"""The embedded cloud authenticates and authorizes like a cloud: every request must be SigV4-signed
+with a key the cloud issued (principals.py), and is then allowed only if the IAM policies that apply
+— the caller's identity policies and the resource's policy (a secret's, a bucket's) — allow it
+(authorize.py, iam_requests.py, one evaluator in policy.py).
 
 Why here, in front of moto, rather than moto's own access control (INITIAL_NO_AUTH_ACTION_COUNT):
 moto 5.2 checks the signature and then evaluates the caller's *identity* policies against resource
@@ -7,16 +9,16 @@ moto 5.2 checks the signature and then evaluates the caller's *identity* policie
 instance policy: its own secret, volumes tagged with its deployment) denies what AWS allows; it
 ignores resource policies, answers 500 to an unsigned request, does not cover our own S3, and
 its switch is process-global. So this layer authenticates (one verifier, eucadb/sigv4.py, for
-every service including S3) and enforces the one resource policy eucadb relies on; identity
-policies are still not evaluated (a principal with a valid key may call any action, as before).
+every service including S3) and authorizes with ARNs built per resource as AWS builds them.
 
 Errors are AWS's own per protocol: an unknown key is EC2 `AuthFailure` 401, Query
 `InvalidClientTokenId` 403, JSON `UnrecognizedClientException` 400, S3 `InvalidAccessKeyId` 403;
-a wrong signature is `SignatureDoesNotMatch` (JSON: `InvalidSignatureException` 400).
+a wrong signature is `SignatureDoesNotMatch` (JSON: `InvalidSignatureException` 400). A refusal by
+policy is EC2 `UnauthorizedOperation` 403, S3/IAM/STS/Auto Scaling `AccessDenied` 403, JSON
+`AccessDeniedException` 400, each with AWS's sentence ("User: … is not authorized to perform: …").
 """
 from __future__ import annotations
 
-import json
 import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -24,10 +26,10 @@ from typing import Callable, Iterable
 from urllib.parse import quote
 
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.secretsmanager.models import secretsmanager_backends
 
 from eucadb import sigv4
-from eucadb.cloud.local import faults, resource_policy
+from eucadb.logs import RateLimitedLog
+from eucadb.cloud.local import authorize, faults, iam_requests
 from eucadb.cloud.local.gateway import HEALTH_PATH, read_body
 from eucadb.cloud.local.principals import Principal, lookup
 
@@ -57,6 +59,13 @@ ANSWERS: dict[tuple[str, str], Answer] = {
     ("json", "SignatureDoesNotMatch"): Answer("InvalidSignatureException", BAD_SIGNATURE, 400),
     ("s3", "SignatureDoesNotMatch"): Answer("SignatureDoesNotMatch", BAD_SIGNATURE, 403),
     ("s3", "MissingAuthenticationToken"): Answer("AccessDenied", "Access Denied", 403),
+}
+# protocol -> how the service words a refusal by policy (the refusal's own sentence follows)
+REFUSALS: dict[str, Answer] = {
+    "ec2": Answer("UnauthorizedOperation", "You are not authorized to perform this operation. ", 403),
+    "query": Answer("AccessDenied", "", 403),  # IAM, STS, Auto Scaling
+    "json": Answer("AccessDeniedException", "", 400),  # Secrets Manager
+    "s3": Answer("AccessDenied", "", 403),
 }
 
 
@@ -105,8 +114,12 @@ def error_answer(protocol: str, service: str, answer: Answer) -> tuple[str, str,
 class Authenticator:
     """WSGI layer in front of everything else: nothing unauthenticated reaches moto or S3."""
 
-    def __init__(self, app: Callable, internal: dict[str, Principal]):
+    def __init__(self, app: Callable, internal: dict[str, Principal],
+                 bucket_policy: Callable[[str], str | None] = lambda bucket: None, authorize: bool = True):
         self.app, self.internal = app, internal
+        self.bucket_policy = bucket_policy  # a bucket's policy document, None if it has none
+        self.authorize = authorize  # False only to measure what evaluation costs (bench/)
+        self.refusals = RateLimitedLog(log)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH:
@@ -125,10 +138,11 @@ class Authenticator:
             answer = ANSWERS.get((protocol, exc.code), Answer(exc.code, str(exc), 403))
             log.info("refused %s request: %s", service or "unsigned", answer.code)
             return self._respond(start_response, *error_answer(protocol, service, answer))
-        denied = self._denied(environ, scope, found[0], body)
-        if denied:
-            return self._respond(start_response, *faults.error_response(
-                "json", scope.service, "AccessDeniedException", denied, 400))
+        refused = self._refused(environ, scope, found[0], body)
+        if refused:
+            status, ctype, answer = refused
+            return self._respond(start_response, status, ctype,
+                                 b"" if environ.get("REQUEST_METHOD") == "HEAD" else answer)
         return self.app(environ, start_response)
 
     def _secret(self, scope: sigv4.Scope, headers: dict[str, str], found: list[Principal]) -> str | None:
@@ -140,26 +154,22 @@ class Authenticator:
         found.append(principal)
         return principal.secret
 
-    def _denied(self, environ: dict, scope: sigv4.Scope, principal: Principal, body: bytes | None) -> str | None:
-        """Why the secret's resource policy refuses this GetSecretValue; None if it does not."""
-        if scope.service != "secretsmanager" or not environ.get("HTTP_X_AMZ_TARGET", "").endswith(".GetSecretValue"):
+    def _refused(self, environ: dict, scope: sigv4.Scope, principal: Principal,
+                 body: bytes | None) -> tuple[str, str, bytes] | None:
+        """The service's AccessDenied answer if the policies that apply refuse the request."""
+        if not self.authorize:
             return None
-        try:
-            secret_id = json.loads(body or b"{}").get("SecretId", "")
-        except ValueError:
-            return None  # moto answers the malformed request
-        try:
-            secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][scope.region].secrets.get(secret_id)
-        except KeyError:  # not a region moto serves: moto answers
+        asked = iam_requests.asked(environ, scope.service, scope.region, DEFAULT_ACCOUNT_ID, body,
+                                   self.bucket_policy)
+        refusal = authorize.decide(principal, asked.checks, DEFAULT_ACCOUNT_ID)
+        if refusal is None:
             return None
-        if secret is None:
-            return None
-        caller = resource_policy.Caller(principal.arn, DEFAULT_ACCOUNT_ID)
-        action = "secretsmanager:GetSecretValue"
-        if resource_policy.evaluate(secret.policy, caller, action, secret.arn) is not resource_policy.Decision.DENY:
-            return None
-        return (f"User: {principal.arn} is not authorized to perform: {action} on resource: {secret_id} "
-                f"with an explicit deny in a resource-based policy")
+        protocol = protocol_of(environ, scope.service)
+        answer = REFUSALS.get(protocol if protocol != "query" or scope.service != "ec2" else "ec2",
+                              REFUSALS["query"])
+        self.refusals.refused(f"{refusal.action} by {refusal.who}")
+        return error_answer(protocol, scope.service, Answer(answer.code, answer.message + str(refusal),
+                                                            answer.status))
 
     @staticmethod
     def _respond(start_response: Callable, status: str, ctype: str, body: bytes) -> list[bytes]:

@@ -2,7 +2,8 @@
 --config FILE {api --host H --port P | realizer}`.
 
 Deliberately not the `eucadb` CLI: a daemon should import only what it runs, so it starts fast and
-does not depend on unrelated commands.
+does not depend on unrelated commands. Each daemon's log (`<cloud dir>/logs/<name>.log`, its
+stdout and stderr too) rotates at `log.max_bytes`, keeping `log.backups` files.
 """
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ import signal
 import sys
 import threading
 
-from eucadb.config import load
+from eucadb.config import Config, load
 from eucadb.logs import configure_logging
 
 
 STATE_EXIT = 3  # the API's exit status when its state file cannot be loaded
+
+
+def log_to_own_file(config: Config, name: str) -> None:
+    """Log, print and trace to the file `cloud up` appends our output to, rotated like serve.log."""
+    from eucadb.cloud.local.layout import Layout
+    from eucadb.files import modes
+    configure_logging(config["log.level"], f"%(asctime)s %(levelname)s {name}[%(process)d] %(name)s: %(message)s",
+                      Layout.from_config(config).log(name), config["log.max_bytes"], config["log.backups"],
+                      std_mode=modes(config).file)
 
 
 def run_realizer(config) -> None:
@@ -37,8 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("realizer")
     args = parser.parse_args(argv)
     config = load(args.config)
-    configure_logging(config["log.level"],
-                      f"%(asctime)s %(levelname)s {args.name}[%(process)d] %(name)s: %(message)s")
+    log_to_own_file(config, args.name)
     if args.name == "api":
         from eucadb.cloud.local.api import serve
         from eucadb.cloud.local.state import StateError

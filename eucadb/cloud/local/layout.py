@@ -70,6 +70,12 @@ class Layout:
         return self.cloud_dir / "api.port"
 
     @property
+    def state_key_file(self) -> Path:
+        """The key (0600) the control-plane state is encrypted with: here, not beside the state in
+        cloud.data_dir, so a copy of the data directory reveals no secret (state.py)."""
+        return self.cloud_dir / "state.key"
+
+    @property
     def credentials_file(self) -> Path:
         """The root user's access key (0600), written by the API at start, read by `cloud up`."""
         return self.cloud_dir / "root-credentials.json"

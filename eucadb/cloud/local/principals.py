@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from enum import Enum
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.utils import utcnow
@@ -29,12 +30,24 @@ ROOT_POLICY = "eucadb-admin"
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
+class Kind(Enum):
+    USER = "user"  # an IAM user's access key
+    ROLE = "role"  # an assumed-role session's temporary credentials
+    INTERNAL = "internal"  # the gateway's own key: the cloud acting with its own authority
+
+
 @dataclass(frozen=True)
 class Principal:
-    """An issued key: whose it is (`arn`, as aws:PrincipalArn sees it) and what proves it."""
+    """An issued key: whose it is (`arn`, as aws:PrincipalArn sees it) and what proves it; `name`
+    (the user's or the role's), `session_arn` and `session_policy` (AssumeRole's Policy) are what
+    authorization (authorize.py) needs to find the policies that apply."""
     arn: str
     secret: str
     token: str | None = None  # the session token temporary credentials must send
+    kind: Kind = Kind.INTERNAL
+    name: str = ""
+    session_arn: str | None = None
+    session_policy: str | None = None
 
 
 def lookup(key_id: str, internal: dict[str, Principal]) -> Principal | None:
@@ -48,12 +61,14 @@ def lookup(key_id: str, internal: dict[str, Principal]) -> Principal | None:
         return None
     if key.user_name is not None:
         user = iam.users.get(key.user_name)
-        return Principal(user.arn, key.secret_access_key) if user and key.status == "Active" else None
+        return Principal(user.arn, key.secret_access_key, kind=Kind.USER, name=user.name) \
+            if user and key.status == "Active" else None
     now = utcnow()
     for role in list(sts_backends[DEFAULT_ACCOUNT_ID][PARTITION].assumed_roles):  # appended to concurrently
         if role.access_key_id == key_id and role.expiration > now:
             # aws:PrincipalArn of a role session is the role's ARN, not the session's
-            return Principal(role.role_arn, role.secret_access_key, role.session_token)
+            return Principal(role.role_arn, role.secret_access_key, role.session_token, Kind.ROLE,
+                             role.role_arn.rsplit("/", 1)[-1], role.arn, role.policy)
     return None
 
 

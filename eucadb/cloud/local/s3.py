@@ -4,7 +4,8 @@ Why not moto's S3: it keeps objects in the API process's memory, so they die wit
 archive of GiBs would be held in RAM. Here objects live on disk under `<cloud.data_dir>/s3/`
 (s3_store.py), bodies stream through in 1 MiB blocks both ways, and the wire is S3's own
 (s3_wire.py): path-style addressing, XML errors, ETags, Content-MD5 / SHA-256 / flexible checksums
-verified, aws-chunked bodies decoded. Bucket policies are stored, not yet evaluated.
+verified, aws-chunked bodies decoded. Bucket policies are stored here and evaluated in front
+(auth.py: the bucket policy is the resource policy of every request on the bucket).
 """
 from __future__ import annotations
 
@@ -219,6 +220,13 @@ class S3App:
     def __init__(self, root: Path, region: str):
         self.store = Store(root)
         self.region = region
+
+    def bucket_policy(self, name: str) -> str | None:
+        """The bucket's policy document (authorization evaluates it), None if it has none."""
+        try:
+            return self.store.policy(name).decode("utf-8", errors="replace")
+        except S3Error:
+            return None
 
     def route(self, req: Request) -> Handler:
         kind = "object" if req.key else "bucket" if req.bucket else "service"

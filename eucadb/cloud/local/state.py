@@ -14,7 +14,11 @@ are. What needs care is handled here, in one place:
 - S3 is not persisted here (it has its own on-disk store).
 
 File: one header line (format, moto and Python versions, payload digest, time written), then the
-pickle. Written atomically and durably (temp file in the same directory, fsync, rename, fsync of the
+pickle, encrypted (format 2): AES-256-GCM with the key file `<cloud dir>/state.key` (0600, under
+$EUCADB_HOME), because the pickle holds secrets in plaintext (Secrets Manager values, IAM secret
+keys, session credentials) and lives elsewhere, under `cloud.data_dir` (with the volumes and S3
+data that get copied and backed up): a copy of the data directory alone reveals none of them. A
+format-1 (plain) file of an older install is loaded and written encrypted at the next change. Written atomically and durably (temp file in the same directory, fsync, rename, fsync of the
 directory). A file this code cannot trust — another moto or Python, a bad digest, a payload that
 does not load — is an error naming it, and the file is left exactly as it is.
 """
@@ -35,9 +39,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from eucadb.errors import CloudError
+from eucadb.errors import CloudError, EucadbError
+from eucadb.store.secretbox import SecretBox
 
-FORMAT = 1
+FORMAT = 2  # the pickle encrypted; 1: the pickle as it is (read, never written)
+READABLE_FORMATS = (1, 2)
+PURPOSE = "embedded cloud control-plane state"  # the AAD: this key's ciphertext for no other use
 MAGIC = b"EUCADB-CONTROL-PLANE "
 FILE_NAME = "control-plane.pickle"
 SERVICES = ("ec2", "autoscaling", "iam", "sts", "secretsmanager", "ebs")
@@ -72,7 +79,9 @@ class Header:
 
     def incompatibility(self) -> str | None:
         """Why this process cannot load a file with this header (None: it can)."""
-        wanted = {"format": FORMAT, "moto": importlib.metadata.version("moto"), "python": _python()}
+        if self.format not in READABLE_FORMATS:
+            return f"written with format {self.format}, this eucadb reads formats {READABLE_FORMATS}"
+        wanted = {"moto": importlib.metadata.version("moto"), "python": _python()}
         for key, value in wanted.items():
             if getattr(self, key) != value:
                 return f"written with {key} {getattr(self, key)}, this eucadb runs {key} {value}"
@@ -263,11 +272,24 @@ def restore(payload: bytes) -> int:
 
 
 class Store:
-    """The state file of one embedded cloud: loaded once at start, saved after each change."""
+    """The state file of one embedded cloud: loaded once at start, saved after each change,
+    encrypted with `box` (its key file)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, box: SecretBox):
         self.path = path
+        self.box = box
         self._last: bytes | None = None
+
+    def payload(self) -> bytes:
+        """The pickle the file holds now (decrypted)."""
+        header, stored = verify(self.path)
+        if header.format == 1:
+            return stored
+        try:
+            return self.box.decrypt(stored, PURPOSE)
+        except EucadbError:
+            raise _unusable(self.path, f"it does not decrypt with {self.box.key_file} (another cloud's "
+                                       f"key, or a new one after the key file was lost)") from None
 
     def load(self) -> int:
         """Restore the saved backends, if there is a file; StateError (file untouched) otherwise."""
@@ -275,7 +297,7 @@ class Store:
             stale.unlink()
         if not self.path.exists():
             return 0
-        header, payload = verify(self.path)
+        payload = self.payload()
         try:
             count = restore(payload)
         except Exception as exc:  # noqa: BLE001 - whatever unpickling raises, the file is unusable here
@@ -288,8 +310,9 @@ class Store:
         payload = dump()
         if payload == self._last:
             return False
-        header = json.dumps(asdict(Header.current(payload)), separators=(",", ":")).encode()
-        write_durably(self.path, MAGIC + header + b"\n" + payload)
+        stored = self.box.encrypt(payload, PURPOSE)
+        header = json.dumps(asdict(Header.current(stored)), separators=(",", ":")).encode()
+        write_durably(self.path, MAGIC + header + b"\n" + stored)
         self._last = payload
         return True
 
