@@ -61,7 +61,7 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
     False when the alarm does not exist."""
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
-        row = s.get(Alarm, name)
+        row = s.get(Alarm, (cw.account, name))
         if row is None:
             return False
         old, old_reason = row.state, row.state_reason
@@ -101,13 +101,13 @@ def evaluate_all(cw) -> EvaluationPass:
     history.deliver(cw.pools)   # what requests staged while the remote was away
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
-        alarms = [(r.name, r.definition, r.state) for r in s.scalars(select(Alarm))]
+        alarms = [(r.account, r.name, r.definition, r.state) for r in s.scalars(select(Alarm))]
     failed = []
-    for name, definition, current in alarms:
-        try:
-            evaluate_alarm(cw, name, definition, current, now)
+    for account, name, definition, current in alarms:
+        try:   # each alarm against its own account's metrics
+            evaluate_alarm(cw.for_account(account), name, definition, current, now)
         except DEFINITION_ERRORS as exc:
-            log.warning("alarm %r not evaluated: its stored definition is unusable (%s: %s)",
-                        name, type(exc).__name__, exc)
+            log.warning("alarm %r of account %s not evaluated: its stored definition is unusable (%s: %s)",
+                        name, account, type(exc).__name__, exc)
             failed.append(name)
     return EvaluationPass(len(alarms) - len(failed), tuple(failed))
