@@ -72,7 +72,8 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
         if row is None:
             if s.scalar(select(func.count()).select_from(Alarm).where(Alarm.account == cw.account)) >= MAX_ALARMS:
                 raise limit(f"The maximum of {MAX_ALARMS} alarms has been reached.")
-            row = Alarm(account=cw.account, name=name, state="INSUFFICIENT_DATA", state_reason="Unchecked: Initial alarm creation",
+            row = Alarm(account=cw.account, name=name, state="INSUFFICIENT_DATA",
+                        state_reason="Unchecked: Initial alarm creation",
                         state_updated_at=now)
             s.add(row)
             verb = "created"
