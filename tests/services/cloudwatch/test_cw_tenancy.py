@@ -10,6 +10,7 @@ ARNs carry the owner's account (https://docs.aws.amazon.com/IAM/latest/UserGuide
 """
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from eucadb.resources import alembic_scripts
+from eucadb.services.cloudwatch import catalogue
 from eucadb.services.cloudwatch.catalogue import Catalogue, SeriesKey
 from eucadb.services.cloudwatch.datapoints import REMOTE
 from eucadb.services.cloudwatch.evaluation import evaluate_all
@@ -86,6 +88,27 @@ def test_metrics_of_the_same_name_stay_apart_and_unseen(tenants, protocol):
     assert listed == {a: ["cpu"], b: ["cpu", "only-b"]}
     assert not [m for m in a.list_metrics()["Metrics"] if m["MetricName"] == "only-b"]
     assert a.list_metrics(MetricName="only-b")["Metrics"] == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_list_metrics_token_is_the_accounts_own(tenants, protocol, monkeypatch):
+    """ListMetrics pages by series id, counted across accounts: the token must not carry it readably
+    (it would tell A how many series B makes) nor work for another account (InvalidNextToken, as for
+    any token this endpoint did not give the caller)."""
+    a, b = (t.client(protocol, retries={"total_max_attempts": 1}) for t in tenants)
+    ns = f"TenancyPages/{protocol}"
+    for client in (a, b):
+        client.put_metric_data(Namespace=ns, MetricData=[{"MetricName": f"m{i}", "Value": 1.0} for i in range(3)])
+    monkeypatch.setattr(catalogue, "PAGE", 1)
+    first = a.list_metrics(Namespace=ns)
+    token = first["NextToken"]
+    sid = tenants[0].service.for_account(A).catalogue.find(SeriesKey.of(ns, first["Metrics"][0]["MetricName"], []))
+    assert f"series:{sid}" not in base64.urlsafe_b64decode(token).decode()
+    [second] = a.list_metrics(Namespace=ns, NextToken=token)["Metrics"]
+    assert second["MetricName"] in {"m0", "m1", "m2"} - {first["Metrics"][0]["MetricName"]}
+    with pytest.raises(ClientError) as err:
+        b.list_metrics(Namespace=ns, NextToken=token)
+    assert err.value.response["Error"]["Code"] == "InvalidNextToken"
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -263,7 +286,7 @@ def test_the_store_migration_gives_existing_cloudwatch_rows_the_default_account(
     class Pools:   # the catalogue reads the migrated local store
         def session(self, context):
             return Session(engine)
-    catalogue = Catalogue(Pools())
-    assert catalogue.scoped(default).find(SeriesKey.of("Old", "cpu", [])) == 7
-    assert catalogue.scoped(A).find(SeriesKey.of("Old", "cpu", [])) is None
+    migrated = Catalogue(Pools())
+    assert migrated.scoped(default).find(SeriesKey.of("Old", "cpu", [])) == 7
+    assert migrated.scoped(A).find(SeriesKey.of("Old", "cpu", [])) is None
     engine.dispose()
