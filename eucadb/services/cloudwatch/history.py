@@ -49,8 +49,8 @@ def deliver(pools, batch: int = BATCH) -> int:
     total = 0
     while True:
         with pools.session(LOCAL) as s:
-            rows = [{"id": r.id, "event_id": r.event_id, "account": r.account, "name": r.alarm_name, "ts": as_utc(r.ts),
-                     "kind": r.item_type, "summary": r.summary, "data": r.data}
+            rows = [{"id": r.id, "event_id": r.event_id, "account": r.account, "name": r.alarm_name,
+                     "ts": as_utc(r.ts), "kind": r.item_type, "summary": r.summary, "data": r.data}
                     for r in s.scalars(select(HistoryOutbox).order_by(HistoryOutbox.id).limit(batch))]
         if not rows:
             return total

@@ -29,6 +29,20 @@ def _default_account() -> str:
         "SELECT value FROM installation_settings WHERE name = 'default_account'")).scalar_one()
 
 
+def _alarms_table(name: str, keyed: bool) -> None:
+    """cw_alarms as of 0004 (keyed by name) or as of this revision (keyed by account and name)."""
+    op.create_table(
+        name,
+        *([sa.Column("account", sa.String(12), primary_key=True)] if keyed else []),
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("definition", sa.Text, nullable=False),
+        sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("state_reason", sa.Text, nullable=False),
+        sa.Column("state_reason_data", sa.Text, nullable=True),
+        sa.Column("state_updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False))
+
+
 def upgrade() -> None:
     account = _default_account()
     with op.batch_alter_table("cw_series") as batch:
@@ -40,16 +54,7 @@ def upgrade() -> None:
     op.create_index("cw_series_account_id", "cw_series", ["account", "id"])
 
     # A new primary key: build the keyed table, copy, swap (the same on SQLite and PostgreSQL).
-    op.create_table(
-        "cw_alarms_keyed",
-        sa.Column("account", sa.String(12), primary_key=True),
-        sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("definition", sa.Text, nullable=False),
-        sa.Column("state", sa.String(32), nullable=False),
-        sa.Column("state_reason", sa.Text, nullable=False),
-        sa.Column("state_reason_data", sa.Text, nullable=True),
-        sa.Column("state_updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False))
+    _alarms_table("cw_alarms_keyed", keyed=True)
     columns = ", ".join(ALARM_COLUMNS)
     op.get_bind().execute(sa.text(f"INSERT INTO cw_alarms_keyed (account, {columns}) "
                                   f"SELECT :account, {columns} FROM cw_alarms"), {"account": account})
@@ -61,15 +66,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_table(
-        "cw_alarms_unkeyed",
-        sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("definition", sa.Text, nullable=False),
-        sa.Column("state", sa.String(32), nullable=False),
-        sa.Column("state_reason", sa.Text, nullable=False),
-        sa.Column("state_reason_data", sa.Text, nullable=True),
-        sa.Column("state_updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False))
+    _alarms_table("cw_alarms_unkeyed", keyed=False)
     columns = ", ".join(ALARM_COLUMNS)
     # one tenant again: the default account's alarms survive, other accounts' are dropped
     op.get_bind().execute(sa.text(f"INSERT INTO cw_alarms_unkeyed ({columns}) SELECT {columns} FROM cw_alarms "
