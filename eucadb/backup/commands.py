@@ -6,7 +6,7 @@ import click
 from eucadb.backup import service
 from eucadb.output import OUTPUT_OPTION, emit
 
-COLUMNS = ["backup_id", "backup_name", "status", "begin_time", "end_time", "begin_wal", "end_wal"]
+COLUMNS = ["backup_id", "backup_name", "kind", "status", "begin_time", "end_time", "begin_wal", "end_wal"]
 
 
 @click.group("backup")
@@ -16,11 +16,14 @@ def backup_group() -> None:
 
 @backup_group.command("create")
 @click.option("--name", default=None, help="the backup's name (default: eucadb-<UTC time>)")
+@click.option("--kind", type=click.Choice(service.KINDS), default="object", show_default=True,
+              help="object: barman-cloud-backup by the instance to the bucket; snapshot: a volume "
+                   "snapshot between pg_backup_start and pg_backup_stop")
 @OUTPUT_OPTION
 @click.pass_obj
-def create_cmd(app, name: str | None, output: str) -> None:
-    """Take a base backup now: the instance runs barman-cloud-backup to the backup bucket."""
-    emit(service.create_backup(app, name), output)
+def create_cmd(app, name: str | None, kind: str, output: str) -> None:
+    """Take a base backup now; with the archived WAL it restores to any later time."""
+    emit(service.create_backup(app, name, kind), output)
 
 
 @backup_group.command("list")

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import psycopg2
 
 from eucadb.app import App
-from eucadb.backup import barman
+from eucadb.backup import barman, snapshots
 from eucadb.bootstrap.published import published_address
 from eucadb.errors import EucadbError, UserError
 from eucadb.retry import Retry, RetryTimeout
@@ -33,6 +33,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LIST_TIMEOUT = 120
 FIELDS = ("backup_id", "backup_name", "status", "begin_time", "end_time", "begin_wal", "end_wal",
           "size")
+KINDS = ("object", "snapshot")   # Barman Cloud base backup in the bucket / volume snapshot (snapshots.py)
 
 
 def _deployment(app: App) -> str:
@@ -72,16 +73,24 @@ def default_name(now: dt.datetime | None = None) -> str:
     return "eucadb-" + (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def create_backup(app: App, name: str | None = None) -> dict[str, Any]:
-    """Take a base backup named `name` on the instance; its catalogue entry, with `seconds`."""
+def create_backup(app: App, name: str | None = None, kind: str = "object") -> dict[str, Any]:
+    """Take a base backup named `name` (an object-store backup by the instance, or a volume
+    snapshot); its catalogue entry, with `seconds`."""
     name = name or default_name()
     if not NAME.fullmatch(name):
         raise UserError(f"backup name {name!r}: 1-64 letters, digits, '.', '_' or '-', starting "
                         "with a letter or digit")
+    if kind not in KINDS:
+        raise UserError(f"backup kind {kind!r}: one of {', '.join(KINDS)}")
     deployment = _deployment(app)
     if any(b["backup_name"] == name for b in list_backups(app)):
         raise UserError(f"a backup named {name} exists already; `eucadb backup list` shows them")
     started = time.monotonic()
+    if kind == "snapshot":
+        address = published_address(app.store, deployment)
+        with admin_session(app, deployment) as conn:
+            row = snapshots.take(app, deployment, conn, address, name)
+        return {**row, "seconds": round(time.monotonic() - started, 2)}
     with admin_session(app, deployment) as conn, conn.cursor() as cur:
         cur.execute("SELECT current_setting('eucadb.backup_command', true)")
         command = cur.fetchone()[0]
@@ -118,5 +127,18 @@ def list_backups(app: App) -> list[dict[str, Any]]:
         doc = json.loads(done.stdout or "{}")
     except ValueError:
         raise EucadbError(f"barman-cloud-backup-list printed no JSON: {done.stdout[:200]!r}") from None
-    rows = [{k: b.get(k) for k in FIELDS} for b in doc.get("backups_list", [])]
-    return sorted(rows, key=lambda b: str(b["begin_time"]))
+    rows = [{**{k: b.get(k) for k in FIELDS}, "kind": "object"} for b in doc.get("backups_list", [])]
+    rows += snapshots.list_snapshot_backups(app, names.deployment)
+    return sorted(rows, key=lambda b: _epoch(b["begin_time"]))
+
+
+def _epoch(when: Any) -> float:
+    """Barman prints times as "Tue Dec  1 10:00:00 2026", snapshots keep ISO 8601: one order."""
+    text = str(when or "")
+    for parse in (dt.datetime.fromisoformat, lambda s: dt.datetime.strptime(s, "%a %b %d %H:%M:%S %Y")):
+        try:
+            parsed = parse(text)
+        except ValueError:
+            continue
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return 0.0

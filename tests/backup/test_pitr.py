@@ -7,6 +7,7 @@ directory, gives back exactly what was committed up to the chosen time.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -18,7 +19,7 @@ import pytest
 from e2e import module_cloud, sibling
 from pg import PG_BIN, free_port, give_to_postgres, new_root, run_as
 from serving import Server, enabled, writer_connect
-from eucadb.backup import barman
+from eucadb.backup import barman, snapshots
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.runtime import build_runtime
 from eucadb.workflow.credentials import ADMIN
@@ -67,17 +68,29 @@ def restore_to(env, backup_id: str, target: str) -> tuple[Path, int]:
     WAL (barman-cloud-wal-restore) to `target` and promoting; returns (root, port) once promoted.
     Run as `postgres` with the embedded image's runtime, which that user can read."""
     config = env.app().config
-    python = build_runtime(Layout.from_config(config), config["cloud.instance_python"]) / "bin" / "python"
     names, endpoint = Names(current_deployment(env.app().store)), barman.endpoint_of(config)
     root = new_root("eucadb-pitr-")
     pgdata = root / "data"
     cmd = barman.argv("cloud_restore", names, endpoint)
-    cmd[0] = str(python)
+    cmd[0] = str(_instance_python(config))
     subprocess.run([*cmd, backup_id, str(pgdata)], check=True, capture_output=True,
                    env=barman.environ(config), **run_as())
     give_to_postgres(pgdata, 0o700)
+    return recover(env, root, target)
+
+
+def _instance_python(config) -> Path:
+    return build_runtime(Layout.from_config(config), config["cloud.instance_python"]) / "bin" / "python"
+
+
+def recover(env, root: Path, target: str) -> tuple[Path, int]:
+    """Start PostgreSQL on `root`/data as a point-in-time recovery from the bucket's WAL to `target`,
+    promoting there; (root, port) once it accepts writes."""
+    config = env.app().config
+    names, endpoint = Names(current_deployment(env.app().store)), barman.endpoint_of(config)
+    pgdata = root / "data"
     restore = barman.argv("cloud_walrestore", names, endpoint)
-    restore[0] = str(python)
+    restore[0] = str(_instance_python(config))
     (root / "hba.conf").write_text("local all all trust\n")
     give_to_postgres(root / "hba.conf", 0o644)
     (pgdata / "recovery.signal").touch()
@@ -176,6 +189,81 @@ def test_point_in_time_restore_from_the_bucket_gives_back_what_was_committed_by_
             subprocess.run([PG_BIN / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"],
                            capture_output=True, **run_as())
             shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_snapshot_backup_restores_to_a_point_in_time(deployment):
+    """`backup create --kind snapshot`: pg_backup_start → CreateSnapshot → pg_backup_stop. A volume
+    made from the snapshot, with the backup's label as backup_label and WAL from the bucket, recovers
+    to T: rows A (before the backup) and B (after it, before T) present, C (after T) absent."""
+    env, _, address = deployment
+    root = None
+    try:
+        insert(env, address, range(1001, 1006))                                    # A
+        made = json.loads(env.run("backup", "create", "--kind", "snapshot", "--name", "snap-base",
+                                  "-o", "json").stdout)
+        assert made["kind"] == "snapshot" and made["status"] == "DONE" and made["backup_id"].startswith("snap-")
+        assert made["begin_wal"] <= made["end_wal"]
+        listed = {b["backup_id"]: b for b in json.loads(env.run("backup", "list", "-o", "json").stdout)}
+        assert listed[made["backup_id"]]["kind"] == "snapshot"
+        ec2 = env.client("ec2")
+        [snap] = ec2.describe_snapshots(SnapshotIds=[made["backup_id"]])["Snapshots"]
+        tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
+        assert tags["eucadb:backup-state"] == "done" and tags["eucadb:backup-name"] == "snap-base"
+        insert(env, address, range(1101, 1106))                                    # B
+        with admin_connect(env, address) as conn, conn.cursor() as cur:
+            cur.execute("SELECT clock_timestamp()::text")
+            target = cur.fetchone()[0]
+        time.sleep(1.5)
+        insert(env, address, range(1201, 1206))                                    # C
+        wait_archived(env, address)
+
+        # what a restore does on the instance: a volume from the snapshot, the label put back
+        app = env.app()
+        names = Names(current_deployment(app.store))
+        meta = snapshots.metadata(app, names, made["backup_id"])
+        volume = ec2.create_volume(SnapshotId=made["backup_id"], AvailabilityZone=snap.get("AvailabilityZone")
+                                   or ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"])
+        source = Layout.from_config(app.config).volume_dir(volume["VolumeId"]) / "pgdata"
+        root = new_root("eucadb-snap-")
+        subprocess.run(["cp", "-a", source, root / "data"], check=True)
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:postgres", root / "data"], check=True)
+        (root / "data" / "postmaster.pid").unlink(missing_ok=True)   # the source's, still running
+        (root / "data" / "backup_label").write_text(meta["backup_label"])
+        give_to_postgres(root / "data" / "backup_label", 0o600)
+        root, port = recover(env, root, target)
+        with psycopg2.connect(host=str(root), port=port, user=_admin(env),
+                              dbname="eucalyptus_cloudwatch_backend") as conn:
+            cur = conn.cursor()
+            cur.execute("SELECT series_id FROM metric_datapoints WHERE unit = 'pitr' AND series_id > 1000 ORDER BY 1")
+            series = [r[0] for r in cur.fetchall()]
+        assert series == [*range(1001, 1006), *range(1101, 1106)]     # A and B, not C
+        ec2.delete_volume(VolumeId=volume["VolumeId"])
+    finally:
+        if root is not None:
+            subprocess.run([PG_BIN / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"],
+                           capture_output=True, **run_as())
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_interrupted_snapshot_backup_is_never_listed_and_is_cleaned_up(deployment):
+    """A control plane killed between pg_backup_start and pg_backup_stop leaves a snapshot tagged
+    `started`: it is not offered as a backup, and the next snapshot backup deletes it."""
+    env, _, address = deployment
+    app = env.app()
+    deployment_id = current_deployment(app.store)
+    names = Names(deployment_id)
+    ec2 = env.client("ec2")
+    volume = snapshots.data_volume(app, deployment_id, address)
+    half = ec2.create_snapshot(VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
+        *names.tags(), {"Key": snapshots.NAME_TAG, "Value": "half"},
+        {"Key": snapshots.STATE_TAG, "Value": "started"}]}])["SnapshotId"]
+    listed = json.loads(env.run("backup", "list", "-o", "json").stdout)
+    assert half not in {b["backup_id"] for b in listed} and "half" not in {b["backup_name"] for b in listed}
+    env.run("backup", "create", "--kind", "snapshot", "--name", "after-half")
+    assert ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [half]}])["Snapshots"] == []
+    bad = env.run("backup", "create", "--kind", "tape", check=False)
+    assert bad.returncode == 2 and "'tape' is not one of 'object', 'snapshot'" in bad.stderr
 
 
 def test_a_failing_archive_shows_in_status(deployment):
