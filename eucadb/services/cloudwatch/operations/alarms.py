@@ -205,7 +205,10 @@ def delete_alarms(cw: CloudWatch, p: dict) -> dict:
 def set_alarm_state(cw: CloudWatch, p: dict) -> dict:
     limits.require(p, "AlarmName", "StateValue", "StateReason")
     if p["StateValue"] not in STATES:
-        raise invalid(f"StateValue must be one of {', '.join(STATES)}.")
+        # AWS's answer, recorded in localstack's test_cloudwatch.snapshot.json (test_set_alarm_invalid_input)
+        raise ApiError("ValidationError", f"1 validation error detected: Value '{p['StateValue']}' at 'stateValue' "
+                                          "failed to satisfy constraint: Member must satisfy enum value set: "
+                                          "[INSUFFICIENT_DATA, ALARM, OK]")
     data = p.get("StateReasonData")
     if data is not None:
         if len(data) > limits.MAX_STATE_REASON_DATA:

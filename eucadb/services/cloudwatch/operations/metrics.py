@@ -166,6 +166,7 @@ def get_metric_data(cw: CloudWatch, p: dict) -> dict:
     parsed = [queries.parse_query(q, f"MetricDataQueries.member.{i}") for i, q in enumerate(raw, 1)]
     run = queries.engine(cw, parsed, start, end)
     computed = run.results()
+    labels = queries.default_labels(parsed)
     first, offset = _gmd_position(p.get("NextToken"), max(len(computed), 1))
     results: list[dict] = []
     out: dict[str, Any] = {}
@@ -174,7 +175,7 @@ def get_metric_data(cw: CloudWatch, p: dict) -> dict:
         points = sorted(r.points, reverse=descending)[offset if index == first else 0:]
         page, rest = points[:budget], points[budget:]
         budget -= len(page)
-        result: dict[str, Any] = {"Id": r.id, "Label": r.label,
+        result: dict[str, Any] = {"Id": r.id, "Label": labels.get(r.id, r.label),
                                   "Timestamps": [datetime.fromtimestamp(t, timezone.utc) for t, _ in page],
                                   "Values": [v for _, v in page], "StatusCode": "PartialData" if rest else "Complete"}
         if r.messages:
