@@ -63,3 +63,28 @@ def test_set_alarm_state_refusals(endpoint, protocol):
         cw.set_alarm_state(AlarmName="nope", StateValue="OK", StateReason="x")
     r = e.value.response
     assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == ("ResourceNotFound", 404)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("datum, first, second", [
+    ({"Value": 1.0, "StatisticValues": {"SampleCount": 1.0, "Sum": 1.0, "Minimum": 1.0, "Maximum": 1.0}},
+     "Value", "StatisticValues"),
+    ({"Value": 1.0, "Values": [1.0]}, "Value", "Values"),
+    ({"Values": [1.0], "StatisticValues": {"SampleCount": 1.0, "Sum": 1.0, "Minimum": 1.0, "Maximum": 1.0}},
+     "Values", "StatisticValues"),
+])
+def test_put_metric_data_refuses_two_kinds_of_value(endpoint, protocol, datum, first, second):
+    """AWS: InvalidParameterCombination, "The parameters MetricData.member.4.Value and
+    MetricData.member.4.StatisticValues are mutually exclusive and you have specified both."
+    (AWS's answer quoted in AdRoll/goamz issue 355; the model's MetricDatum documentation lists
+    the three as alternatives). Nothing of the request is stored."""
+    cw = endpoint.client(protocol)
+    ns = f"Exclusive/{protocol}/{first}{second}"
+    with pytest.raises(ClientError) as e:
+        cw.put_metric_data(Namespace=ns, MetricData=[{"MetricName": "ok", "Value": 1.0},
+                                                     {"MetricName": "m", **datum}])
+    r = e.value.response
+    assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidParameterCombination", 400)
+    assert r["Error"]["Message"] == (f"The parameters MetricData.member.2.{first} and MetricData.member.2.{second} "
+                                     "are mutually exclusive and you have specified both.")
+    assert cw.list_metrics(Namespace=ns)["Metrics"] == []

@@ -27,7 +27,12 @@ def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[
     if resolution not in (1, 60):
         raise invalid(f"The parameter {where}.StorageResolution must be 1 or 60.")
     given = [k for k in ("Value", "Values", "StatisticValues") if k in datum]
-    if len(given) != 1:
+    if len(given) > 1:
+        # AWS's answer, e.g. "The parameters MetricData.member.4.Value and MetricData.member.4.StatisticValues
+        # are mutually exclusive and you have specified both." (quoted in AdRoll/goamz issue 355)
+        raise combination(f"The parameters {where}.{given[0]} and {where}.{given[1]} are mutually exclusive "
+                          "and you have specified both.")
+    if not given:
         raise combination(f"{where} must have exactly one of Value, Values or StatisticValues.")
     if "Value" in datum:
         v = datum["Value"]
