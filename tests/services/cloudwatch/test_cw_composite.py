@@ -265,3 +265,13 @@ def test_actions_suppressor_in_alarm_keeps_actions_from_being_staged(endpoint, m
     assert found["ActionsSuppressedBy"] == "Alarm"   # the model's ActionsSuppressedBy enum
     with endpoint.service.pools.session(LOCAL) as s:
         assert s.query(ActionOutbox).filter_by(alarm_name=f"{p}-c").count() == 0
+
+
+def test_a_composite_notification_carries_its_rule_not_a_metric_trigger():
+    from eucadb.services.cloudwatch import notification
+    now = datetime.now(timezone.utc)
+    text = notification.message({"AlarmName": "c", "AlarmRule": "ALARM(a)"}, account="000000000000",
+                                region="us-east-1", alarm_arn=ARN + "c", old="OK", new="ALARM", reason="r",
+                                changed_at=now, configured_at=now)
+    body = json.loads(text)
+    assert body["AlarmRule"] == "ALARM(a)" and "Trigger" not in body
