@@ -73,14 +73,25 @@ def pending(pools) -> int:
         return len(s.scalars(select(HistoryOutbox.id)).all())
 
 
+# An event is a composite alarm's when the alarm is a composite now or its data holds an AlarmRule
+# (the configuration events of a composite since deleted): the remote table keeps no alarm type.
+COMPOSITE_SQL = "(alarm_name = ANY(:composites) OR data::text LIKE :composite_mark)"
+
+
 def query(pools, name: str | None, kind: str | None, start: datetime | None, end: datetime | None,
-          newest_first: bool, offset: int, limit: int) -> list[dict]:
+          newest_first: bool, offset: int, limit: int,
+          composites: tuple[bool, list[str]] | None = None) -> list[dict]:
+    """`composites`: (True: only composite alarms' events, False: only the others; the names of
+    the composite alarms), or None for every event."""
     clauses, args = [], {"offset": offset, "limit": limit}
     for column, key, value, op in (("alarm_name", "name", name, "="), ("item_type", "kind", kind, "="),
                                    ("ts", "start", start, ">="), ("ts", "end", end, "<")):
         if value is not None:
             clauses.append(f"{column} {op} :{key}")
             args[key] = value
+    if composites is not None:
+        clauses.append(COMPOSITE_SQL if composites[0] else f"NOT {COMPOSITE_SQL}")
+        args.update(composites=list(composites[1]), composite_mark='%"AlarmRule":%')
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     order = "DESC" if newest_first else "ASC"
     sql = text(f"SELECT alarm_name, ts, item_type, summary, data::text FROM alarm_history {where} "

@@ -230,9 +230,17 @@ def test_composites_evaluate_in_dependency_order_with_history_and_actions(endpoi
     assert (found[f"{p}-z-inner"]["StateValue"], found[f"{p}-a-outer"]["StateValue"]) == ("ALARM", "ALARM")
     data = json.loads(found[f"{p}-a-outer"]["StateReasonData"])
     assert data["triggeringAlarms"][0]["arn"].startswith(ARN)
-    hist = cw.describe_alarm_history(AlarmName=f"{p}-a-outer", HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+    # DescribeAlarmHistory AlarmTypes: "If you omit this parameter, only metric alarms are returned" (model)
+    assert cw.describe_alarm_history(AlarmName=f"{p}-a-outer")["AlarmHistoryItems"] == []
+    hist = cw.describe_alarm_history(AlarmName=f"{p}-a-outer", HistoryItemType="StateUpdate",
+                                     AlarmTypes=["CompositeAlarm"])["AlarmHistoryItems"]
     assert hist[0]["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"
     assert hist[0]["AlarmType"] == "CompositeAlarm"
+    both = cw.describe_alarm_history(AlarmTypes=["CompositeAlarm", "MetricAlarm"], MaxRecords=100)["AlarmHistoryItems"]
+    assert {f"{p}-a-outer", f"{p}-cpu"} <= {h["AlarmName"] for h in both}
+    metric_only = cw.describe_alarm_history(MaxRecords=100)["AlarmHistoryItems"]
+    assert f"{p}-cpu" in {h["AlarmName"] for h in metric_only}
+    assert not {f"{p}-a-outer", f"{p}-z-inner"} & {h["AlarmName"] for h in metric_only}
     with endpoint.service.pools.session(LOCAL) as s:
         staged = [r.action for r in s.query(ActionOutbox).filter_by(alarm_name=f"{p}-a-outer")]
     assert staged == [topic]   # the composite's ALARM actions, staged with the transition

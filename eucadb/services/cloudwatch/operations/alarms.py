@@ -230,12 +230,16 @@ def describe_alarm_history(cw: CloudWatch, p: dict) -> dict:
     kind = p.get("HistoryItemType")
     if kind is not None and kind not in ("ConfigurationUpdate", "StateUpdate", "Action"):
         raise invalid("HistoryItemType must be ConfigurationUpdate, StateUpdate or Action.")
+    types = _types(p)   # "If you omit this parameter, only metric alarms are returned" (model)
     offset = tokens.decode_int("history", p.get("NextToken"))
+    if not types & {"MetricAlarm", "CompositeAlarm"}:
+        return {"AlarmHistoryItems": []}   # log alarms are not served
     history.deliver_soon(cw.pools)   # read your own writes when the remote is back
-    items = history.query(cw.pools, p.get("AlarmName"), kind, p.get("StartDate"), p.get("EndDate"),
-                          p.get("ScanBy", "TimestampDescending") == "TimestampDescending", offset, size + 1)
     with cw.pools.session(LOCAL) as s:   # the remote history does not keep the type: the alarm does
         composites = set(s.scalars(select(Alarm.name).where(composite.composite_sql())))
+    only = None if {"MetricAlarm", "CompositeAlarm"} <= types else ("CompositeAlarm" in types, sorted(composites))
+    items = history.query(cw.pools, p.get("AlarmName"), kind, p.get("StartDate"), p.get("EndDate"),
+                          p.get("ScanBy", "TimestampDescending") == "TimestampDescending", offset, size + 1, only)
     for item in items:
         if item["AlarmName"] in composites or composite.is_composite(item["HistoryData"]):
             item["AlarmType"] = "CompositeAlarm"
