@@ -27,6 +27,8 @@ from eucadb.services.cloudwatch.tables import HistoryOutbox
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
+CONFIGURATION_TYPES = {"created": "Create", "updated": "Update"}
 INSERT_SQL = text("INSERT INTO alarm_history (event_id, alarm_name, ts, item_type, summary, data) "
                   "VALUES (CAST(:event_id AS uuid), :name, :ts, :kind, :summary, CAST(:data AS jsonb)) "
                   "ON CONFLICT (event_id, ts) DO NOTHING")

@@ -26,14 +26,11 @@ from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, percentile_of
 from eucadb.services.cloudwatch.tables import Alarm
 
-MAX_ALARMS = 5000
 DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
                      "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
                      "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
                      "ThresholdMetricId")
-# HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
-HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
 
 def _validate_alarm(p: dict, region: str) -> dict:
@@ -88,8 +85,8 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
             raise ApiError("ValidationError", f"The alarm {name} is a composite alarm; a metric alarm cannot "
                                               "replace it (delete it first).")
         if row is None:
-            if s.scalar(select(func.count()).select_from(Alarm)) >= MAX_ALARMS:
-                raise limit(f"The maximum of {MAX_ALARMS} alarms has been reached.")
+            if s.scalar(select(func.count()).select_from(Alarm)) >= limits.MAX_ALARMS:
+                raise limit(f"The maximum of {limits.MAX_ALARMS} alarms has been reached.")
             row = Alarm(name=name, state="INSUFFICIENT_DATA", state_reason="Unchecked: Initial alarm creation",
                         state_updated_at=now)
             s.add(row)
@@ -103,7 +100,7 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
             # this parameter are ignored" (model, PutMetricAlarmInput.Tags)
             tags.put(s, cw.account, "alarm", name, new_tags)
         history.stage(s, cw.account, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
-                      {"version": "1.0", "type": HISTORY_TYPES[verb], verb + "Alarm": definition})
+                      {"version": "1.0", "type": history.CONFIGURATION_TYPES[verb], verb + "Alarm": definition})
     history.deliver_soon(cw.pools)
     return {}
 

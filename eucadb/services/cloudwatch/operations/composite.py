@@ -17,8 +17,6 @@ from eucadb.services.cloudwatch.errors import ApiError, invalid, limit
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.tables import Alarm
 
-MAX_ALARMS = 5000   # the same budget as metric alarms (alarms.MAX_ALARMS)
-HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
 
 def _check(p: dict, region: str) -> dict:
@@ -73,8 +71,8 @@ def put_composite_alarm(cw: CloudWatch, p: dict) -> dict:
                                               "replace it (delete it first).")
         _check_references(cw, s, name, rule, definition)
         if row is None:
-            if s.scalar(select(func.count()).select_from(Alarm)) >= MAX_ALARMS:
-                raise limit(f"The maximum of {MAX_ALARMS} alarms has been reached.")
+            if s.scalar(select(func.count()).select_from(Alarm)) >= limits.MAX_ALARMS:
+                raise limit(f"The maximum of {limits.MAX_ALARMS} alarms has been reached.")
             row = Alarm(name=name, definition=json.dumps(definition), state="INSUFFICIENT_DATA",
                         state_reason="Unchecked: Initial alarm creation", state_updated_at=now)
             s.add(row)
@@ -85,7 +83,7 @@ def put_composite_alarm(cw: CloudWatch, p: dict) -> dict:
         row.definition = json.dumps(definition)
         row.updated_at = now
         history.stage(s, cw.account, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
-                      {"version": "1.0", "type": HISTORY_TYPES[verb], verb + "Alarm": definition})
+                      {"version": "1.0", "type": history.CONFIGURATION_TYPES[verb], verb + "Alarm": definition})
     history.deliver_soon(cw.pools)
     return {}
 
