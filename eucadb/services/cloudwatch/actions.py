@@ -132,13 +132,14 @@ def describe(exc: BaseException) -> str:
     return str(exc)
 
 
-def _record(cw, row_id: int, name: str, arn: str, state: str, data: dict[str, Any], final: bool) -> None:
+def _record(cw, row_id: int, account: str, name: str, arn: str, state: str, data: dict[str, Any],
+            final: bool) -> None:
     """One attempt in the history; the last one also marks the row done, in the same transaction."""
     now = cw.clock()
     summary = (f"Successfully executed action {arn}" if state == "Succeeded"
                else f"Failed to execute action {arn}")
     with cw.pools.session(LOCAL) as s:
-        history.stage(s, cw.account, name, now, "Action", summary,
+        history.stage(s, account, name, now, "Action", summary,
                       {"actionState": state, "stateUpdateTimestamp": int(now.timestamp() * 1000), **data})
         if final:
             row = s.get(ActionOutbox, row_id)
@@ -158,12 +159,13 @@ def carry_out(cw, row_id: int) -> str:
         row = s.get(ActionOutbox, row_id)
         if row is None or row.done_at is not None:
             return row.outcome if row else "Succeeded"
-        name, arn, ctx, earlier = row.alarm_name, row.action, Context(**json.loads(row.context)), row.attempts
+        account, name, arn = row.account, row.alarm_name, row.action
+        ctx, earlier = Context(**json.loads(row.context)), row.attempts
     note = {"repeatedAfterInterruptedAttempt": True} if earlier else {}
     try:
         target = parse(arn)
     except ApiError as exc:   # an ARN stored by an older version: this action fails, the others run
-        _record(cw, row_id, name, arn, "Failed", {"error": str(exc)}, final=True)
+        _record(cw, row_id, account, name, arn, "Failed", {"error": str(exc)}, final=True)
         return "Failed"
     executor = EXECUTORS[target.kind]
 
@@ -173,7 +175,7 @@ def carry_out(cw, row_id: int) -> str:
             return executor(cw.cloud, target, ctx)
         except (ClientError, CloudError) as exc:
             if is_transient(exc):
-                _record(cw, row_id, name, arn, "Failed",
+                _record(cw, row_id, account, name, arn, "Failed",
                         {"notificationResource": arn, "error": describe(exc), "attempt": n, "retrying": True, **note},
                         final=False)
             raise
@@ -182,11 +184,11 @@ def carry_out(cw, row_id: int) -> str:
             raise CloudError("no cloud is configured (cloud.endpoint_url)")
         data = (cw.action_retry or ACTION_RETRY).call(attempt, f"alarm {name} action {arn}")
     except (ClientError, CloudError, RetryTimeout) as exc:
-        _record(cw, row_id, name, arn, "Failed", {"notificationResource": arn, "error": describe(exc), **note},
+        _record(cw, row_id, account, name, arn, "Failed", {"notificationResource": arn, "error": describe(exc), **note},
                 final=True)
         log.warning("alarm %r: action %s failed: %s", name, arn, describe(exc))
         return "Failed"
-    _record(cw, row_id, name, arn, "Succeeded", {**data, **note}, final=True)
+    _record(cw, row_id, account, name, arn, "Succeeded", {**data, **note}, final=True)
     return "Succeeded"
 
 

@@ -1,5 +1,7 @@
 """The CloudWatch WSGI endpoint: gate, body limits, SigV4, protocol decode, dispatch, encode.
 
+A handler runs on the service as the signing key's account sees it (CloudWatch.for_account).
+
 Every outcome is an HTTP response in the client's protocol: bad input is a 4xx with an AWS code, a
 disabled service or unreachable storage a 503 ServiceUnavailable, and an unexpected fault a 500 with a
 generic message (the traceback goes to the log, never into the body).
@@ -104,12 +106,12 @@ class CloudWatchApi:
             raise ApiError("RequestEntityTooLarge", "Request size exceeds the limit of 1048576 bytes.", 413)
         if request.method not in ("POST", "GET"):
             raise ApiError("InvalidAction", f"Method {request.method} is not supported.", 400)
-        sigv4.verify(request, self.service.keys.secret, self.service.region, self.service.clock())
+        account = sigv4.caller_account(request, self.service.keys, self.service.region, self.service.clock())
         inflate(request)
         name = protocol.operation_name(request)
         handler = OPERATIONS.get(name)
         if handler is None:
             raise protocol.unknown_operation(name)
         op = operation(name)
-        result = handler(self.service, protocol.decode(request, op))
+        result = handler(self.service.for_account(account), protocol.decode(request, op))
         return protocol.encode(op, result, request_id)

@@ -2,6 +2,11 @@
 
 Ids are resolved in bulk per request and cached, so steady-state ingestion does not touch the local
 store at all; a new series costs one INSERT here before its datapoints go to the remote database.
+
+Tenancy: the account is part of a series' identity here (cw_series.account, store migration 0010),
+so the same metric put by two accounts is two series with two ids, and the remote datapoints stay
+account-free (series_id only: no per-row account string on the big table). A Catalogue is used
+through `scoped(account)`: every lookup, creation and listing is that account's.
 """
 from __future__ import annotations
 
@@ -40,29 +45,55 @@ def _key(row: Series) -> SeriesKey:
     return SeriesKey(row.namespace, row.metric_name, tuple(tuple(p) for p in json.loads(row.dimensions)))
 
 
+class UnscopedCatalogue(RuntimeError):
+    """A programming error: the shared catalogue used without naming the account."""
+
+
 class Catalogue:
-    def __init__(self, pools):
-        self.pools = pools
-        self._ids: dict[SeriesKey, int] = {}
-        self._lock = threading.Lock()
+    def __init__(self, pools, account: str | None = None,
+                 cache: dict[str, dict[SeriesKey, int]] | None = None, lock: threading.Lock | None = None):
+        self.pools, self._account = pools, account
+        self._cache = {} if cache is None else cache      # account -> key -> id, shared by every scope
+        self._lock = lock or threading.Lock()
+
+    def scoped(self, account: str) -> "Catalogue":
+        """The catalogue of one account (sharing this one's cache of ids)."""
+        return Catalogue(self.pools, account, self._cache, self._lock)
+
+    @property
+    def account(self) -> str:
+        if not self._account:
+            raise UnscopedCatalogue("the metric catalogue is used only through scoped(account)")
+        return self._account
+
+    @property
+    def _ids(self) -> dict[SeriesKey, int]:
+        ids = self._cache.get(self.account)
+        if ids is None:
+            with self._lock:
+                ids = self._cache.setdefault(self.account, {})
+        return ids
 
     def find(self, key: SeriesKey) -> int | None:
         """The id of an existing series (no creation: reads must not grow the catalogue)."""
-        if key in self._ids:
-            return self._ids[key]
+        ids = self._ids
+        if key in ids:
+            return ids[key]
         with self.pools.session(LOCAL) as s:
-            sid = s.scalar(select(Series.id).where(Series.namespace == key.namespace,
+            sid = s.scalar(select(Series.id).where(Series.account == self.account,
+                                                   Series.namespace == key.namespace,
                                                    Series.metric_name == key.metric_name,
                                                    Series.dimensions == key.canonical))
         if sid is not None:
             with self._lock:
-                self._ids[key] = sid
+                ids[key] = sid
         return sid
 
     def resolve(self, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         """Ids for all keys, creating the missing series (a concurrent creator wins: we re-read)."""
         wanted = set(keys)
-        out = {k: self._ids[k] for k in wanted if k in self._ids}
+        ids = self._ids
+        out = {k: ids[k] for k in wanted if k in ids}
         missing = wanted - out.keys()
         for attempt in range(2):
             if not missing:
@@ -74,7 +105,7 @@ class Catalogue:
                 if attempt:
                     raise
         with self._lock:
-            self._ids.update(out)
+            ids.update(out)
         return out
 
     def _load_or_create(self, keys: set[SeriesKey]) -> dict[SeriesKey, int]:
@@ -87,11 +118,12 @@ class Catalogue:
                 canon = [k.canonical for k in group]
                 for i in range(0, len(canon), 500):
                     rows = s.execute(select(Series.id, Series.dimensions).where(
-                        Series.namespace == namespace, Series.metric_name == name,
+                        Series.account == self.account, Series.namespace == namespace, Series.metric_name == name,
                         Series.dimensions.in_(canon[i:i + 500])))
                     by_canon = {d: sid for sid, d in rows}
                     found.update({k: by_canon[k.canonical] for k in group[i:i + 500] if k.canonical in by_canon})
-            fresh = [Series(namespace=k.namespace, metric_name=k.metric_name, dimensions=k.canonical)
+            fresh = [Series(account=self.account, namespace=k.namespace, metric_name=k.metric_name,
+                            dimensions=k.canonical)
                      for k in keys if k not in found]
             s.add_all(fresh)
             s.flush()
@@ -101,7 +133,7 @@ class Catalogue:
     def list(self, namespace: str | None, metric_name: str | None, filters: list[dict],
              after_id: int) -> tuple[list[SeriesKey], int | None]:
         """One page of series matching the filters, and the id to continue after (None: done)."""
-        stmt = select(Series).where(Series.id > after_id).order_by(Series.id)
+        stmt = select(Series).where(Series.account == self.account, Series.id > after_id).order_by(Series.id)
         if namespace:
             stmt = stmt.where(Series.namespace == namespace)
         if metric_name:

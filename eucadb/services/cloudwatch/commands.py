@@ -17,7 +17,8 @@ def credentials_group() -> None:
 @click.option("--description", default="", help="what the key is for")
 @click.option("--account", default=None, metavar="ID",
               help="12-digit account the key acts for (default: this installation's default account)")
-@click.option("--admin", is_flag=True, help="an admin key: may read (and report usage for) every account")
+@click.option("--admin", is_flag=True, help="an admin key: reads and reports usage for every account in Reporting "
+                   "(in CloudWatch it is its own account, like any key)")
 @OUTPUT_OPTION
 @click.pass_obj
 def credentials_create(app, description: str, account: str | None, admin: bool, output: str) -> None:

@@ -133,22 +133,35 @@ def suppressed_by(cw, definition: dict, known: dict[str, Known]) -> str | None:
 
 
 def evaluate_all(cw) -> tuple[int, list[str]]:
-    """One pass over the composites (after the metric alarms): how many were evaluated and which
-    could not be (a cycle stored by hand, a rule that no longer parses)."""
+    """One pass over the composites (after the metric alarms), account by account: a rule names
+    only its own account's alarms. How many were evaluated and which could not be (a cycle stored
+    by hand, a rule that no longer parses)."""
     with cw.pools.session(LOCAL) as s:
-        rows = [(r.name, r.definition, r.state, r.state_updated_at) for r in s.scalars(select(Alarm))]
+        rows = [(r.account, r.name, r.definition, r.state, r.state_updated_at) for r in s.scalars(select(Alarm))]
+    accounts: dict[str, list[tuple[str, str, str, datetime]]] = {}
+    for account, *rest in rows:
+        accounts.setdefault(account, []).append(tuple(rest))
+    evaluated, failed = 0, []
+    for account, alarms in sorted(accounts.items()):
+        n, broken = _evaluate_account(cw.for_account(account), alarms)
+        evaluated += n
+        failed += broken
+    return evaluated, failed
+
+
+def _evaluate_account(cw, rows: list[tuple[str, str, str, datetime]]) -> tuple[int, list[str]]:
     known = {name: Known(state, updated) for name, _, state, updated in rows}
     definitions = {name: d for name, d, _, _ in rows if is_composite(d)}
     ordered, cyclic = order(graph(cw, definitions.items()))
     for name in cyclic:
-        BROKEN.warn(name, "its AlarmRule is part of a cycle of composite alarms")
+        BROKEN.warn(f"{cw.account}/{name}", "its AlarmRule is part of a cycle of composite alarms")
     failed = list(cyclic)
     for name in ordered:
         try:
             d = json.loads(definitions[name])
             rule = alarm_rule.parse(d["AlarmRule"])
         except (ApiError, *DEFINITION_ERRORS) as exc:
-            BROKEN.warn(name, f"its stored AlarmRule is unusable ({exc})")
+            BROKEN.warn(f"{cw.account}/{name}", f"its stored AlarmRule is unusable ({exc})")
             failed.append(name)
             continue
         kids = children(cw, rule)
@@ -158,5 +171,5 @@ def evaluate_all(cw) -> tuple[int, list[str]]:
             reason, data = _reason(cw, kids, known, new)
             change_state(cw, name, new, reason, json.dumps(data), suppressed=suppressed_by(cw, d, known))
             known[name] = Known(new, cw.clock())
-        BROKEN.forget(name)
+        BROKEN.forget(f"{cw.account}/{name}")
     return len(ordered) - (len(failed) - len(cyclic)), failed

@@ -76,7 +76,7 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
     not exist. `suppressed` (a composite's ActionsSuppressedBy) records the change without actions."""
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
-        row = s.get(Alarm, name)
+        row = s.get(Alarm, (cw.account, name))
         if row is None:
             return False
         old, old_reason = row.state, row.state_reason
@@ -160,15 +160,15 @@ def evaluate_all(cw) -> EvaluationPass:
     now = cw.clock()
     from eucadb.services.cloudwatch import composite   # composite.py builds on change_state above
     with cw.pools.session(LOCAL) as s:
-        alarms = [(r.name, r.definition, r.state) for r in s.scalars(select(Alarm))
+        alarms = [(r.account, r.name, r.definition, r.state) for r in s.scalars(select(Alarm))
                   if not composite.is_composite(r.definition)]
     failed = []
-    for name, definition, current in alarms:
-        try:
-            evaluate_alarm(cw, name, definition, current, now)
-            BROKEN.forget(name)
+    for account, name, definition, current in alarms:
+        try:   # each alarm against its own account's metrics
+            evaluate_alarm(cw.for_account(account), name, definition, current, now)
+            BROKEN.forget(f"{account}/{name}")
         except DEFINITION_ERRORS as exc:
-            BROKEN.warn(name, f"its stored definition is unusable ({type(exc).__name__}: {exc})")
+            BROKEN.warn(f"{account}/{name}", f"its stored definition is unusable ({type(exc).__name__}: {exc})")
             failed.append(name)
     evaluated, broken = composite.evaluate_all(cw)   # after the metric alarms, children first
     return EvaluationPass(len(alarms) - len(failed) + evaluated, tuple(failed + broken))

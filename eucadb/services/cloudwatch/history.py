@@ -7,6 +7,10 @@ transaction as the change makes the two one outcome; `deliver` copies staged eve
 right after the request (best effort) and again on every evaluator pass. A delivery that is cut off
 between the remote commit and the local delete is repeated harmlessly: each event has an id and the
 remote insert skips ids it already holds (ON CONFLICT DO NOTHING needs only the INSERT privilege).
+
+Every event carries its alarm's account and is read back only by that account; events written
+before tenancy have no account (remote migration cw0004) and belong to the installation's default
+account, the one tenant there was.
 """
 from __future__ import annotations
 
@@ -29,8 +33,8 @@ log = logging.getLogger(__name__)
 BATCH = 500
 # HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
 CONFIGURATION_TYPES = {"created": "Create", "updated": "Update"}
-INSERT_SQL = text("INSERT INTO alarm_history (event_id, alarm_name, ts, item_type, summary, data) "
-                  "VALUES (CAST(:event_id AS uuid), :name, :ts, :kind, :summary, CAST(:data AS jsonb)) "
+INSERT_SQL = text("INSERT INTO alarm_history (event_id, account, alarm_name, ts, item_type, summary, data) "
+                  "VALUES (CAST(:event_id AS uuid), :account, :name, :ts, :kind, :summary, CAST(:data AS jsonb)) "
                   "ON CONFLICT (event_id, ts) DO NOTHING")
 
 
@@ -47,8 +51,8 @@ def deliver(pools, batch: int = BATCH) -> int:
     total = 0
     while True:
         with pools.session(LOCAL) as s:
-            rows = [{"id": r.id, "event_id": r.event_id, "name": r.alarm_name, "ts": as_utc(r.ts),
-                     "kind": r.item_type, "summary": r.summary, "data": r.data}
+            rows = [{"id": r.id, "event_id": r.event_id, "account": r.account, "name": r.alarm_name,
+                     "ts": as_utc(r.ts), "kind": r.item_type, "summary": r.summary, "data": r.data}
                     for r in s.scalars(select(HistoryOutbox).order_by(HistoryOutbox.id).limit(batch))]
         if not rows:
             return total
@@ -80,12 +84,14 @@ def pending(pools) -> int:
 COMPOSITE_SQL = "(alarm_name = ANY(:composites) OR data::text LIKE :composite_mark)"
 
 
-def query(pools, name: str | None, kind: str | None, start: datetime | None, end: datetime | None,
-          newest_first: bool, offset: int, limit: int,
+def query(pools, account: str, legacy: bool, name: str | None, kind: str | None, start: datetime | None,
+          end: datetime | None, newest_first: bool, offset: int, limit: int,
           composites: tuple[bool, list[str]] | None = None) -> list[dict]:
-    """`composites`: (True: only composite alarms' events, False: only the others; the names of
-    the composite alarms), or None for every event."""
-    clauses, args = [], {"offset": offset, "limit": limit}
+    """One account's events; `legacy`: the account also owns the events from before tenancy.
+    `composites`: (True: only composite alarms' events, False: only the others; the names of the
+    account's composite alarms), or None for every event."""
+    owner = "(account = :account OR account IS NULL)" if legacy else "account = :account"
+    clauses, args = [owner], {"account": account, "offset": offset, "limit": limit}
     for column, key, value, op in (("alarm_name", "name", name, "="), ("item_type", "kind", kind, "="),
                                    ("ts", "start", start, ">="), ("ts", "end", end, "<")):
         if value is not None:
@@ -94,7 +100,7 @@ def query(pools, name: str | None, kind: str | None, start: datetime | None, end
     if composites is not None:
         clauses.append(COMPOSITE_SQL if composites[0] else f"NOT {COMPOSITE_SQL}")
         args.update(composites=list(composites[1]), composite_mark='%"AlarmRule":%')
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    where = "WHERE " + " AND ".join(clauses)
     order = "DESC" if newest_first else "ASC"
     sql = text(f"SELECT alarm_name, ts, item_type, summary, data::text FROM alarm_history {where} "
                f"ORDER BY ts {order}, alarm_name LIMIT :limit OFFSET :offset")

@@ -1,4 +1,5 @@
-"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004, 0007 and 0011.
+"""Local (updatable) tables of the CloudWatch service; created by store migrations 0004, 0007 and 0011,
+and keyed by account since 0010 (every row belongs to one 12-digit account: docs/cloudwatch.md).
 
 API access keys (also created by 0004) are shared by every API: eucadb/store/models.py AccessKey."""
 from __future__ import annotations
@@ -11,14 +12,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 from eucadb.store.models import Base, utcnow
 
 
-class Series(Base):
-    """One metric time series: namespace + name + canonical dimensions → a small integer id.
+ACCOUNT_LEN = 12
 
-    Datapoints on the remote database carry only the id, so the big table stays narrow."""
+
+class Series(Base):
+    """One metric time series: account + namespace + name + canonical dimensions → a small integer id.
+
+    Datapoints on the remote database carry only the id, so the big table stays narrow (and the
+    account costs nothing per datapoint)."""
 
     __tablename__ = "cw_series"
-    __table_args__ = (UniqueConstraint("namespace", "metric_name", "dimensions", name="cw_series_key"),)
+    __table_args__ = (UniqueConstraint("account", "namespace", "metric_name", "dimensions", name="cw_series_key"),
+                      Index("cw_series_account_id", "account", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN))
     namespace: Mapped[str] = mapped_column(String(255))
     metric_name: Mapped[str] = mapped_column(String(255))
     dimensions: Mapped[str] = mapped_column(Text)   # canonical JSON: [[name, value], ...] sorted
@@ -29,6 +36,7 @@ class Alarm(Base):
     """A metric alarm: its definition as given (JSON) and its current state."""
 
     __tablename__ = "cw_alarms"
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     definition: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(32))
@@ -38,10 +46,7 @@ class Alarm(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# Tables added by store migration 0007. Each row carries the account it belongs to (today always the
-# service's one account) so per-account tenancy only has to start filling the column in.
-
-ACCOUNT_LEN = 12
+# Tables added by store migration 0007, with an account column from the start.
 
 
 class Dashboard(Base):

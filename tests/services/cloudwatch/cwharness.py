@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 from unittest import mock
@@ -87,6 +87,12 @@ class Endpoint:
     service: CloudWatch
     api: CloudWatchApi
     enabled: dict = field(default_factory=lambda: {"value": True})
+    account: str = ""   # of the key (the installation's default account for the first one)
+
+    def as_account(self, account: str, admin: bool = False) -> "Endpoint":
+        """The same endpoint signed with a new key of `account` (its clients act for that account)."""
+        issued = self.service.keys.create(f"tests {account}", account=account, admin=admin)
+        return replace(self, key_id=issued.access_key_id, secret=issued.secret_access_key, account=account)
 
     def client(self, protocol: str | None = None, secret: str | None = None, region: str = "us-east-1",
                **config):
@@ -163,4 +169,4 @@ def start_endpoint(pg_server, home: Path, server_kind: str = "waitress",
         store.dispose()
     scheme = "https" if tls is not None else "http"
     return Endpoint(f"{scheme}://127.0.0.1:{server.effective_port}{MOUNT}", issued.access_key_id,
-                    issued.secret_access_key, service, api, enabled), stop
+                    issued.secret_access_key, service, api, enabled, issued.account), stop

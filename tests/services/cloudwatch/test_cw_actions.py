@@ -123,7 +123,7 @@ def test_crossing_the_threshold_scales_the_group_and_notifies_once(endpoint, act
     assert note["Subject"] == 'ALARM: "scale-out" in US East (N. Virginia)'
     assert (note["AlarmName"], note["NewStateValue"], note["OldStateValue"]) == ("scale-out", "ALARM", "INSUFFICIENT_DATA")
     assert note["AlarmDescription"] == "too busy" and note["Region"] == "US East (N. Virginia)"
-    assert note["AlarmArn"] == f"arn:aws:cloudwatch:us-east-1:{service.account}:alarm:scale-out"
+    assert note["AlarmArn"] == f"arn:aws:cloudwatch:us-east-1:{endpoint.account}:alarm:scale-out"
     assert note["Trigger"]["StatisticType"] == "Statistic" and note["Trigger"]["Statistic"] == "MAXIMUM"
     assert note["Trigger"]["Dimensions"] == [{"value": "scale", "name": "Host"}]
     history = _action_history(cw, "scale-out")

@@ -68,7 +68,8 @@ def test_a_broken_alarm_does_not_stop_the_evaluation_of_the_others(endpoint, mon
         {"MetricName": "cpu", "Dimensions": [{"Name": "Host", "Value": "b1"}], "Value": 90.0,
          "Timestamp": clock.replace(second=0) - timedelta(seconds=30)}])
     with endpoint.service.pools.session(LOCAL) as s:   # first in the table, so evaluated first
-        s.add_all(Alarm(name=name, definition=definition, state="INSUFFICIENT_DATA", state_reason="stored")
+        s.add_all(Alarm(account=endpoint.account, name=name, definition=definition, state="INSUFFICIENT_DATA",
+                        state_reason="stored")
                   for name, definition in BROKEN.items())
     for name, threshold in (("after-broken-hot", 80.0), ("after-broken-cool", 99.0)):
         cw.put_metric_alarm(**json.loads(_definition(name, Threshold=threshold)))
@@ -83,7 +84,8 @@ def test_a_broken_alarm_does_not_stop_the_evaluation_of_the_others(endpoint, mon
         assert states == {"after-broken-hot": "ALARM", "after-broken-cool": "OK"}
         assert sorted(result.failed) == sorted(BROKEN) and result.evaluated >= 2
         with endpoint.service.pools.session(LOCAL) as s:
-            assert {s.get(Alarm, name).state for name in BROKEN} == {"INSUFFICIENT_DATA"}, "left as they were"
+            assert {s.get(Alarm, (endpoint.account, name)).state for name in BROKEN} == {"INSUFFICIENT_DATA"}, \
+                "left as they were"
         lines = [r.getMessage() for r in caplog.records]
         for name in BROKEN:
             assert len([line for line in lines if name in line]) == 1, lines   # once, not once a minute

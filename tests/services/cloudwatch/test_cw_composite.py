@@ -91,6 +91,11 @@ def metric_alarm(cw, name: str, metric: str = "m") -> None:
                         EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
 
 
+def arn_prefix(endpoint) -> str:
+    """This key's account's alarm ARNs (the harness's default account)."""
+    return f"arn:aws:cloudwatch:us-east-1:{endpoint.account}:alarm:"
+
+
 def error(excinfo) -> tuple[str, int, str]:
     r = excinfo.value.response
     return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Message"]
@@ -99,6 +104,7 @@ def error(excinfo) -> tuple[str, int, str]:
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_put_and_describe_composite_alarms(endpoint, protocol):
     cw = endpoint.client(protocol)
+    ARN = arn_prefix(endpoint)
     p = f"{protocol}-put"
     metric_alarm(cw, f"{p}-cpu")
     metric_alarm(cw, f"{p}-disk")
@@ -206,6 +212,7 @@ def test_delete_of_a_referenced_alarm_is_refused(endpoint, protocol):
 
 def test_composites_evaluate_in_dependency_order_with_history_and_actions(endpoint, monkeypatch):
     cw = endpoint.client()
+    ARN = arn_prefix(endpoint)
     p = "eval"
     clock = datetime.now(timezone.utc).replace(second=5, microsecond=0)
     at = clock.replace(second=0) - timedelta(seconds=30)
@@ -283,3 +290,23 @@ def test_a_composite_notification_carries_its_rule_not_a_metric_trigger():
                                 changed_at=now, configured_at=now)
     body = json.loads(text)
     assert body["AlarmRule"] == "ALARM(a)" and "Trigger" not in body
+
+
+def test_composites_are_scoped_to_the_account(endpoint):
+    """A rule names only its own account's alarms; another account neither sees the composite nor
+    can name the first account's alarms (issue 15, item 1)."""
+    cw = endpoint.client()
+    metric_alarm(cw, "tenant-m")
+    cw.put_composite_alarm(AlarmName="tenant-c", AlarmRule="ALARM(tenant-m)")
+    other = endpoint.as_account("222222222222").client()
+    assert other.describe_alarms(AlarmTypes=["CompositeAlarm"], AlarmNamePrefix="tenant")["CompositeAlarms"] == []
+    assert other.describe_alarms(ParentsOfAlarmName="tenant-m")["CompositeAlarms"] == []
+    with pytest.raises(ClientError) as e:
+        other.put_composite_alarm(AlarmName="tenant-c", AlarmRule="ALARM(tenant-m)")
+    assert error(e)[2] == "Could not save the composite alarm as alarms [tenant-m] in the alarm rule do not exist"
+    with pytest.raises(ClientError) as e:   # by the first account's ARN: still not this account's alarm
+        other.put_composite_alarm(AlarmName="tenant-c", AlarmRule=f"ALARM({arn_prefix(endpoint)}tenant-m)")
+    assert error(e)[0] == "ValidationError"
+    other.put_composite_alarm(AlarmName="tenant-c", AlarmRule="TRUE")   # same name, its own alarm
+    mine = cw.describe_alarms(AlarmNames=["tenant-c"], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert mine[0]["AlarmRule"] == "ALARM(tenant-m)"

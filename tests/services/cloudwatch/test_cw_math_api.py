@@ -254,7 +254,7 @@ def test_a_stored_math_alarm_the_engine_refuses_does_not_stop_the_others(endpoin
               "math-broken-array": [{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
                                     {"Id": "e1", "Expression": "METRICS()"}]}
     with endpoint.service.pools.session(LOCAL) as s:
-        s.add_all(Alarm(name=name, definition=json.dumps({"AlarmName": name, "Metrics": metrics, **base}),
+        s.add_all(Alarm(account=endpoint.account, name=name, definition=json.dumps({"AlarmName": name, "Metrics": metrics, **base}),
                         state="INSUFFICIENT_DATA", state_reason="stored") for name, metrics in broken.items())
     cw.put_metric_alarm(AlarmName="math-good", Metrics=[{"Id": "m1", "MetricStat": stat("Requests", "h1")}], **base)
     real = endpoint.service.clock
@@ -265,7 +265,7 @@ def test_a_stored_math_alarm_the_engine_refuses_does_not_stop_the_others(endpoin
         endpoint.service.clock = real
         with endpoint.service.pools.session(LOCAL) as s:
             for name in broken:
-                s.delete(s.get(Alarm, name))
+                s.delete(s.get(Alarm, (endpoint.account, name)))
     assert set(broken) <= set(result.failed)
     [good] = cw.describe_alarms(AlarmNames=["math-good"])["MetricAlarms"]
     assert good["StateValue"] == "ALARM"      # Requests h1 newest minute: 50 > 1

@@ -13,7 +13,6 @@ from botocore.exceptions import ClientError
 from eucadb.services.cloudwatch.operations import dashboards
 
 PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
-ACCOUNT = "000000000000"
 REGION = "us-east-1"   # the service's region (serve.region, default the cloud's): what ARNs carry
 TEXT_WIDGET = {"type": "text", "x": 0, "y": 0, "width": 6, "height": 3, "properties": {"markdown": "hi"}}
 BODY = json.dumps({"widgets": [TEXT_WIDGET]})
@@ -53,7 +52,7 @@ def test_describe_alarms_for_metric_matches_metric_dimensions_and_filters(endpoi
     assert names(Dimensions=h1, Period=60) == [f"{protocol}-fm-60"]
     assert names(Dimensions=h1, Statistic="Maximum") == []
     found = cw.describe_alarms_for_metric(Namespace=ns, MetricName="cpu", Dimensions=h1, Period=60)["MetricAlarms"][0]
-    assert found["AlarmArn"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{protocol}-fm-60"
+    assert found["AlarmArn"] == f"arn:aws:cloudwatch:{REGION}:{endpoint.account}:alarm:{protocol}-fm-60"
     assert found["ActionsEnabled"] is True   # "The default is TRUE" (model, PutMetricAlarmInput.ActionsEnabled)
 
 
@@ -86,7 +85,7 @@ def test_dashboard_put_get_list_delete(endpoint, protocol):
     out = cw.put_dashboard(DashboardName=name, DashboardBody=BODY, Tags=[{"Key": "team", "Value": "db"}])
     # "If the input for PutDashboard was correct [...] this result is empty" (model)
     assert out.get("DashboardValidationMessages", []) == []
-    arn = f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{name}"   # dashboards are global: no region (model, TagResource)
+    arn = f"arn:aws:cloudwatch::{endpoint.account}:dashboard/{name}"   # dashboards are global: no region (model, TagResource)
     got = cw.get_dashboard(DashboardName=name)
     assert (got["DashboardName"], got["DashboardBody"], got["DashboardArn"]) == (name, BODY, arn)
     entries = cw.list_dashboards(DashboardNamePrefix=name)["DashboardEntries"]
@@ -216,7 +215,7 @@ def test_alarm_tags(endpoint, protocol):
     name = f"tagged-{protocol}"
     alarm(cw, name, Namespace="Tags", Tags=[{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "db"}])
     arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
-    assert arn == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    assert arn == f"arn:aws:cloudwatch:{REGION}:{endpoint.account}:alarm:{name}"
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "env", "Value": "prod"},
                                                                    {"Key": "team", "Value": "db"}]
     # "If you specify a tag key that is already associated with the alarm, the new tag value that you
@@ -244,7 +243,7 @@ def test_tag_limits_and_unknown_resources(endpoint, protocol):
     cw = endpoint.client(protocol)
     name = f"limits-{protocol}"
     alarm(cw, name, Namespace="Tags")
-    arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    arn = f"arn:aws:cloudwatch:{REGION}:{endpoint.account}:alarm:{name}"
     # "You can associate as many as 50 tags with a CloudWatch resource" (model, TagResource); key
     # 1-128 and value 0-256 characters (model, TagKey / TagValue)
     cw.tag_resource(ResourceARN=arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
@@ -261,11 +260,11 @@ def test_tag_limits_and_unknown_resources(endpoint, protocol):
     assert cw.describe_alarms(AlarmNames=[f"{name}-51"])["MetricAlarms"] == []
     # ResourceNotFoundException, 404 (model) for an ARN naming nothing here: no such alarm or
     # dashboard, or another region, account or partition
-    for missing in (f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:no-such-{protocol}",
-                    f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/no-such-{protocol}",
-                    f"arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:{name}",
+    for missing in (f"arn:aws:cloudwatch:{REGION}:{endpoint.account}:alarm:no-such-{protocol}",
+                    f"arn:aws:cloudwatch::{endpoint.account}:dashboard/no-such-{protocol}",
+                    f"arn:aws:cloudwatch:us-west-2:{endpoint.account}:alarm:{name}",
                     f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{name}",
-                    f"arn:aws-cn:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"):
+                    f"arn:aws-cn:cloudwatch:{REGION}:{endpoint.account}:alarm:{name}"):
         for call in (lambda: cw.list_tags_for_resource(ResourceARN=missing),
                      lambda: cw.tag_resource(ResourceARN=missing, Tags=[{"Key": "a", "Value": "b"}]),
                      lambda: cw.untag_resource(ResourceARN=missing, TagKeys=["a"])):
@@ -303,9 +302,9 @@ def test_arns_take_the_partition_of_the_region(endpoint, monkeypatch, region, pa
     name = f"partition-{region}"
     alarm(cw, name, Namespace="Partition", Tags=[{"Key": "p", "Value": partition}])
     arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
-    assert arn == f"arn:{partition}:cloudwatch:{region}:{ACCOUNT}:alarm:{name}"
+    assert arn == f"arn:{partition}:cloudwatch:{region}:{endpoint.account}:alarm:{name}"
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "p", "Value": partition}]
     cw.put_dashboard(DashboardName=name, DashboardBody=BODY)
-    assert cw.get_dashboard(DashboardName=name)["DashboardArn"] == f"arn:{partition}:cloudwatch::{ACCOUNT}:dashboard/{name}"
+    assert cw.get_dashboard(DashboardName=name)["DashboardArn"] == f"arn:{partition}:cloudwatch::{endpoint.account}:dashboard/{name}"
     cw.delete_dashboards(DashboardNames=[name])
     cw.delete_alarms(AlarmNames=[name])

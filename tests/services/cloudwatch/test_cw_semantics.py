@@ -171,7 +171,8 @@ def test_a_delivery_cut_off_before_the_local_delete_is_not_delivered_twice(endpo
     finally:
         pools.remote_ready = True
     with pools.session(LOCAL) as s:
-        staged = [{"event_id": r.event_id, "name": r.alarm_name, "ts": r.ts.replace(tzinfo=timezone.utc),
+        staged = [{"event_id": r.event_id, "account": r.account, "name": r.alarm_name,
+                   "ts": r.ts.replace(tzinfo=timezone.utc),
                    "kind": r.item_type, "summary": r.summary, "data": r.data}
                   for r in s.scalars(select(HistoryOutbox).where(HistoryOutbox.alarm_name == "outbox-twice"))]
     assert len(staged) == 1

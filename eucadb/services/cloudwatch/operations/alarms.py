@@ -5,6 +5,10 @@ Definitions and state live in the local store (updatable); every change stages i
 the same local transaction, and the event is delivered to the remote alarm history afterwards
 (history.py). A state change stages the new state's actions with it (actions.py), which the leader
 carries out. Alarms on metric math (`Metrics`, `ThresholdMetricId`) are checked by alarm_math.py.
+
+Every statement is the caller's account's (cw.account, the signing key's): another account's alarm
+of the same name is another alarm, and one that exists only in another account is answered exactly
+as a name of no alarm.
 """
 from __future__ import annotations
 
@@ -80,14 +84,15 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
     now = cw.clock()
     name = definition["AlarmName"]
     with cw.pools.session(LOCAL) as s:
-        row = s.get(Alarm, name)
+        row = s.get(Alarm, (cw.account, name))
         if row is not None and composite.is_composite(row.definition):
             raise ApiError("ValidationError", f"The alarm {name} is a composite alarm; a metric alarm cannot "
                                               "replace it (delete it first).")
         if row is None:
-            if s.scalar(select(func.count()).select_from(Alarm)) >= limits.MAX_ALARMS:
+            if s.scalar(select(func.count()).select_from(Alarm).where(Alarm.account == cw.account)) >= limits.MAX_ALARMS:
                 raise limit(f"The maximum of {limits.MAX_ALARMS} alarms has been reached.")
-            row = Alarm(name=name, state="INSUFFICIENT_DATA", state_reason="Unchecked: Initial alarm creation",
+            row = Alarm(account=cw.account, name=name, state="INSUFFICIENT_DATA",
+                        state_reason="Unchecked: Initial alarm creation",
                         state_updated_at=now)
             s.add(row)
             verb = "created"
@@ -153,7 +158,7 @@ def describe_alarms(cw: CloudWatch, p: dict) -> dict:
             members = composite_ops.family_members(p)
         else:
             types = _types(p)
-            stmt = select(Alarm).order_by(Alarm.name).limit(size + 1)
+            stmt = select(Alarm).where(Alarm.account == cw.account).order_by(Alarm.name).limit(size + 1)
             if after is not None:
                 stmt = stmt.where(Alarm.name > after)
             if p.get("AlarmNames"):
@@ -184,7 +189,7 @@ def delete_alarms(cw: CloudWatch, p: dict) -> dict:
     if len(names) > 100:
         raise invalid("The collection AlarmNames must not have a size greater than 100.")
     with cw.pools.session(LOCAL) as s:
-        rows = s.scalars(select(Alarm).where(Alarm.name.in_(names))).all()
+        rows = s.scalars(select(Alarm).where(Alarm.account == cw.account, Alarm.name.in_(names))).all()
         absent = set(names) - {r.name for r in rows}
         if absent:
             raise not_found(f"The following alarms were not found: {', '.join(sorted(absent))}")
@@ -233,9 +238,11 @@ def describe_alarm_history(cw: CloudWatch, p: dict) -> dict:
         return {"AlarmHistoryItems": []}   # log alarms are not served
     history.deliver_soon(cw.pools)   # read your own writes when the remote is back
     with cw.pools.session(LOCAL) as s:   # the remote history does not keep the type: the alarm does
-        composites = set(s.scalars(select(Alarm.name).where(composite.composite_sql())))
+        composites = set(s.scalars(select(Alarm.name).where(Alarm.account == cw.account,
+                                                            composite.composite_sql())))
     only = None if {"MetricAlarm", "CompositeAlarm"} <= types else ("CompositeAlarm" in types, sorted(composites))
-    items = history.query(cw.pools, p.get("AlarmName"), kind, p.get("StartDate"), p.get("EndDate"),
+    items = history.query(cw.pools, cw.account, cw.legacy_account(), p.get("AlarmName"), kind,
+                          p.get("StartDate"), p.get("EndDate"),
                           p.get("ScanBy", "TimestampDescending") == "TimestampDescending", offset, size + 1, only)
     for item in items:
         if item["AlarmName"] in composites or composite.is_composite(item["HistoryData"]):
@@ -261,7 +268,7 @@ def _set_actions_enabled(cw: CloudWatch, p: dict, enabled: bool) -> dict:
     lists no error for these operations)."""
     names = _alarm_names(p)
     with cw.pools.session(LOCAL) as s:
-        for row in s.scalars(select(Alarm).where(Alarm.name.in_(names))):
+        for row in s.scalars(select(Alarm).where(Alarm.account == cw.account, Alarm.name.in_(names))):
             definition = json.loads(row.definition)
             definition["ActionsEnabled"] = enabled
             row.definition = json.dumps(definition)
@@ -303,7 +310,7 @@ def describe_alarms_for_metric(cw: CloudWatch, p: dict) -> dict:
     wanted = {k: p[k] for k in FOR_METRIC_FILTERS if p.get(k) is not None}
     with cw.pools.session(LOCAL) as s:
         found = []
-        for row in s.scalars(select(Alarm).order_by(Alarm.name)):
+        for row in s.scalars(select(Alarm).where(Alarm.account == cw.account).order_by(Alarm.name)):
             try:
                 d = json.loads(row.definition)
             except ValueError:

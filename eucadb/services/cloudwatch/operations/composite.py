@@ -33,7 +33,7 @@ def _check(p: dict, region: str) -> dict:
 
 
 def _edges(cw: CloudWatch, s: Session) -> dict[str, list[str]]:
-    rows = s.execute(select(Alarm.name, Alarm.definition).where(composite.composite_sql())).all()
+    rows = s.execute(select(Alarm.name, Alarm.definition).where(Alarm.account == cw.account, composite.composite_sql())).all()
     return composite.graph(cw, rows)
 
 
@@ -41,7 +41,7 @@ def _check_references(cw: CloudWatch, s: Session, name: str, rule: alarm_rule.No
     kids = composite.children(cw, rule)
     wanted = set(kids) | ({composite.resolve(cw, definition["ActionsSuppressor"])}
                           if definition.get("ActionsSuppressor") else set())
-    present = set(s.scalars(select(Alarm.name).where(Alarm.name.in_(wanted - {name}))))
+    present = set(s.scalars(select(Alarm.name).where(Alarm.account == cw.account, Alarm.name.in_(wanted - {name}))))
     absent = [k for k in kids if k not in present and k != name]
     if absent:
         # AWS's answer, quoted in awsdocs/aws-cloudformation-user-guide issue 911
@@ -65,15 +65,15 @@ def put_composite_alarm(cw: CloudWatch, p: dict) -> dict:
     now = cw.clock()
     name = definition["AlarmName"]
     with cw.pools.session(LOCAL) as s:
-        row = s.get(Alarm, name)
+        row = s.get(Alarm, (cw.account, name))
         if row is not None and not composite.is_composite(row.definition):
             raise ApiError("ValidationError", f"The alarm {name} is a metric alarm; a composite alarm cannot "
                                               "replace it (delete it first).")
         _check_references(cw, s, name, rule, definition)
         if row is None:
-            if s.scalar(select(func.count()).select_from(Alarm)) >= limits.MAX_ALARMS:
+            if s.scalar(select(func.count()).select_from(Alarm).where(Alarm.account == cw.account)) >= limits.MAX_ALARMS:
                 raise limit(f"The maximum of {limits.MAX_ALARMS} alarms has been reached.")
-            row = Alarm(name=name, definition=json.dumps(definition), state="INSUFFICIENT_DATA",
+            row = Alarm(account=cw.account, name=name, definition=json.dumps(definition), state="INSUFFICIENT_DATA",
                         state_reason="Unchecked: Initial alarm creation", state_updated_at=now)
             s.add(row)
             verb = "created"
@@ -109,7 +109,7 @@ def suppressor_states(cw: CloudWatch, s: Session, rows: list[Alarm]) -> dict[str
              if composite.is_composite(r.definition) and json.loads(r.definition).get("ActionsSuppressor")}
     if not names:
         return {}
-    return dict(s.execute(select(Alarm.name, Alarm.state).where(Alarm.name.in_(names))).all())
+    return dict(s.execute(select(Alarm.name, Alarm.state).where(Alarm.account == cw.account, Alarm.name.in_(names))).all())
 
 
 def family(cw: CloudWatch, s: Session, p: dict) -> list[Alarm] | None:
@@ -132,7 +132,7 @@ def family(cw: CloudWatch, s: Session, p: dict) -> list[Alarm] | None:
         names = set(edges.get(name, ()))
     else:
         names = {parent for parent, kids in edges.items() if name in kids}
-    return list(s.scalars(select(Alarm).where(Alarm.name.in_(names)).order_by(Alarm.name)))
+    return list(s.scalars(select(Alarm).where(Alarm.account == cw.account, Alarm.name.in_(names)).order_by(Alarm.name)))
 
 
 # Only these members are returned for the family queries (model: "Only the Alarm Name, ARN,

@@ -5,9 +5,10 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+from eucadb.errors import EucadbError
 from eucadb.services.cloudwatch import datapoints, limits, queries, tokens
 from eucadb.services.cloudwatch.catalogue import SeriesKey
-from eucadb.services.cloudwatch.errors import combination, invalid, missing
+from eucadb.services.cloudwatch.errors import bad_token, combination, invalid, missing
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, basic, percentile, percentile_of
 
@@ -211,8 +212,25 @@ def list_metrics(cw: CloudWatch, p: dict) -> dict:
     for f in filters:
         limits.require(f, "Name")
     keys, last = cw.catalogue.list(p.get("Namespace"), p.get("MetricName"), filters,
-                                   tokens.decode_int("series", p.get("NextToken")))
+                                   _series_position(cw, p.get("NextToken")))
     out: dict[str, Any] = {"Metrics": [k.as_metric() for k in keys]}
     if last is not None:
-        out["NextToken"] = tokens.encode("series", last)
+        out["NextToken"] = tokens.encode("series", cw.keys.box.seal(str(last), _token_purpose(cw)))
     return out
+
+
+# ListMetrics pages by series id, and ids are counted across accounts: a plain id in the token would
+# tell one account how many series the others create. The id travels sealed to the caller's account.
+def _token_purpose(cw: CloudWatch) -> str:
+    return f"cloudwatch-list-metrics:{cw.account}"
+
+
+def _series_position(cw: CloudWatch, token: str | None) -> int:
+    sealed = tokens.decode("series", token)
+    if sealed is None:
+        return 0
+    try:
+        value = cw.keys.box.open(sealed, _token_purpose(cw))
+    except (EucadbError, ValueError):   # not sealed here, or for another account
+        raise bad_token() from None
+    return tokens.number(value, 2 ** 62)

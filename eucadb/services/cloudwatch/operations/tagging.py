@@ -17,7 +17,7 @@ from eucadb.services.cloudwatch.tables import Alarm, Dashboard
 
 def _exists(s: Session, cw: CloudWatch, res: arns.Resource) -> bool:
     if res.kind == "alarm":
-        return s.get(Alarm, res.name) is not None
+        return s.get(Alarm, (cw.account, res.name)) is not None
     return s.get(Dashboard, (cw.account, res.name)) is not None
 
 
