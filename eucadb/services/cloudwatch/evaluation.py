@@ -70,10 +70,10 @@ def _definition(text: str | None) -> dict:
 
 
 def change_state(cw, name: str, state: str, reason: str, data: str | None, force: bool = False,
-                 metric_value: float | None = None) -> bool:
+                 metric_value: float | None = None, suppressed: str | None = None) -> bool:
     """Set an alarm's state, recording a StateUpdate when it changes (or always when forced) and, on
     a change, staging the new state's actions in the same transaction. False when the alarm does
-    not exist."""
+    not exist. `suppressed` (a composite's ActionsSuppressedBy) records the change without actions."""
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
         row = s.get(Alarm, (cw.account, name))
@@ -85,8 +85,9 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
         row.state, row.state_reason, row.state_reason_data, row.state_updated_at = state, reason, data, now
         history.stage(s, cw.account, name, now, "StateUpdate", f"Alarm updated from {old} to {state}",
                       {"version": "1.0", "oldState": {"stateValue": old, "stateReason": old_reason},
-                       "newState": {"stateValue": state, "stateReason": reason}})
-        if old != state:
+                       "newState": {"stateValue": state, "stateReason": reason},
+                       **({"actionsSuppressedBy": suppressed} if suppressed else {})})
+        if old != state and not suppressed:
             d = _definition(row.definition)
             actions.stage(s, cw.account, name, d, actions.Context(
                 definition=d, alarm_arn=arns.alarm_arn(cw.region, cw.account, name), region=cw.region,
@@ -157,8 +158,10 @@ def evaluate_all(cw) -> EvaluationPass:
         return EvaluationPass()
     history.deliver(cw.pools)   # what requests staged while the remote was away
     now = cw.clock()
+    from eucadb.services.cloudwatch import composite   # composite.py builds on change_state above
     with cw.pools.session(LOCAL) as s:
-        alarms = [(r.account, r.name, r.definition, r.state) for r in s.scalars(select(Alarm))]
+        alarms = [(r.account, r.name, r.definition, r.state) for r in s.scalars(select(Alarm))
+                  if not composite.is_composite(r.definition)]
     failed = []
     for account, name, definition, current in alarms:
         try:   # each alarm against its own account's metrics
@@ -167,4 +170,5 @@ def evaluate_all(cw) -> EvaluationPass:
         except DEFINITION_ERRORS as exc:
             BROKEN.warn(f"{account}/{name}", f"its stored definition is unusable ({type(exc).__name__}: {exc})")
             failed.append(name)
-    return EvaluationPass(len(alarms) - len(failed), tuple(failed))
+    evaluated, broken = composite.evaluate_all(cw)   # after the metric alarms, children first
+    return EvaluationPass(len(alarms) - len(failed) + evaluated, tuple(failed + broken))

@@ -31,6 +31,8 @@ from eucadb.services.cloudwatch.tables import HistoryOutbox
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
+CONFIGURATION_TYPES = {"created": "Create", "updated": "Update"}
 INSERT_SQL = text("INSERT INTO alarm_history (event_id, account, alarm_name, ts, item_type, summary, data) "
                   "VALUES (CAST(:event_id AS uuid), :account, :name, :ts, :kind, :summary, CAST(:data AS jsonb)) "
                   "ON CONFLICT (event_id, ts) DO NOTHING")
@@ -77,9 +79,17 @@ def pending(pools) -> int:
         return len(s.scalars(select(HistoryOutbox.id)).all())
 
 
+# An event is a composite alarm's when the alarm is a composite now or its data holds an AlarmRule
+# (the configuration events of a composite since deleted): the remote table keeps no alarm type.
+COMPOSITE_SQL = "(alarm_name = ANY(:composites) OR data::text LIKE :composite_mark)"
+
+
 def query(pools, account: str, legacy: bool, name: str | None, kind: str | None, start: datetime | None,
-          end: datetime | None, newest_first: bool, offset: int, limit: int) -> list[dict]:
-    """One account's events; `legacy`: the account also owns the events from before tenancy."""
+          end: datetime | None, newest_first: bool, offset: int, limit: int,
+          composites: tuple[bool, list[str]] | None = None) -> list[dict]:
+    """One account's events; `legacy`: the account also owns the events from before tenancy.
+    `composites`: (True: only composite alarms' events, False: only the others; the names of the
+    account's composite alarms), or None for every event."""
     owner = "(account = :account OR account IS NULL)" if legacy else "account = :account"
     clauses, args = [owner], {"account": account, "offset": offset, "limit": limit}
     for column, key, value, op in (("alarm_name", "name", name, "="), ("item_type", "kind", kind, "="),
@@ -87,6 +97,9 @@ def query(pools, account: str, legacy: bool, name: str | None, kind: str | None,
         if value is not None:
             clauses.append(f"{column} {op} :{key}")
             args[key] = value
+    if composites is not None:
+        clauses.append(COMPOSITE_SQL if composites[0] else f"NOT {COMPOSITE_SQL}")
+        args.update(composites=list(composites[1]), composite_mark='%"AlarmRule":%')
     where = "WHERE " + " AND ".join(clauses)
     order = "DESC" if newest_first else "ASC"
     sql = text(f"SELECT alarm_name, ts, item_type, summary, data::text FROM alarm_history {where} "

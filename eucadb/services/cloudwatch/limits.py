@@ -19,6 +19,7 @@ MAX_EXTENDED = 10
 MAX_QUERIES = 500
 MAX_DOCUMENT_DEPTH = 32                 # JSON/CBOR nesting; the deepest input in the model nests 8
 MAX_STATE_REASON_DATA = 4000            # characters (the model's StateReasonData max)
+MAX_ALARMS = 5000                       # metric and composite alarms together
 PAST = timedelta(days=14)
 FUTURE = timedelta(hours=2)
 HIGH_RES_PERIODS = (1, 5, 10, 30)

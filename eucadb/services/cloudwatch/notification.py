@@ -62,7 +62,8 @@ def message(d: dict, *, account: str, region: str, alarm_arn: str, old: str, new
         "NewStateReason": reason, "StateChangeTime": aws_time(changed_at), "Region": region_name(region),
         "AlarmArn": alarm_arn, "OldStateValue": old, "OKActions": d.get("OKActions", []),
         "AlarmActions": d.get("AlarmActions", []), "InsufficientDataActions": d.get("InsufficientDataActions", []),
-        "Trigger": trigger(d)})
+        # a composite alarm has no metric: its notification carries the rule instead of a Trigger
+        **({"AlarmRule": d["AlarmRule"]} if "AlarmRule" in d else {"Trigger": trigger(d)})})
 
 
 def subject(name: str, new: str, region: str) -> str:

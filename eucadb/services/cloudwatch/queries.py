@@ -94,3 +94,18 @@ def sources(cw, start: datetime, end: datetime, catalogue: Callable[[str | None]
 def engine(cw, queries: list[Query], start: datetime, end: datetime) -> Engine:
     """Checks every expression (a ValidationError before anything is read) and returns the engine."""
     return Engine(queries, Window(int(start.timestamp()), int(end.timestamp())), sources(cw, start, end))
+
+
+def default_labels(parsed: list[Query]) -> dict[str, str]:
+    """The Label AWS gives a MetricStat query that has none: the metric name, then the Stat when
+    the request's MetricStat queries differ in Stat, then the Period when they differ in Period
+    ("metric1 Sum 60" / "metric1 Minimum 30"; "metric1 Sum" / "metric1 Minimum" for one period;
+    "metric1 60" / "metric1 30" for one stat; units alone add nothing). Source: responses recorded
+    against AWS in localstack/localstack tests/aws/services/cloudwatch/test_cloudwatch.snapshot.json
+    (test_label_generation, test_get_metric_data_with_zero_and_labels)."""
+    stats = [q.metric for q in parsed if q.metric is not None]
+    by_stat = len({m.stat for m in stats}) > 1
+    by_period = len({m.period for m in stats}) > 1
+    return {q.id: " ".join([q.metric.key.metric_name] + ([q.metric.stat] if by_stat else [])
+                           + ([str(q.metric.period)] if by_period else []))
+            for q in parsed if q.metric is not None and q.label is None}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from eucadb.services.cloudwatch.operations import alarms, dashboards, metrics, tagging
+from eucadb.services.cloudwatch.operations import alarms, composite, dashboards, metrics, tagging
 from eucadb.services.cloudwatch.service import CloudWatch
 
 Handler = Callable[[CloudWatch, dict], dict[str, Any]]
@@ -14,6 +14,7 @@ OPERATIONS: dict[str, Handler] = {
     "GetMetricData": metrics.get_metric_data,
     "ListMetrics": metrics.list_metrics,
     "PutMetricAlarm": alarms.put_metric_alarm,
+    "PutCompositeAlarm": composite.put_composite_alarm,
     "DescribeAlarms": alarms.describe_alarms,
     "DeleteAlarms": alarms.delete_alarms,
     "SetAlarmState": alarms.set_alarm_state,

@@ -18,25 +18,23 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eucadb.services import bounds
-from eucadb.services.cloudwatch import action_arns, alarm_math, arns, history, limits, tags, tokens
+from eucadb.services.cloudwatch import action_arns, alarm_math, arns, composite, history, limits, tags, tokens
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.errors import ApiError, invalid, limit, not_found, validation
 from eucadb.services.cloudwatch.evaluation import change_state
 from eucadb.services.cloudwatch.math.errors import validation as validation_error
+from eucadb.services.cloudwatch.operations import composite as composite_ops
 from eucadb.services.cloudwatch.rules import (BAND_NEEDS_METRIC, BAND_OPERATORS, COMPARE, LOW_SAMPLE, STATES,
                                               TREAT_MISSING)
 from eucadb.services.cloudwatch.service import CloudWatch
 from eucadb.services.cloudwatch.stats import BASIC, percentile_of
 from eucadb.services.cloudwatch.tables import Alarm
 
-MAX_ALARMS = 5000
 DEFINITION_FIELDS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
                      "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
                      "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
                      "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
                      "ThresholdMetricId")
-# HistoryData "type" of a configuration update, as AWS writes it ({"type":"Create","createdAlarm":...})
-HISTORY_TYPES = {"created": "Create", "updated": "Update"}
 
 
 def _validate_alarm(p: dict, region: str) -> dict:
@@ -87,9 +85,12 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
     name = definition["AlarmName"]
     with cw.pools.session(LOCAL) as s:
         row = s.get(Alarm, (cw.account, name))
+        if row is not None and composite.is_composite(row.definition):
+            raise ApiError("ValidationError", f"The alarm {name} is a composite alarm; a metric alarm cannot "
+                                              "replace it (delete it first).")
         if row is None:
-            if s.scalar(select(func.count()).select_from(Alarm).where(Alarm.account == cw.account)) >= MAX_ALARMS:
-                raise limit(f"The maximum of {MAX_ALARMS} alarms has been reached.")
+            if s.scalar(select(func.count()).select_from(Alarm).where(Alarm.account == cw.account)) >= limits.MAX_ALARMS:
+                raise limit(f"The maximum of {limits.MAX_ALARMS} alarms has been reached.")
             row = Alarm(account=cw.account, name=name, state="INSUFFICIENT_DATA",
                         state_reason="Unchecked: Initial alarm creation",
                         state_updated_at=now)
@@ -104,7 +105,7 @@ def put_metric_alarm(cw: CloudWatch, p: dict) -> dict:
             # this parameter are ignored" (model, PutMetricAlarmInput.Tags)
             tags.put(s, cw.account, "alarm", name, new_tags)
         history.stage(s, cw.account, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
-                      {"version": "1.0", "type": HISTORY_TYPES[verb], verb + "Alarm": definition})
+                      {"version": "1.0", "type": history.CONFIGURATION_TYPES[verb], verb + "Alarm": definition})
     history.deliver_soon(cw.pools)
     return {}
 
@@ -119,6 +120,27 @@ def alarm_document(cw: CloudWatch, row: Alarm) -> dict[str, Any]:
             "StateUpdatedTimestamp": row.state_updated_at, "StateTransitionedTimestamp": row.state_updated_at}
 
 
+ALARM_TYPES = ("CompositeAlarm", "MetricAlarm", "LogAlarm")   # the model's AlarmType enum
+
+
+def _types(p: dict) -> set[str]:
+    """AlarmTypes: "If you omit this parameter, only metric alarms are returned" (model). Log
+    alarms are not served, so asking for them alone returns nothing."""
+    wanted = p.get("AlarmTypes") or ["MetricAlarm"]
+    for t in wanted:
+        if t not in ALARM_TYPES:
+            raise invalid(f"AlarmTypes must hold only {', '.join(ALARM_TYPES)}.")
+    return set(wanted)
+
+
+def _document(cw: CloudWatch, row: Alarm, suppressors: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    if composite.is_composite(row.definition):
+        sup = json.loads(row.definition).get("ActionsSuppressor")
+        state = suppressors.get(composite.resolve(cw, sup)) if sup else None
+        return "CompositeAlarms", composite_ops.document(cw, row, state)
+    return "MetricAlarms", alarm_document(cw, row)
+
+
 def describe_alarms(cw: CloudWatch, p: dict) -> dict:
     size = p.get("MaxRecords", 50)
     if not 1 <= size <= 100:
@@ -127,21 +149,37 @@ def describe_alarms(cw: CloudWatch, p: dict) -> dict:
         raise invalid(f"StateValue must be one of {', '.join(STATES)}.")
     if p.get("AlarmNames") and p.get("AlarmNamePrefix"):
         raise ApiError("InvalidParameterCombination", "AlarmNames and AlarmNamePrefix cannot be used together.")
-    stmt = select(Alarm).where(Alarm.account == cw.account).order_by(Alarm.name).limit(size + 1)
     after = tokens.decode("alarm", p.get("NextToken"))
-    if after is not None:
-        stmt = stmt.where(Alarm.name > after)
-    if p.get("AlarmNames"):
-        stmt = stmt.where(Alarm.name.in_(p["AlarmNames"][:100]))
-    if p.get("AlarmNamePrefix"):
-        stmt = stmt.where(Alarm.name.startswith(p["AlarmNamePrefix"], autoescape=True))
-    if p.get("StateValue"):
-        stmt = stmt.where(Alarm.state == p["StateValue"])
+    out: dict[str, Any] = {"MetricAlarms": [], "CompositeAlarms": []}
     with cw.pools.session(LOCAL) as s:
-        docs = [alarm_document(cw, r) for r in s.scalars(stmt)]
-    out: dict[str, Any] = {"MetricAlarms": docs[:size], "CompositeAlarms": []}
-    if len(docs) > size:
-        out["NextToken"] = tokens.encode("alarm", docs[size - 1]["AlarmName"])
+        family = composite_ops.family(cw, s, p)
+        if family is not None:   # Children/ParentsOfAlarmName: both kinds, a few members each
+            rows = [r for r in family if after is None or r.name > after][:size + 1]
+            members = composite_ops.family_members(p)
+        else:
+            types = _types(p)
+            stmt = select(Alarm).where(Alarm.account == cw.account).order_by(Alarm.name).limit(size + 1)
+            if after is not None:
+                stmt = stmt.where(Alarm.name > after)
+            if p.get("AlarmNames"):
+                stmt = stmt.where(Alarm.name.in_(p["AlarmNames"][:100]))
+            if p.get("AlarmNamePrefix"):
+                stmt = stmt.where(Alarm.name.startswith(p["AlarmNamePrefix"], autoescape=True))
+            if p.get("StateValue"):
+                stmt = stmt.where(Alarm.state == p["StateValue"])
+            if "CompositeAlarm" not in types:
+                stmt = stmt.where(~composite.composite_sql())
+            if "MetricAlarm" not in types:
+                stmt = stmt.where(composite.composite_sql())
+            rows = list(s.scalars(stmt))
+            members = None
+        suppressors = composite_ops.suppressor_states(cw, s, rows[:size])
+        for row in rows[:size]:
+            kind, doc = _document(cw, row, suppressors)
+            out[kind].append(doc if members is None else {k: doc[k] for k in members})
+        last = rows[size - 1].name if len(rows) > size else None
+    if last is not None:
+        out["NextToken"] = tokens.encode("alarm", last)
     return out
 
 
@@ -155,6 +193,7 @@ def delete_alarms(cw: CloudWatch, p: dict) -> dict:
         absent = set(names) - {r.name for r in rows}
         if absent:
             raise not_found(f"The following alarms were not found: {', '.join(sorted(absent))}")
+        composite_ops.check_deletable(cw, s, names)
         now = cw.clock()
         for r in rows:
             s.delete(r)
@@ -168,7 +207,10 @@ def delete_alarms(cw: CloudWatch, p: dict) -> dict:
 def set_alarm_state(cw: CloudWatch, p: dict) -> dict:
     limits.require(p, "AlarmName", "StateValue", "StateReason")
     if p["StateValue"] not in STATES:
-        raise invalid(f"StateValue must be one of {', '.join(STATES)}.")
+        # AWS's answer, recorded in localstack's test_cloudwatch.snapshot.json (test_set_alarm_invalid_input)
+        raise ApiError("ValidationError", f"1 validation error detected: Value '{p['StateValue']}' at 'stateValue' "
+                                          "failed to satisfy constraint: Member must satisfy enum value set: "
+                                          "[INSUFFICIENT_DATA, ALARM, OK]")
     data = p.get("StateReasonData")
     if data is not None:
         if len(data) > limits.MAX_STATE_REASON_DATA:
@@ -190,11 +232,21 @@ def describe_alarm_history(cw: CloudWatch, p: dict) -> dict:
     kind = p.get("HistoryItemType")
     if kind is not None and kind not in ("ConfigurationUpdate", "StateUpdate", "Action"):
         raise invalid("HistoryItemType must be ConfigurationUpdate, StateUpdate or Action.")
+    types = _types(p)   # "If you omit this parameter, only metric alarms are returned" (model)
     offset = tokens.decode_int("history", p.get("NextToken"))
+    if not types & {"MetricAlarm", "CompositeAlarm"}:
+        return {"AlarmHistoryItems": []}   # log alarms are not served
     history.deliver_soon(cw.pools)   # read your own writes when the remote is back
+    with cw.pools.session(LOCAL) as s:   # the remote history does not keep the type: the alarm does
+        composites = set(s.scalars(select(Alarm.name).where(Alarm.account == cw.account,
+                                                            composite.composite_sql())))
+    only = None if {"MetricAlarm", "CompositeAlarm"} <= types else ("CompositeAlarm" in types, sorted(composites))
     items = history.query(cw.pools, cw.account, cw.legacy_account(), p.get("AlarmName"), kind,
                           p.get("StartDate"), p.get("EndDate"),
-                          p.get("ScanBy", "TimestampDescending") == "TimestampDescending", offset, size + 1)
+                          p.get("ScanBy", "TimestampDescending") == "TimestampDescending", offset, size + 1, only)
+    for item in items:
+        if item["AlarmName"] in composites or composite.is_composite(item["HistoryData"]):
+            item["AlarmType"] = "CompositeAlarm"
     out: dict[str, Any] = {"AlarmHistoryItems": items[:size]}
     if len(items) > size:
         out["NextToken"] = tokens.encode("history", offset + size)

@@ -28,7 +28,12 @@ def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[
     if resolution not in (1, 60):
         raise invalid(f"The parameter {where}.StorageResolution must be 1 or 60.")
     given = [k for k in ("Value", "Values", "StatisticValues") if k in datum]
-    if len(given) != 1:
+    if len(given) > 1:
+        # AWS's answer, e.g. "The parameters MetricData.member.4.Value and MetricData.member.4.StatisticValues
+        # are mutually exclusive and you have specified both." (quoted in AdRoll/goamz issue 355)
+        raise combination(f"The parameters {where}.{given[0]} and {where}.{given[1]} are mutually exclusive "
+                          "and you have specified both.")
+    if not given:
         raise combination(f"{where} must have exactly one of Value, Values or StatisticValues.")
     if "Value" in datum:
         v = datum["Value"]
@@ -167,6 +172,7 @@ def get_metric_data(cw: CloudWatch, p: dict) -> dict:
     parsed = [queries.parse_query(q, f"MetricDataQueries.member.{i}") for i, q in enumerate(raw, 1)]
     run = queries.engine(cw, parsed, start, end)
     computed = run.results()
+    labels = queries.default_labels(parsed)
     first, offset = _gmd_position(p.get("NextToken"), max(len(computed), 1))
     results: list[dict] = []
     out: dict[str, Any] = {}
@@ -175,7 +181,7 @@ def get_metric_data(cw: CloudWatch, p: dict) -> dict:
         points = sorted(r.points, reverse=descending)[offset if index == first else 0:]
         page, rest = points[:budget], points[budget:]
         budget -= len(page)
-        result: dict[str, Any] = {"Id": r.id, "Label": r.label,
+        result: dict[str, Any] = {"Id": r.id, "Label": labels.get(r.id, r.label),
                                   "Timestamps": [datetime.fromtimestamp(t, timezone.utc) for t, _ in page],
                                   "Values": [v for _, v in page], "StatusCode": "PartialData" if rest else "Complete"}
         if r.messages:
