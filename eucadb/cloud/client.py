@@ -73,12 +73,13 @@ PROPAGATION = Retry(deadline=90, max_delay=5, retry_on=(ClientError, CloudUnreac
 class CloudClients:
     """Creates (and caches, thread-safely) boto3 clients for the configured cloud."""
 
-    def __init__(self, config: Config, connect_timeout: float = 5, read_timeout: float = 30):
+    def __init__(self, config: Config, connect_timeout: float = 5, read_timeout: float = 30,
+                 max_attempts: int = 4):
         self.config = config
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._boto_config = BotoConfig(
-            retries={"mode": "standard", "max_attempts": 4},
+            retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=connect_timeout, read_timeout=read_timeout)
 
     @property
