@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from eucadb.backup import service
+from eucadb.backup import restore, service
 from eucadb.output import OUTPUT_OPTION, emit
 
 COLUMNS = ["backup_id", "backup_name", "status", "begin_time", "end_time", "begin_wal", "end_wal"]
@@ -29,3 +29,32 @@ def create_cmd(app, name: str | None, output: str) -> None:
 def list_cmd(app, output: str) -> None:
     """The base backups in the bucket, oldest first, with their time and WAL ranges."""
     emit(service.list_backups(app), output, COLUMNS)
+
+
+@backup_group.command("restore")
+@click.argument("backup_id", required=False)
+@click.option("--time", "when", default=None, metavar="ISO8601",
+              help="restore to this time (UTC unless it names a zone): the latest base backup before it "
+                   "plus WAL replay")
+@click.option("--wait/--no-wait", default=True, help="follow the restore until the services are ENABLED")
+@OUTPUT_OPTION
+@click.pass_obj
+def restore_cmd(app, backup_id: str | None, when: str | None, wait: bool, output: str) -> None:
+    """Restore onto a NEW data volume (the old one is kept, tagged eucadb:retired): the instance is
+    replaced and restores itself at boot; the services come back on the restored database."""
+    started = restore.start_restore(app, backup_id, when)
+    click.echo(f"restore {started['token']}: backup {started['backup_id']}"
+               + (f" to {started['target_time']}" if started["target_time"] else " (its end)")
+               + f", run {started['run']}", err=True)
+    if wait:
+        started.update(restore.follow(app, started["run"], lambda line: click.echo(line, err=True)))
+    emit(started, output)
+
+
+@backup_group.command("volumes")
+@OUTPUT_OPTION
+@click.pass_obj
+def volumes_cmd(app, output: str) -> None:
+    """The deployment's data volumes: the current one and those restores retired (kept to go back to)."""
+    emit(restore.volumes(app), output, restore.VOLUME_COLUMNS)
+

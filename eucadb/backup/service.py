@@ -32,7 +32,7 @@ from eucadb.workflow.deployment import Names, current_deployment
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LIST_TIMEOUT = 120
 FIELDS = ("backup_id", "backup_name", "status", "begin_time", "end_time", "begin_wal", "end_wal",
-          "size")
+          "size", "begin_time_iso", "end_time_iso")
 
 
 def _deployment(app: App) -> str:
@@ -119,4 +119,4 @@ def list_backups(app: App) -> list[dict[str, Any]]:
     except ValueError:
         raise EucadbError(f"barman-cloud-backup-list printed no JSON: {done.stdout[:200]!r}") from None
     rows = [{k: b.get(k) for k in FIELDS} for b in doc.get("backups_list", [])]
-    return sorted(rows, key=lambda b: str(b["begin_time"]))
+    return sorted(rows, key=lambda b: str(b["begin_time_iso"] or b["backup_id"]))

@@ -35,11 +35,11 @@ from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.launch import LAUNCH, TEARDOWN
+from eucadb.workflow.launch import LAUNCH, RESTORE, TEARDOWN
 from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
-WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN}
+WORKFLOWS = {w.kind: w for w in (LAUNCH, TEARDOWN, RESTORE)}
 
 
 def _today() -> date:

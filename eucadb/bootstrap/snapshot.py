@@ -21,6 +21,7 @@ class RunView:
     digest: str          # digest of the properties the run was started with
     age: float           # seconds since the run finished (0 while running)
     credentials_digest: str = ""  # which DB credentials its launch template carries ("" unknown)
+    options: Mapping[str, object] = field(default_factory=dict)  # what the run was started with
 
 
 @dataclass(frozen=True)
