@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from eucadb.backup import restore, service
+from eucadb.backup import manage, restore, service
 from eucadb.output import OUTPUT_OPTION, emit
 
 COLUMNS = ["backup_id", "backup_name", "status", "begin_time", "end_time", "begin_wal", "end_wal"]
@@ -19,8 +19,11 @@ def backup_group() -> None:
 @OUTPUT_OPTION
 @click.pass_obj
 def create_cmd(app, name: str | None, output: str) -> None:
-    """Take a base backup now: the instance runs barman-cloud-backup to the backup bucket."""
-    emit(service.create_backup(app, name), output)
+    """Take a base backup now: the instance runs barman-cloud-backup to the backup bucket; then
+    the retention policy (backup.retention_count / retention_days) deletes what it lets go."""
+    made = service.create_backup(app, name)
+    made["retention_deleted"] = manage.apply_retention(app, service._deployment(app))
+    emit(made, output)
 
 
 @backup_group.command("list")
@@ -58,3 +61,21 @@ def volumes_cmd(app, output: str) -> None:
     """The deployment's data volumes: the current one and those restores retired (kept to go back to)."""
     emit(restore.volumes(app), output, restore.VOLUME_COLUMNS)
 
+
+@backup_group.command("show")
+@click.argument("backup_id")
+@OUTPUT_OPTION
+@click.pass_obj
+def show_cmd(app, backup_id: str, output: str) -> None:
+    """One backup (by id or name): times, WAL range, size, retention and restore use."""
+    emit(manage.show(app, backup_id), output)
+
+
+@backup_group.command("delete")
+@click.argument("backup_id")
+@click.option("--force", is_flag=True, help="delete even below the retention minimum (says what it breaks)")
+@OUTPUT_OPTION
+@click.pass_obj
+def delete_cmd(app, backup_id: str, force: bool, output: str) -> None:
+    """Delete a base backup and the WAL only it needed (never one a restore in progress uses)."""
+    emit(manage.delete(app, backup_id, force), output)

@@ -59,6 +59,13 @@ class MarkUnhealthy(Action):
 
 
 @dataclass(frozen=True)
+class TakeBackup(Action):
+    """The scheduled base backup whose fire time `fire` (ISO 8601) has come (retention follows)."""
+
+    fire: str = ""
+
+
+@dataclass(frozen=True)
 class MaintainPartitions(Action):
     """Create tomorrow's daily partitions, drop those past retention (admin role, once a day)."""
 
@@ -215,6 +222,8 @@ def _services(s: Snapshot) -> Action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
+    if s.backup_due:
+        return TakeBackup(f"taking the scheduled base backup of {s.backup_due}", s.backup_due)
     if s.maintenance_due:
         return MaintainPartitions("maintaining partitions: daily ones created ahead, past retention dropped")
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

@@ -69,3 +69,4 @@ class Snapshot:
     published_address: str | None = None  # the leader's pool endpoint (what a follower follows)
     health_grace: float = 600.0          # seconds a new instance may take to pass its first check
     archiver: ArchiverView | None = None  # WAL archiving as of the last passed health check
+    backup_due: str = ""                 # the scheduled backup's fire time to take now ("" none)

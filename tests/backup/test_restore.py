@@ -13,7 +13,8 @@ import pytest
 
 from e2e import module_cloud, sibling
 from pg import free_port
-from serving import Server, enabled, writer_connect
+from serving import Server, enabled
+from restoring import address, insert, now_on, series
 from eucadb.workflow.deployment import Names, current_deployment
 
 pytestmark = pytest.mark.slow
@@ -21,27 +22,12 @@ W = "services.database.worker."
 cloud = module_cloud("restore")
 
 
-def insert(env, address: str, series: range) -> None:
-    with writer_connect(env, address) as conn, conn.cursor() as cur:
-        for i in series:
-            cur.execute("INSERT INTO metric_datapoints (series_id, ts, sample_count, sum, minimum, maximum, unit)"
-                        " VALUES (%s, now(), 1, 1, 1, 1, 'restore')", (i,))
-
-
-def series(env, address: str) -> list[int]:
-    with writer_connect(env, address) as conn, conn.cursor() as cur:
-        cur.execute("SELECT series_id FROM metric_datapoints WHERE unit = 'restore' ORDER BY 1")
-        return [r[0] for r in cur.fetchall()]
-
-
-def now_on(env, address: str) -> str:
-    with writer_connect(env, address) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-        return cur.fetchone()[0]
-
-
 def runs(env) -> list:
     return json.loads(env.run("workflow", "show", "-o", "json").stdout)
+
+
+def run_state(env, run_id: int) -> str:
+    return json.loads(env.run("workflow", "show", "--run", str(run_id), "-o", "json").stdout)["state"]
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +41,6 @@ def deployment(cloud, tmp_path_factory):
     finally:
         server.stop()
         env.run("workflow", "teardown", "--delete-volume", check=False)
-
-
-def address(server) -> str:
-    return server.wait(enabled, 300)["database"]["endpoint"].split(":")[0]
 
 
 def refused(env, *args: str) -> str:
@@ -121,3 +103,36 @@ def test_restore_to_a_time_then_to_a_backup_on_new_volumes(deployment):
         {"Name": "tag:eucadb:deployment", "Values": [current_deployment(env.app().store)]}])["Volumes"]
     assert len(vols) == 3 and sum(1 for v in vols for t in v.get("Tags", [])
                                   if t == {"Key": "Name", "Value": Names(current_deployment(env.app().store)).volume}) == 1
+
+
+def test_a_restore_resumes_after_a_kill_9_of_serve_without_a_second_volume(deployment):
+    """Last: it replaces the module's server. serve is killed (SIGKILL, a fault point) right after
+    the restore made its new volume; the next serve resumes the persisted run from there."""
+    env, server = deployment
+    backup_id = json.loads(env.run("backup", "list", "-o", "json").stdout)[-1]["backup_id"]
+    server.stop()
+    doomed = Server(env, free_port(), EUCADB_FAULT="kill:restore_volume:after")
+    healed = None
+    try:
+        doomed.wait(enabled, 300)
+        started = json.loads(env.run("backup", "restore", backup_id, "--no-wait", "-o", "json").stdout)
+        assert doomed.proc.wait(timeout=600) == -9                                   # killed mid-restore
+        run = [r for r in runs(env) if r["run"] == started["run"]][0]
+        assert run["state"] == "running"
+        assert {s["name"]: s["state"] for s in run["steps"]}["restore_volume"] == "done"
+
+        healed = Server(env, free_port())
+        doc = healed.wait(lambda d: enabled(d) and run_state(env, started["run"]) != "running", 900)
+        assert run_state(env, started["run"]) == "succeeded"
+        assert {s["state"] for s in doc["services"].values()} == {"ENABLED"}
+        assert series(env, address(healed)) == [*range(1, 6)]
+        made = [v for v in json.loads(env.run("backup", "volumes", "-o", "json").stdout)
+                if v["role"] == "current"]
+        assert len(made) == 1 and made[0]["restored_from"] == backup_id
+        tokens = [t["Value"] for v in env.client("ec2").describe_volumes()["Volumes"]
+                  for t in v.get("Tags", []) if t["Key"] == "eucadb:restore" and t["Value"] == started["token"]]
+        assert tokens == [started["token"]]                                          # one volume, not two
+    finally:
+        for proc in (doomed, healed):
+            if proc is not None and proc.proc.poll() is None:
+                proc.stop()

@@ -213,3 +213,14 @@ def test_a_requested_restore_first_stops_the_services_then_runs_and_a_failed_one
     failed = replace(running, state="rolled_back", error="wait_restored: boom", age=1.0)
     back = decide(snap(run=failed))
     assert isinstance(back, StartWorkflow) and back.kind == "launch" and "previous data volume" in back.reason
+
+
+def test_a_due_scheduled_backup_is_taken_once_the_services_are_up():
+    from eucadb.bootstrap.decide import TakeBackup
+    fire = "2026-12-02T03:00:00+00:00"
+    action = decide(snap(backup_due=fire))
+    assert isinstance(action, TakeBackup) and action.fire == fire
+    # not while the database is being launched, healed or its services are still coming up
+    assert not isinstance(decide(snap(backup_due=fire, services=services(ServiceState.DISABLED))), TakeBackup)
+    assert not isinstance(decide(snap(backup_due=fire, db=DbHealth(ok=False, error="x", failures=1))), TakeBackup)
+    assert isinstance(decide(snap()), Idle)
