@@ -14,7 +14,7 @@ import pytest
 from e2e import module_cloud, sibling
 from pg import free_port
 from serving import Server, enabled
-from restoring import address, insert, now_on, series
+from restoring import address, archives_after_a_switch, insert, now_on, series
 from eucadb.workflow.deployment import Names, current_deployment
 
 pytestmark = pytest.mark.slow
@@ -93,6 +93,7 @@ def test_restore_to_a_time_then_to_a_backup_on_new_volumes(deployment):
     print(f"\nrestore to a time: {restore_seconds:.1f}s from request to services ENABLED")
 
     insert(env, db, range(301, 303))        # the restored database accepts writes
+    assert archives_after_a_switch(env, db).startswith("00000002")   # and archives, on a new timeline
     done = env.run("backup", "restore", made["backup_id"], "-o", "json", timeout=1800)
     second = json.loads(done.stdout)
     assert second["state"] == "succeeded" and second["retired_volume"] == result["volume_id"]
