@@ -31,7 +31,8 @@ User-data (JSON; built by eucadb.workflow.userdata.build_user_data, parsed by `p
      "databases": {"cloudwatch": name, "reporting": name},
      "roles": {"admin": name, "cloudwatch": name, "reporting": name, "replication": name},
      "init_script": str, "ntp_server": str, "credentials": <envelope>,
-     "backup": {"bucket": str, "prefix": str, "archive_timeout": int}   (optional)}
+     "backup": {"bucket": str, "prefix": str, "archive_timeout": int}   (optional),
+     "restore": {"token": str, "backup_id": str, "target_time": ISO 8601 | null}   (optional)}
 `credentials` is an envelope (eucadb.workflow.credentials.seal) of
     {"<role key>": {"user": name, "password": str}, ...}  for the four role keys above.
 
@@ -41,6 +42,14 @@ Secrets Manager secret `secret_id`, SecretString JSON (written by eucadb's key-d
 The key stays in memory; PGDATA/server.key holds it encrypted with key_passphrase, which PostgreSQL gets
 from the `passphrase` sub-command (fetched through the role again) — no plaintext key or password on
 disk. Passwords reach PostgreSQL only as client-side SCRAM verifiers; initdb reads its one from a pipe.
+
+Restore: with `restore` (and `backup`) in user-data and an empty data disk, the cluster comes from
+the bucket instead of initdb: barman-cloud-restore of `backup_id` into a side directory, then
+recovery with barman-cloud-wal-restore as restore_command to `target_time` (or, without one, to
+the end of the backup: recovery_target=immediate) and `recovery_target_action=promote`. The
+temporary server does the recovery; roles and passwords are applied once it has promoted. The disk
+marker records the token, and the server's `eucadb.restore` setting shows it, so eucadb knows the
+database it reaches is the restored one. A disk that already holds a cluster ignores the block.
 """
 from __future__ import annotations
 
@@ -88,6 +97,9 @@ MARKER = ".eucadb-volume"
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KEY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$")
 BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+BACKUP_ID = re.compile(r"^[0-9]{8}T[0-9]{6}$")   # Barman's backup ids
+ISO_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+(Z|[+-][0-9:]+)?$")
+RESTORE_DEADLINE = 3600        # the temporary server's recovery: WAL replay takes what it takes
 BARMAN_SERVER = "db"           # Barman's server name: keys are PREFIX/db/wals/…, PREFIX/db/base/…
 PG_LIB = Path("/usr/lib/postgresql")  # Debian's layout: one <major>/bin per installed version
 INIT_SCRIPT_TIMEOUT = 600
@@ -161,6 +173,30 @@ def parse_backup(doc: Any) -> Backup | None:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """Make a new disk's cluster from a base backup plus WAL replay, not initdb."""
+    token: str                   # which restore this is (eucadb waits for it: SHOW eucadb.restore)
+    backup_id: str
+    target_time: str | None      # None: the end of the backup (recovery_target = immediate)
+
+
+def parse_restore(doc: Any) -> Restore | None:
+    """user-data's optional `restore` object; its values end up in postgresql.conf and argv."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise SetupError("user-data: 'restore' is not an object")
+    token, backup_id, target = doc.get("token"), doc.get("backup_id"), doc.get("target_time")
+    if not isinstance(token, str) or not BACKUP_NAME.fullmatch(token):
+        raise SetupError(f"user-data: restore token {token!r} is not a plain name")
+    if not isinstance(backup_id, str) or not BACKUP_ID.fullmatch(backup_id):
+        raise SetupError(f"user-data: restore backup_id {backup_id!r} is not a Barman backup id")
+    if target is not None and (not isinstance(target, str) or not ISO_TIME.fullmatch(target)):
+        raise SetupError(f"user-data: restore target_time {target!r} is not an ISO 8601 time")
+    return Restore(token, backup_id, target)
+
+
+@dataclass(frozen=True)
 class UserData:
     deployment: str
     endpoint_url: str | None
@@ -180,6 +216,7 @@ class UserData:
     ntp_server: str
     credentials: Mapping[str, Any]
     backup: Backup | None = None
+    restore: Restore | None = None
 
 
 def parse_user_data(raw: bytes | str) -> UserData:
@@ -224,7 +261,8 @@ def parse_user_data(raw: bytes | str) -> UserData:
         dns_name=need("dns_name"), server_cert=need("server_cert"), ca_cert=need("ca_cert"),
         allowed_cidrs=tuple(cidrs), instance_type=doc.get("instance_type") or "",
         databases=dict(databases), roles=dict(roles), init_script=doc.get("init_script") or "",
-        ntp_server=ntp, credentials=need("credentials", dict), backup=parse_backup(doc.get("backup")))
+        ntp_server=ntp, credentials=need("credentials", dict), backup=parse_backup(doc.get("backup")),
+        restore=parse_restore(doc.get("restore")))
 
 
 def parse_credentials(plaintext: bytes, ud: UserData) -> dict[str, str]:
@@ -613,11 +651,13 @@ def check_data_dir(data_dir: Path, deployment: str, major: str, owner: RunAs) ->
     return pgdata
 
 
-def mark_initialised(data_dir: Path, owner: RunAs) -> None:
+def mark_initialised(data_dir: Path, owner: RunAs, restored: str = "") -> None:
     """Record on the disk that it holds a cluster now, so a PGDATA that later goes missing is
-    refused instead of silently replaced by an empty one."""
+    refused instead of silently replaced by an empty one (and which restore made it, if one did)."""
     marker = json.loads((data_dir / MARKER).read_text())
     marker["cluster_initialised"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    if restored:
+        marker["restored"] = restored
     write_file(data_dir / MARKER, json.dumps(marker), 0o644, owner)
 
 
@@ -647,6 +687,41 @@ def init_cluster(bindir: Path, pgdata: Path, admin: str, password: str, owner: R
         raise SetupError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     os.rename(staging, pgdata)
     log.info("initialised a new cluster in %s (superuser %s, data checksums on)", pgdata, admin)
+
+
+def restore_cluster(ud: UserData, pgdata: Path, owner: RunAs) -> None:
+    """barman-cloud-restore of the restore block's backup into a side directory, armed for
+    recovery (recovery.signal), then renamed into place: a crash never leaves a half-made PGDATA."""
+    assert ud.restore is not None and ud.backup is not None
+    staging = pgdata.with_name("pgdata.restore")
+    if staging.exists():
+        log.info("removing an unfinished restore from a previous boot (%s)", staging)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(staging)], check=True)
+    make_dir(staging, 0o700, owner)
+    log.info("restoring backup %s from %s (restore %s)", ud.restore.backup_id, ud.backup.url,
+             ud.restore.token)
+    done = subprocess.run([*barman_argv(ud, "cloud_restore"), ud.restore.backup_id, str(staging)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, **owner.popen())
+    if done.returncode != 0:
+        raise SetupError(f"barman-cloud-restore of {ud.restore.backup_id} failed ({done.returncode}): "
+                         f"{done.stderr.strip()[-2000:]}")
+    write_file(staging / "recovery.signal", "", 0o600, owner)
+    os.rename(staging, pgdata)
+    log.info("backup %s restored into %s; recovery runs in the temporary server", ud.restore.backup_id,
+             pgdata)
+
+
+def recovery_settings(ud: UserData, pgdata: Path) -> dict[str, object]:
+    """postgresql.conf for a restore's recovery (none once it has promoted: no recovery.signal)."""
+    if ud.restore is None or ud.backup is None or not (pgdata / "recovery.signal").exists():
+        return {}
+    fetch = " ".join(shlex.quote(a) for a in barman_argv(ud, "cloud_walrestore"))
+    # a numeric offset: PostgreSQL checks this setting before it knows zone abbreviations ("Z")
+    when = ud.restore.target_time and re.sub(r"[Zz]$", "+00:00", ud.restore.target_time)
+    target: dict[str, object] = ({"recovery_target_time": when,
+                                  "recovery_target_inclusive": True}
+                                 if ud.restore.target_time else {"recovery_target": "immediate"})
+    return {"restore_command": f"{fetch} %f %p", **target, "recovery_target_action": "promote"}
 
 
 def memory_settings(instance_type: str) -> dict[str, str]:
@@ -762,8 +837,9 @@ class TemporaryServer:
     admin password in user-data can always be applied)."""
 
     def __init__(self, bindir: Path, pgdata: Path, socket_dir: Path, port: int, admin: str,
-                 owner: RunAs):
+                 owner: RunAs, deadline: float = 120):
         self.bindir, self.pgdata, self.socket_dir, self.port = bindir, pgdata, socket_dir, port
+        self.deadline = deadline
         self.admin, self.owner, self.proc = admin, owner, None
         self.hba, self.ident = socket_dir / "setup_hba.conf", socket_dir / "setup_ident.conf"
 
@@ -785,11 +861,25 @@ class TemporaryServer:
             except psycopg2.OperationalError as exc:
                 raise NotYet(str(exc).strip()) from None
         try:
-            until("start the temporary server", ready, 120)
+            until("start the temporary server", ready, self.deadline)
         except BaseException:
             self.__exit__()
             raise
         return self
+
+    def wait_promoted(self) -> None:
+        """A restore's recovery runs here: wait until it reached its target and promoted (a
+        target it cannot reach makes PostgreSQL exit, which `ready`'s poll reports)."""
+        def promoted() -> None:
+            if self.proc.poll() is not None:
+                raise SetupError(f"PostgreSQL exited with {self.proc.returncode} during recovery "
+                                 "(see ROOT/var/log/postgresql)")
+            with contextlib.closing(self.connect("postgres")) as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                if cur.fetchone()[0]:
+                    raise NotYet("still recovering")
+        until("recover and promote", promoted, self.deadline, retry_on=(NotYet, psycopg2.OperationalError))
+        log.info("recovery reached its target and the server promoted")
 
     def connect(self, dbname: str) -> Any:
         conn = psycopg2.connect(host=str(self.socket_dir), port=self.port, user=self.admin,
@@ -879,7 +969,11 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
     if len(str(socket_dir / f".s.PGSQL.{ud.port}")) > 107:
         raise SetupError(f"socket path under {socket_dir} is too long for a unix socket")
     reused = (pgdata / "PG_VERSION").exists()
-    if not reused:
+    restoring = ud.restore is not None and ud.backup is not None and not reused
+    if restoring:
+        restore_cluster(ud, pgdata, owner)
+        mark_initialised(s.data_dir, owner, restored=ud.restore.token)
+    elif not reused:
         init_cluster(bindir, pgdata, ud.roles["admin"], s.passwords["admin"], owner)
         mark_initialised(s.data_dir, owner)
     else:
@@ -902,7 +996,9 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
         **backup_settings(ud, s.root),
         # what this boot found on the volume: eucadb's status reads it (SHOW), so an operator sees a
         # deployment resumed from a kept volume rather than guessing from timestamps
-        "eucadb.cluster": "reused" if reused else "initialised",
+        "eucadb.cluster": "restored" if restoring else "reused" if reused else "initialised",
+        "eucadb.restore": json.loads((s.data_dir / MARKER).read_text()).get("restored", ""),
+        **recovery_settings(ud, pgdata),
     }
     write_config(pgdata, settings, owner)
     write_file(pgdata / "pg_hba.conf", "\n".join(hba_lines(ud)) + "\n", 0o600, owner)
@@ -910,7 +1006,11 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
     log.info("config: listen %s:%d, TLS (%s), hostssl+scram from %s", s.private_ip, ud.port,
              ud.dns_name, ", ".join(ud.allowed_cidrs))
     run_init_script(s.root, ud.init_script)
-    with TemporaryServer(bindir, pgdata, socket_dir, ud.port, ud.roles["admin"], owner) as server:
+    recovering = bool(recovery_settings(ud, pgdata))
+    with TemporaryServer(bindir, pgdata, socket_dir, ud.port, ud.roles["admin"], owner,
+                         RESTORE_DEADLINE if recovering else 120) as server:
+        if recovering:
+            server.wait_promoted()
         apply_sql(server, ud, s.passwords)
     return [str(bindir / "postgres"), "-D", str(pgdata)]
 

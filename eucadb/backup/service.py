@@ -32,7 +32,7 @@ from eucadb.workflow.deployment import Names, current_deployment
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LIST_TIMEOUT = 120
 FIELDS = ("backup_id", "backup_name", "status", "begin_time", "end_time", "begin_wal", "end_wal",
-          "size")
+          "size", "begin_time_iso", "end_time_iso")
 KINDS = ("object", "snapshot")   # Barman Cloud base backup in the bucket / volume snapshot (snapshots.py)
 
 
@@ -129,16 +129,9 @@ def list_backups(app: App) -> list[dict[str, Any]]:
         raise EucadbError(f"barman-cloud-backup-list printed no JSON: {done.stdout[:200]!r}") from None
     rows = [{**{k: b.get(k) for k in FIELDS}, "kind": "object"} for b in doc.get("backups_list", [])]
     rows += snapshots.list_snapshot_backups(app, names.deployment)
-    return sorted(rows, key=lambda b: _epoch(b["begin_time"]))
+    return sorted(rows, key=lambda b: _epoch(b["begin_time_iso"]) if b.get("begin_time_iso") else 0.0)
 
 
-def _epoch(when: Any) -> float:
-    """Barman prints times as "Tue Dec  1 10:00:00 2026", snapshots keep ISO 8601: one order."""
-    text = str(when or "")
-    for parse in (dt.datetime.fromisoformat, lambda s: dt.datetime.strptime(s, "%a %b %d %H:%M:%S %Y")):
-        try:
-            parsed = parse(text)
-        except ValueError:
-            continue
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
-    return 0.0
+def _epoch(when: str) -> float:
+    parsed = dt.datetime.fromisoformat(when)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()

@@ -149,4 +149,17 @@ def metadata(app: App, names: Names, snapshot_id: str) -> dict | None:
 def _row(meta: dict, volume_size: int | None) -> dict[str, Any]:
     return {"backup_id": meta["backup_id"], "backup_name": meta["backup_name"], "kind": KIND, "status": "DONE",
             "begin_time": meta["begin_time"], "end_time": meta["end_time"], "begin_wal": meta["begin_wal"],
-            "end_wal": meta["end_wal"], "size": f"{volume_size} GiB volume" if volume_size else None}
+            "end_wal": meta["end_wal"], "size": f"{volume_size} GiB volume" if volume_size else None,
+            "begin_time_iso": meta["begin_time"], "end_time_iso": meta["end_time"]}
+
+
+def delete(app: App, deployment: str, snapshot_id: str) -> None:
+    """A snapshot backup goes: its metadata object first (so it is no longer listed), then the
+    snapshot. The WAL it needed is Barman's to prune with its own backups."""
+    names = Names(deployment)
+    app.clients.call("s3", "delete_object", Bucket=names.backup_bucket, Key=metadata_key(names, snapshot_id))
+    try:
+        app.clients.call("ec2", "delete_snapshot", SnapshotId=snapshot_id)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
+            raise

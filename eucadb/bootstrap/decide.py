@@ -13,7 +13,7 @@ from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
 from eucadb.states import ServiceState
 from eucadb.workflow.engine import RunState
-from eucadb.workflow.launch import LAUNCH, TEARDOWN
+from eucadb.workflow.launch import LAUNCH, LAUNCHES, RESTORE, TEARDOWN
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ class MarkUnhealthy(Action):
 
 
 @dataclass(frozen=True)
+class TakeBackup(Action):
+    """The scheduled base backup whose fire time `fire` (ISO 8601) has come (retention follows)."""
+
+    fire: str = ""
+
+
+@dataclass(frozen=True)
 class MaintainPartitions(Action):
     """Create tomorrow's daily partitions, drop those past retention (admin role, once a day)."""
 
@@ -95,7 +102,7 @@ def _follow(s: Snapshot) -> Action:
 
 
 def _verb(kind: str) -> str:
-    return {"launch": "launching", "teardown": "tearing down"}.get(kind, kind)
+    return {"launch": "launching", "teardown": "tearing down", "restore": "restoring"}.get(kind, kind)
 
 
 def _set_all(s: Snapshot, state: ServiceState, reason: str, drain: bool) -> Action | None:
@@ -108,7 +115,7 @@ def _unconfigured(s: Snapshot) -> Action:
     if any(st.state is not ServiceState.DISABLED for st in s.services.values()) or s.pool_address:
         return SetServices(f"disabling services: {reason}", ServiceState.DISABLED, drain=True)
     run = s.run
-    if run and run.kind == LAUNCH.kind and run.state in (RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED):
+    if run and run.kind in LAUNCHES and run.state in (RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED):
         return StartWorkflow(f"tearing down: {reason} (data volume kept)", TEARDOWN.kind, {})
     if run and run.kind == TEARDOWN.kind and run.state == RunState.RUNNING:
         return StartWorkflow(f"resuming teardown at step {run.step}/{run.total} {run.step_title}: {reason}",
@@ -120,9 +127,33 @@ def _unconfigured(s: Snapshot) -> Action:
     return Idle(f"not configured: set {reason[:-5]}true to launch the database")
 
 
+def _restore(s: Snapshot) -> Action | None:
+    """A restore the CLI asked for (a RUNNING run of kind restore, resumed after a kill -9 too):
+    services off and pools drained first (nothing may write to the database being replaced), then
+    the run. One that failed has given the old volume back: a launch returns to it."""
+    run = s.run
+    want = dict(run.options.get("restore") or {})
+    what = f"backup {want.get('backup_id')}" + (f" to {want['target_time']}" if want.get("target_time") else "")
+    if run.state == RunState.RUNNING:
+        if s.pool_address or any(st.state is not ServiceState.DISABLED and not st.admin_disabled
+                                 for st in s.services.values()):
+            return SetServices(f"restoring {what}: services disabled, pools drained until the restored "
+                               "database is up", ServiceState.DISABLED, drain=True)
+        return StartWorkflow(f"restoring {what}: step {run.step}/{run.total} {run.step_title}",
+                             RESTORE.kind, dict(run.options))
+    if run.state in (RunState.ROLLED_BACK, RunState.FAILED):
+        return StartWorkflow(f"restore of {what} failed ({run.error}); launching on the previous data "
+                             "volume", LAUNCH.kind)
+    return None
+
+
 def _lifecycle(s: Snapshot) -> Action | None:
     run = s.run
-    if run is None or run.kind != LAUNCH.kind:
+    if run is not None and run.kind == RESTORE.kind:
+        action = _restore(s)
+        if action is not None:
+            return action
+    if run is None or run.kind not in LAUNCHES:
         return StartWorkflow("launching: no database instance yet", LAUNCH.kind)
     if run.state == RunState.RUNNING:
         return StartWorkflow(f"resuming launch at step {run.step}/{run.total} {run.step_title}", LAUNCH.kind)
@@ -191,6 +222,8 @@ def _services(s: Snapshot) -> Action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
+    if s.backup_due:
+        return TakeBackup(f"taking the scheduled base backup of {s.backup_due}", s.backup_due)
     if s.maintenance_due:
         return MaintainPartitions("maintaining partitions: daily ones created ahead, past retention dropped")
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

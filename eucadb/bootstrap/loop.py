@@ -18,8 +18,9 @@ from botocore.exceptions import ClientError
 
 from eucadb.backup.archiver import ArchiverView, read_archiver
 from eucadb.cloud.client import error_code, error_message
+from eucadb.backup.jobs import ScheduledBackups
 from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
-                                     StartWorkflow, SwapPools, decide)
+                                     StartWorkflow, SwapPools, TakeBackup, decide)
 from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
                                      latest_run)
@@ -35,11 +36,11 @@ from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.launch import LAUNCH, TEARDOWN
+from eucadb.workflow.launch import LAUNCH, RESTORE, TEARDOWN
 from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
-WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN}
+WORKFLOWS = {w.kind: w for w in (LAUNCH, TEARDOWN, RESTORE)}
 
 
 def _today() -> date:
@@ -81,6 +82,7 @@ class Bootstrapper:
         self.cycle_seconds = 0.0
         self.cycles = 0
         self._scheduler: BackgroundScheduler | None = None
+        self.backups = ScheduledBackups(app)
 
     # --- observe ---------------------------------------------------------------------------------
     def observe(self) -> Snapshot:
@@ -100,7 +102,9 @@ class Bootstrapper:
             maintenance_due=leader and target is not None and self._maintained_on != _today(),
             certificate_due=stored.certificate_due, credentials_digest=stored.logins,
             published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]),
-            archiver=self._archiver)
+            archiver=self._archiver,
+            backup_due=self.backups.due(stored.deployment, props, self.lease.check)
+            if leader and stored.deployment and target is not None else "")
 
     def _read_store(self, leader: bool) -> "_Stored":
         holder = self.lease.current()
@@ -168,6 +172,8 @@ class Bootstrapper:
             return self._maintain_partitions(action)
         elif isinstance(action, MarkUnhealthy):
             return self._mark_unhealthy(action)
+        elif isinstance(action, TakeBackup):
+            return self.backups.take(action, self.lease.check)
         elif isinstance(action, DrainPools):
             self.pools.drain()
         return action.reason

@@ -41,7 +41,7 @@ def latest_run(store, deployment: str) -> RunView | None:
     delivered = next((st["resources"].get("credentials_digest", "") for st in steps
                       if st["name"] == LaunchTemplateStep.name), "")
     return RunView(run["run"], run["kind"], RunState(run["state"]), current + 1, len(steps), title, run["error"],
-                   options.get("digest", ""), age, delivered)
+                   options.get("digest", ""), age, delivered, options)
 
 
 def _epoch(ts) -> float:

@@ -21,6 +21,7 @@ class RunView:
     digest: str          # digest of the properties the run was started with
     age: float           # seconds since the run finished (0 while running)
     credentials_digest: str = ""  # which DB credentials its launch template carries ("" unknown)
+    options: Mapping[str, object] = field(default_factory=dict)  # what the run was started with
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,4 @@ class Snapshot:
     published_address: str | None = None  # the leader's pool endpoint (what a follower follows)
     health_grace: float = 600.0          # seconds a new instance may take to pass its first check
     archiver: ArchiverView | None = None  # WAL archiving as of the last passed health check
+    backup_due: str = ""                 # the scheduled backup's fire time to take now ("" none)

@@ -102,6 +102,16 @@ PROPERTIES: tuple[Property, ...] = (
              "seconds after which PostgreSQL switches to a new WAL segment so it is archived to the "
              "backup bucket even when little is written: the worst-case data loss (RPO) of a restore",
              OnChange.ROLL_INSTANCE),
+    Property(WORKER + "backup.schedule", t.Cron(), "",
+             "when the leader takes a base backup (cron, UTC; empty: only `eucadb backup create`); a "
+             "run missed while no leader ran is taken once when one starts, never twice", OnChange.NOTHING),
+    Property(WORKER + "backup.retention_count", t.Int(minimum=0, maximum=1000), 0,
+             "keep at least this many newest base backups (Barman's REDUNDANCY n; 0: no count rule); "
+             "older ones and the WAL only they need are deleted after each backup", OnChange.NOTHING),
+    Property(WORKER + "backup.retention_days", t.Int(minimum=0, maximum=3650), 0,
+             "keep what a restore to any time of the last n days needs (Barman's RECOVERY WINDOW OF n "
+             "DAYS; 0: no window rule); with retention_count too, a backup either rule keeps stays",
+             OnChange.NOTHING),
 )
 
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from apscheduler.triggers.cron import CronTrigger
+
 MAX_TEXT = 16 * 1024  # no property value is legitimately longer than this
 
 
@@ -172,6 +174,24 @@ class Cidr(PropertyType):
         except ValueError as exc:
             reason = str(exc).replace("'", "")
             raise ValueError(f"a valid CIDR such as 10.0.0.0/16 ({reason})") from None
+
+
+@dataclass(frozen=True)
+class Cron(PropertyType):
+    """A crontab line (minute hour day month weekday, UTC), as APScheduler's CronTrigger reads it:
+    the leader computes the fire times with that very trigger, so what is accepted here runs."""
+
+    label = "cron expression such as '0 3 * * *' (UTC), or empty for none"
+
+    def parse(self, raw: str) -> str:
+        text = " ".join(_text(raw).split())
+        if not text:
+            return ""
+        try:
+            CronTrigger.from_crontab(text, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"a cron expression of 5 fields such as '0 3 * * *' ({exc})") from None
+        return text
 
 
 def CidrList() -> List:

@@ -105,6 +105,14 @@ def print_status(doc: dict) -> None:
                        f"{cluster['started_at'][:19]}Z: {how}")
     if db.get("archiver"):
         click.echo(f"archiving: {archiving_line(db['archiver'])}")
+    backups = doc.get("backups")
+    if backups:
+        click.echo(f"restorable: {backups['earliest_restorable_time'] or '-'} -> "
+                   f"{backups['latest_restorable_time'] or '-'} ({backups['base_backups'] if backups['base_backups'] is not None else '?'} base backups)")
+        sched = backups.get("scheduled")
+        if sched:
+            click.echo(f"schedule:  {sched['schedule']!r} next {sched['next_fire_at']}, last "
+                       f"{sched['last_backup_id'] or '-'}" + (f" FAILED: {sched['last_error']}" if sched["last_error"] else ""))
     for ctx, stats in (doc.get("pools") or {}).items():
         click.echo(f"pool:      {ctx:<19} {stats['checked_out']} in use / {stats['size']} size")
     run = doc.get("workflow")

@@ -139,3 +139,17 @@ class Setting(Base):
     __tablename__ = "installation_settings"
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class BackupSchedule(Base):
+    """The scheduled backups' bookkeeping: the last fire time taken (so a missed run is taken once,
+    never twice, whichever leader starts) and how the last one went."""
+
+    __tablename__ = "backup_schedule"
+    deployment: Mapped[str] = mapped_column(String(32), primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(255))
+    last_fire_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))   # the fire time taken
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    backup_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
-from eucadb.errors import EucadbError, FencingError, WorkflowError
+from eucadb.errors import EucadbError, FencingError, UserError, WorkflowError
 from eucadb.retry import Retry, RetryTimeout
 from eucadb.store import Fence, Store, unfenced
 from eucadb.store.models import WorkflowRun, WorkflowStep, utcnow
@@ -72,6 +72,7 @@ class Workflow:
     kind: str
     steps: tuple[Step, ...]
     reverse: bool = False   # teardown: run each step's rollback, last step first
+    always_roll_back: bool = False   # roll back on failure even on a deployment that once worked
 
 
 @dataclass
@@ -143,14 +144,7 @@ class Runner:
                     return run.id
                 run.state, run.finished_at = RunState.SUPERSEDED.value, utcnow()
                 run.error = f"superseded by a {workflow.kind} run"
-            run = WorkflowRun(kind=workflow.kind, deployment=deployment, state=RunState.RUNNING.value,
-                              options=json.dumps(dict(options)))
-            s.add(run)
-            s.flush()
-            for position, step in enumerate(workflow.steps):
-                s.add(WorkflowStep(run_id=run.id, position=position, name=step.name,
-                                   state=StepState.PENDING.value))
-            return run.id
+            return _new_run(s, workflow, deployment, options)
 
     def _save_step(self, run_id: int, position: int, **changes: Any) -> None:
         with self.store.session() as s:
@@ -254,6 +248,29 @@ class Runner:
             if position != failed:
                 self._save_step(run_id, position, state=StepState.ROLLED_BACK.value)
         return errors
+
+
+def _new_run(s: Any, workflow: Workflow, deployment: str, options: Mapping[str, Any]) -> int:
+    run = WorkflowRun(kind=workflow.kind, deployment=deployment, state=RunState.RUNNING.value,
+                      options=json.dumps(dict(options)))
+    s.add(run)
+    s.flush()
+    for position, step in enumerate(workflow.steps):
+        s.add(WorkflowStep(run_id=run.id, position=position, name=step.name, state=StepState.PENDING.value))
+    return run.id
+
+
+def request_run(store: Store, workflow: Workflow, deployment: str, options: Mapping[str, Any]) -> int:
+    """Record a run for the leader to carry out (a CLI's request, e.g. a restore): it is RUNNING and
+    persisted before any step, so the leader picks it up — after a kill -9 too — exactly as it
+    resumes a run it was running itself. Refused while another run is in progress."""
+    with store.session() as s:
+        busy = s.scalars(select(WorkflowRun).where(WorkflowRun.deployment == deployment,
+                                                   WorkflowRun.state == RunState.RUNNING.value)).first()
+        if busy is not None:
+            raise UserError(f"a {busy.kind} (run {busy.id}) is in progress; wait for it to finish "
+                            "(`eucadb workflow show`)")
+        return _new_run(s, workflow, deployment, options)
 
 
 def transient(exc: BaseException) -> bool:

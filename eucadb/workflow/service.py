@@ -17,7 +17,7 @@ def launched_before(store, deployment: str) -> bool:
         runs = s.scalars(select(WorkflowRun).where(WorkflowRun.deployment == deployment,
                                                    WorkflowRun.state == RunState.SUCCEEDED.value)
                          .order_by(WorkflowRun.id.desc())).all()
-    return bool(runs) and runs[0].kind == "launch"
+    return bool(runs) and runs[0].kind in ("launch", "restore")
 
 
 def run_workflow(app: Any, workflow: Workflow, options: Mapping[str, Any] | None = None,
@@ -29,5 +29,6 @@ def run_workflow(app: Any, workflow: Workflow, options: Mapping[str, Any] | None
     runner = Runner(app.store, retry, fence=fence, on_progress=on_progress)
     ctx = StepContext(deployment=deployment, properties=app.properties.values(), app=app,
                       options=dict(options or {}),
-                      rollback_on_failure=not launched_before(app.store, deployment))
+                      rollback_on_failure=workflow.always_roll_back
+                      or not launched_before(app.store, deployment))
     return runner.run(workflow, ctx)

@@ -27,11 +27,14 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
                     sealed_credentials: Mapping[str, Any], init_script: str | None = "",
                     ntp_server: str | None = "", port: int = DEFAULT_PORT,
                     device: str = DEFAULT_DEVICE, databases: Mapping[str, str] | None = None,
-                    roles: RoleNames = ROLES, backup: Mapping[str, Any] | None = None) -> str:
+                    roles: RoleNames = ROLES, backup: Mapping[str, Any] | None = None,
+                    restore: Mapping[str, Any] | None = None) -> str:
     """The user-data JSON text (compact, keys sorted so equal inputs give equal text).
 
     `backup` ({"bucket", "prefix", "archive_timeout"}) turns on WAL archiving to that bucket; the
-    instance reaches it with its role's credentials, so no secret travels for it."""
+    instance reaches it with its role's credentials, so no secret travels for it. `restore`
+    ({"token", "backup_id", "target_time"}) makes an empty data volume's cluster from that backup
+    plus WAL replay to the time (None: the backup's end) instead of initdb."""
     cidrs = []
     for cidr in allowed_cidrs:
         try:
@@ -55,6 +58,9 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
     if backup:
         document["backup"] = {"bucket": str(backup["bucket"]), "prefix": str(backup["prefix"]),
                               "archive_timeout": int(backup["archive_timeout"])}
+    if restore:
+        document["restore"] = {"token": str(restore["token"]), "backup_id": str(restore["backup_id"]),
+                               "target_time": restore.get("target_time") or None}
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     if len(text.encode()) > MAX_USER_DATA:
         raise UserError(f"user-data is {len(text.encode())} bytes, over the cloud's {MAX_USER_DATA}; "

@@ -58,3 +58,34 @@ def test_parser_refuses_what_could_reach_a_shell(backup, fragment):
     doc["backup"] = backup
     with pytest.raises(setup_db.SetupError, match=fragment):
         setup_db.parse_user_data(json.dumps(doc))
+
+
+RESTORE = {"token": "restore-20261202T040000Z", "backup_id": "20261202T035900",
+           "target_time": "2026-12-02T04:00:00.123456Z"}
+
+
+def test_a_restore_block_reaches_the_instance_and_arms_recovery(tmp_path):
+    ud = setup_db.parse_user_data(user_data(backup=BACKUP, restore=RESTORE))
+    assert ud.restore == setup_db.Restore(**RESTORE)
+    assert setup_db.recovery_settings(ud, tmp_path) == {}          # no recovery.signal: none
+    (tmp_path / "recovery.signal").touch()
+    settings = setup_db.recovery_settings(ud, tmp_path)
+    assert settings["recovery_target_time"] == "2026-12-02T04:00:00.123456+00:00"   # no "Z" for PostgreSQL
+    assert settings["recovery_target_action"] == "promote"
+    fetch = shlex.split(settings["restore_command"])
+    assert fetch[1:3] == ["-m", "barman.clients.cloud_walrestore"] and fetch[-4:] == [
+        "s3://eucadb-dep1-backups/eucadb/dep1", "db", "%f", "%p"]
+    # a backup id alone: recover to the end of the backup
+    to_backup = setup_db.parse_user_data(user_data(backup=BACKUP, restore={**RESTORE, "target_time": None}))
+    assert setup_db.recovery_settings(to_backup, tmp_path)["recovery_target"] == "immediate"
+    assert "restore" not in json.loads(user_data(backup=BACKUP))
+
+
+@pytest.mark.parametrize("restore, fragment", [
+    ({**RESTORE, "backup_id": "x; rm -rf /"}, "not a Barman backup id"),
+    ({**RESTORE, "target_time": "now'; DROP"}, "not an ISO 8601 time"),
+    ({**RESTORE, "token": "a b"}, "not a plain name"),
+])
+def test_restore_blocks_that_could_reach_a_shell_or_the_config_are_refused(restore, fragment):
+    with pytest.raises(setup_db.SetupError, match=fragment):
+        setup_db.parse_user_data(user_data(backup=BACKUP, restore=restore))

@@ -195,3 +195,32 @@ def test_daily_partition_maintenance_only_when_steady():
     assert type(due).__name__ == "MaintainPartitions"
     moving = decide(snap(maintenance_due=True, instance=InstanceView("i-2", "127.80.1.9", "running")))
     assert isinstance(moving, SwapPools)
+
+
+def test_a_requested_restore_first_stops_the_services_then_runs_and_a_failed_one_goes_back():
+    want = {"restore": {"token": "restore-1", "backup_id": "20261202T035900", "target_time": None}, "digest": "D"}
+    running = RunView(5, "restore", "running", 1, 13, "admission", None, "D", 0, options=want)
+    stop = decide(snap(run=running))
+    assert isinstance(stop, SetServices) and stop.state is ServiceState.DISABLED and stop.drain
+    assert "restoring backup 20261202T035900" in stop.reason
+    go = decide(snap(run=running, pool_address=None, services=services(ServiceState.DISABLED)))
+    assert isinstance(go, StartWorkflow) and go.kind == "restore" and go.options == want
+    # done: the pools follow the new instance and the services come back, no second launch
+    done = replace(running, state="succeeded", age=1.0)
+    swap = decide(snap(run=done, pool_address=None, services=services(ServiceState.DISABLED)))
+    assert isinstance(swap, SwapPools)
+    assert isinstance(decide(snap(run=done, services=services(ServiceState.DISABLED))), SetServices)
+    failed = replace(running, state="rolled_back", error="wait_restored: boom", age=1.0)
+    back = decide(snap(run=failed))
+    assert isinstance(back, StartWorkflow) and back.kind == "launch" and "previous data volume" in back.reason
+
+
+def test_a_due_scheduled_backup_is_taken_once_the_services_are_up():
+    from eucadb.bootstrap.decide import TakeBackup
+    fire = "2026-12-02T03:00:00+00:00"
+    action = decide(snap(backup_due=fire))
+    assert isinstance(action, TakeBackup) and action.fire == fire
+    # not while the database is being launched, healed or its services are still coming up
+    assert not isinstance(decide(snap(backup_due=fire, services=services(ServiceState.DISABLED))), TakeBackup)
+    assert not isinstance(decide(snap(backup_due=fire, db=DbHealth(ok=False, error="x", failures=1))), TakeBackup)
+    assert isinstance(decide(snap()), Idle)

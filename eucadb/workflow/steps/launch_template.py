@@ -46,6 +46,8 @@ class LaunchTemplateStep(BaseStep):
             "backup": {"bucket": res["backup_bucket"], "prefix": res["backup_prefix"],
                        "archive_timeout": props[WORKER + "backup.archive_timeout"]},
         }
+        if res.get("volume_restore"):   # a restored volume: only then, so other digests stay as they were
+            inputs["restore"] = res["volume_restore"]
         digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
         return inputs, f"eucadb:{digest}"
 
@@ -60,7 +62,8 @@ class LaunchTemplateStep(BaseStep):
             dns_name=self.names(ctx).dns_name, server_cert=material.server_cert,
             ca_cert=material.ca_cert, allowed_cidrs=inputs["allowed_cidrs"],
             instance_type=inputs["instance_type"], init_script=inputs["init_script"],
-            ntp_server=inputs["ntp_server"], sealed_credentials=sealed, backup=inputs["backup"])
+            ntp_server=inputs["ntp_server"], sealed_credentials=sealed, backup=inputs["backup"],
+            restore=inputs.get("restore"))
         data = {
             "ImageId": inputs["image"], "InstanceType": inputs["instance_type"],
             "SecurityGroupIds": [inputs["security_group"]],

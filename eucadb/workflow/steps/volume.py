@@ -12,6 +12,21 @@ from eucadb.workflow.engine import StepContext
 from eucadb.workflow.deployment import TAG, Names
 from eucadb.workflow.steps.base import BaseStep, tags_dict
 
+# A volume a restore made carries what to restore into it (workflow/steps/restore.py): the
+# launch template hands that to the instance for as long as the volume is the deployment's, so
+# re-launching on it changes nothing (the instance ignores the block once the disk holds a cluster).
+RESTORE_TOKEN, RESTORED_FROM, RESTORE_TARGET = "eucadb:restore", "eucadb:restored-from", "eucadb:restore-target"
+
+
+def restore_resources(volume: dict) -> dict:
+    """{"volume_restore": {...}} for a volume a restore made, else {}."""
+    tags = tags_dict(volume.get("Tags"))
+    if RESTORE_TOKEN not in tags:
+        return {}
+    target = tags.get(RESTORE_TARGET) or None
+    return {"volume_restore": {"token": tags[RESTORE_TOKEN], "backup_id": tags[RESTORED_FROM],
+                               "target_time": None if target == "immediate" else target}}
+
 
 class VolumeStep(BaseStep):
     name = "volume"
@@ -42,7 +57,7 @@ class VolumeStep(BaseStep):
             self.call(ctx, "ec2", "create_tags", Resources=[chosen], Tags=self.names(ctx).tags())
         self._wait_usable(ctx, volume["VolumeId"])
         return {"volume_id": volume["VolumeId"], "volume_zone": volume["AvailabilityZone"],
-                "volume_created": False}
+                "volume_created": False, **restore_resources(volume)}
 
     def apply(self, ctx: StepContext) -> dict:
         zone = ctx.resources["volume_zone"]

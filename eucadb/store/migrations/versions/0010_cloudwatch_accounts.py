@@ -10,13 +10,13 @@ cw_series: the account becomes part of a series' identity (cw_series_key); the r
 keep referring to series ids, which do not change. cw_alarms: the key becomes (account, name).
 
 Revision ID: 0010
-Revises: 0008 (0009 is another branch's number: re-point down_revision to it when both are merged)
+Revises: 0009
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ is neither lost nor repeated when the leader dies between the transition and the
 (no column added to cw_alarms) so it merges with the tenancy work on the alarm tables.
 
 Revision ID: 0011
-Revises: 0008 (numbers 0009 and 0010 are other branches'; at merge this follows the newest of them)
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
