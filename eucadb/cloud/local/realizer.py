@@ -79,8 +79,9 @@ class Realizer:
 
     # facts -----------------------------------------------------------------------------------
     def _pages(self, service: str, operation: str, key: str, **params: Any) -> list[dict]:
-        paginator = self.clients.client(service).get_paginator(operation)
-        pages = self.clients.guard(lambda: list(paginator.paginate(**params)), f"{service}.{operation}")
+        pages = self.clients.guard(
+            lambda: list(self.clients.client(service).get_paginator(operation).paginate(**params)),
+            f"{service}.{operation}")
         return [item for page in pages for item in page[key]]
 
     def _db_images(self, image_ids: set[str]) -> frozenset[str]:
