@@ -39,7 +39,7 @@ REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per call
 
 
-def start(home: Path) -> tuple[Authenticator, str, dict]:
+def start(home: Path) -> tuple[Authenticator, str, dict, dict]:
     moto_fixes.apply()
     layout = Layout(home / "cloud", home / "data", InstanceUser.resolve("nobody"))
     layout.ensure()
@@ -48,15 +48,17 @@ def start(home: Path) -> tuple[Authenticator, str, dict]:
     server = make_server("127.0.0.1", 0, lambda e, s: app(e, s), threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://127.0.0.1:{server.server_port}"
     key, gateway = principals.gateway_principal()
+    service_key, service = principals.ensure_service_key(layout)
     front = Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint, REGION, 5, (key, gateway.secret))
-    app = Authenticator(front, {key: gateway}, front.s3.bucket_policy)
+    app = Authenticator(front, {key: gateway, service_key: service}, front.s3.bucket_policy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     root = {"aws_access_key_id": held["cloud.access_key_id"], "aws_secret_access_key": held["cloud.secret_access_key"]}
-    return app, endpoint, root
+    return app, endpoint, root, {"aws_access_key_id": service_key, "aws_secret_access_key": service.secret}
 
 
-def setup(endpoint: str, root: dict) -> dict[str, object]:
-    """A deployment as eucadb makes it: the role and its policy, the secret and its policy, the bucket."""
+def setup(endpoint: str, root: dict, service: dict) -> dict[str, object]:
+    """A deployment as eucadb makes it: the role and its policy, the secret and its policy, the bucket;
+    the role's session as the EC2 service (`service`'s key) gets it for an instance."""
     def client(service: str, **creds: str):
         return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **(creds or root))
     iam, sts = client("iam"), client("sts")
@@ -75,7 +77,7 @@ def setup(endpoint: str, root: dict) -> dict[str, object]:
     s3.put_bucket_policy(Bucket="eucadb-bench-backups", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "arn:aws:s3:::eucadb-bench-backups"}]}))
     s3.put_object(Bucket="eucadb-bench-backups", Key="eucadb/bench/db/wals/x", Body=b"x" * 1024)
-    creds = sts.assume_role(RoleArn=role, RoleSessionName="i-bench")["Credentials"]
+    creds = client("sts", **service).assume_role(RoleArn=role, RoleSessionName="i-bench")["Credentials"]
     session = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
                "aws_session_token": creds["SessionToken"]}
     role_sm, role_ec2, role_s3 = client("secretsmanager", **session), client("ec2", **session), client("s3", **session)
@@ -102,8 +104,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        app, endpoint, root = start(Path(home))
-        calls = setup(endpoint, root)
+        app, endpoint, root, service = start(Path(home))
+        calls = setup(endpoint, root, service)
         evaluation: list[float] = []
         refused = app._refused
 

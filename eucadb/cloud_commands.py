@@ -42,6 +42,19 @@ def cloud_down(app: App) -> None:
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
+@cloud_group.command("rotate-root-key")
+@click.pass_obj
+def cloud_rotate_root_key(app: App) -> None:
+    """Replace the embedded cloud's root access key (eucadb.yaml and the cloud's root-credentials.json,
+    both 0600); the old key is deactivated and deleted."""
+    from eucadb.cloud.local.rotation import rotate_root_key
+    rotated = rotate_root_key(app.config)
+    click.echo(f"root key {rotated.old} replaced by {rotated.new} (the old key is deleted)"
+               + ("; the realizer was restarted on it" if rotated.realizer_restarted else ""))
+    click.echo("a running `eucadb serve` switches to the new key on its next cloud call; other programs "
+               "holding the old key must be restarted")
+
+
 @cloud_group.command("status")
 @OUTPUT_OPTION
 @click.pass_obj

@@ -12,12 +12,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 MAX_SKEW = timedelta(minutes=15)
+MAX_EXPIRES = 7 * 24 * 3600  # a presigned URL is valid for at most a week, as on AWS
+ALGORITHM = "AWS4-HMAC-SHA256"
+CREDENTIAL_RE = re.compile(r"(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 AUTH_RE = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/(?P<service>[^/,\s]+)"
     r"/aws4_request,\s*SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]{64})\s*$")
@@ -43,16 +47,52 @@ class Scope:
     service: str
     signed: tuple[str, ...]
     signature: str
+    token: str | None = None  # the session token sent with temporary credentials
+    expires: int | None = None  # a presigned URL's X-Amz-Expires (seconds); None for a signed header
 
 
-def parse(authorization: str | None) -> Scope:
+def is_presigned(query: str) -> bool:
+    """Is the signature in the query string (a presigned URL) rather than the Authorization header?"""
+    return "X-Amz-Credential=" in query and "X-Amz-Signature=" in query
+
+
+def parse_query(query: str) -> tuple[Scope, str]:
+    """A presigned URL's scope and its X-Amz-Date; SigV4Error (AWS's query-auth wording) otherwise."""
+    params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    missing = [n for n in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                           "X-Amz-SignedHeaders", "X-Amz-Signature") if n not in params]
+    if missing:
+        raise SigV4Error("AuthorizationQueryParametersError", "Query-string authentication version 4 "
+                         f"requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, "
+                         f"X-Amz-SignedHeaders, and X-Amz-Expires parameters (missing {', '.join(missing)}).")
+    if params["X-Amz-Algorithm"] != ALGORITHM:
+        raise SigV4Error("AuthorizationQueryParametersError", "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
+    credential = CREDENTIAL_RE.fullmatch(params["X-Amz-Credential"])
+    if not credential:
+        raise SigV4Error("AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter; "
+                         "the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    expires = params["X-Amz-Expires"]
+    if not expires.isdigit():
+        raise SigV4Error("AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
+    if int(expires) > MAX_EXPIRES:
+        raise SigV4Error("AuthorizationQueryParametersError", "X-Amz-Expires must be less than a week "
+                         f"(in seconds) that is 7 days or {MAX_EXPIRES} seconds")
+    if not re.fullmatch(r"[0-9a-f]{64}", params["X-Amz-Signature"]):
+        raise SigV4Error("SignatureDoesNotMatch", "The request signature we calculated does not match the "
+                                                  "signature you provided.")
+    return Scope(credential["key"], credential["date"], credential["region"], credential["service"],
+                 tuple(params["X-Amz-SignedHeaders"].split(";")), params["X-Amz-Signature"],
+                 params.get("X-Amz-Security-Token"), int(expires)), params["X-Amz-Date"]
+
+
+def parse(authorization: str | None, token: str | None = None) -> Scope:
     if not authorization:
         raise SigV4Error("MissingAuthenticationToken", "Request is missing Authentication Token")
     match = AUTH_RE.match(authorization.strip())
     if not match:
         raise SigV4Error("IncompleteSignature", "Authorization header is not a valid AWS4-HMAC-SHA256 signature.")
     return Scope(match["key"], match["date"], match["region"], match["service"],
-                 tuple(match["signed"].split(";")), match["sig"])
+                 tuple(match["signed"].split(";")), match["sig"], token)
 
 
 class _ReceivedRequestSigner(SigV4Auth):
@@ -73,6 +113,20 @@ class _ReceivedS3RequestSigner(_ReceivedRequestSigner, S3SigV4Auth):
     """S3's variant: the path is not encoded twice and the payload hash is the header's value."""
 
 
+class _ReceivedPresignedS3Signer(_ReceivedS3RequestSigner):
+    """A presigned S3 URL: the body is never signed (UNSIGNED-PAYLOAD), as botocore's S3SigV4QueryAuth."""
+
+    def payload(self, request: AWSRequest) -> str:
+        return "UNSIGNED-PAYLOAD"
+
+
+def _without_signature(url: str) -> str:
+    """The URL as it was signed: the query minus X-Amz-Signature, pairs kept as the client encoded them."""
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if not p.startswith("X-Amz-Signature="))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
 def _parse_amz_date(value: str) -> datetime:
     try:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
@@ -83,17 +137,28 @@ def _parse_amz_date(value: str) -> datetime:
 def verify(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
            secret_for: Callable[[Scope], str | None], now: datetime | None = None,
            service: str | None = None) -> Scope:
-    """The scope of a correctly signed request; SigV4Error otherwise.
+    """The scope of a correctly signed request (Authorization header, or an S3 presigned URL's
+    query string); SigV4Error otherwise.
 
     `url` is scheme://host/path?query exactly as the client sent it (path still percent-encoded);
     `headers` have lower-case names. `body` None means "not read" (S3 streams): the signature then
     covers the body's claimed digest only. `secret_for` answers None for an unknown key (it may
     itself raise SigV4Error, e.g. for a session token that does not match)."""
-    scope = parse(headers.get("authorization"))
-    amz_date = headers.get("x-amz-date", "")
+    query = urlsplit(url).query
+    presigned = "authorization" not in headers and is_presigned(query)
+    if presigned:
+        scope, amz_date = parse_query(query)
+    else:
+        scope, amz_date = parse(headers.get("authorization"), headers.get("x-amz-security-token")), \
+            headers.get("x-amz-date", "")
     signed_at = _parse_amz_date(amz_date)
     now = now or datetime.now(timezone.utc)
-    if abs(now - signed_at) > MAX_SKEW:
+    if scope.expires is not None:  # S3 checks a presigned URL's lifetime, not the clock skew
+        if now > signed_at + timedelta(seconds=scope.expires):
+            raise SigV4Error("AccessDenied", "Request has expired")
+        if signed_at - now > MAX_SKEW:
+            raise SigV4Error("AccessDenied", "Request is not valid yet")
+    elif abs(now - signed_at) > MAX_SKEW:
         raise SigV4Error("RequestExpired", f"Signature expired: {amz_date} is not within 15 minutes of "
                                            f"{now.strftime('%Y%m%dT%H%M%SZ')}.")
     if "host" not in scope.signed or scope.date != amz_date[:8] or (service and scope.service != service):
@@ -105,9 +170,14 @@ def verify(method: str, url: str, headers: Mapping[str, str], body: bytes | None
     if body is not None and body_hash is not None and body_hash not in UNHASHED_PAYLOADS \
             and body_hash != hashlib.sha256(body).hexdigest():
         raise SigV4Error("SignatureDoesNotMatch", "The request body does not match X-Amz-Content-SHA256.")
+    if presigned:
+        if scope.service != "s3":
+            raise SigV4Error("IncompleteSignature", "Only S3 accepts query-string authentication here.")
+        url, headers = _without_signature(url), {k: v for k, v in headers.items() if k != "x-amz-content-sha256"}
     aws_request = AWSRequest(method=method, url=url, headers=dict(headers), data=body or b"")
     aws_request.context["timestamp"] = amz_date
-    signer_cls = _ReceivedS3RequestSigner if scope.service == "s3" else _ReceivedRequestSigner
+    signer_cls = _ReceivedPresignedS3Signer if presigned else \
+        _ReceivedS3RequestSigner if scope.service == "s3" else _ReceivedRequestSigner
     signer = signer_cls(Credentials(scope.key, secret), scope.service, scope.region, scope.signed)
     expected = signer.signature(signer.string_to_sign(aws_request, signer.canonical_request(aws_request)),
                                 aws_request)

@@ -5,7 +5,9 @@ botocore's "standard" retry mode covers throttling and transient 5xx inside each
 """
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
 import boto3
@@ -14,11 +16,17 @@ from botocore.parsers import ResponseParserError
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
                                  EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
 
-from eucadb.config import Config
-from eucadb.errors import CloudError, CloudNotConfigured, CloudUnreachable
+from eucadb.config import Config, load
+from eucadb.errors import CloudError, CloudNotConfigured, CloudUnreachable, ConfigError
 from eucadb.retry import Retry
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+# how each service says "this access key does not exist" (EC2, Query, JSON, S3): after a root-key
+# rotation, the key a long-running process was built with
+UNKNOWN_KEY_CODES = frozenset({"AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException",
+                               "InvalidAccessKeyId"})
+KEY_NAMES = ("cloud.access_key_id", "cloud.secret_access_key")
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
 
 # AWS error codes that mean "try again shortly": throttling, eventual consistency right after a
@@ -116,6 +124,35 @@ class CloudClients:
                           f"{service}.{operation}")
 
     def guard(self, fn: Callable[[], T], what: str) -> T:
+        """`fn`'s answer; once, if the cloud refuses our key as unknown and the config file now names
+        another key (`eucadb cloud rotate-root-key` ran while we were up), again with clients rebuilt
+        on that key. `fn` must get its client from `self.client` to see the rebuilt one."""
+        try:
+            return self._guarded(fn, what)
+        except ClientError as exc:
+            if error_code(exc) not in UNKNOWN_KEY_CODES or not self._reload_key():
+                raise
+        log.info("%s: the cloud refused the old access key; retrying with the config's new one", what)
+        return self._guarded(fn, what)
+
+    def _reload_key(self) -> bool:
+        """Take the config file's key if it is not the one we use; True if it changed."""
+        if not self.config.path.exists():
+            return False
+        try:
+            fresh = load(self.config.path)
+        except ConfigError as exc:  # being edited by hand: keep the key we have
+            log.warning("could not re-read %s for a new cloud key: %s", self.config.path, exc)
+            return False
+        if not fresh["cloud.access_key_id"] or fresh["cloud.access_key_id"] == self.config["cloud.access_key_id"]:
+            return False
+        with self._lock:
+            self.config = replace(self.config, values={**self.config.values,
+                                                       **{k: fresh[k] for k in KEY_NAMES}})
+            self._clients.clear()
+        return True
+
+    def _guarded(self, fn: Callable[[], T], what: str) -> T:
         try:
             return fn()
         except UNREACHABLE as exc:

@@ -51,6 +51,7 @@ class CloudFacts:
                                   ("InvalidInstanceType", "InvalidParameterValue"), InstanceTypes=[name])
 
     def instance_types(self) -> set[str]:
-        paginator = self.clients.client("ec2").get_paginator("describe_instance_types")
-        pages = self.clients.guard(lambda: list(paginator.paginate()), "ec2.describe_instance_types")
+        pages = self.clients.guard(  # the client inside: a retry after a key rotation gets a new one
+            lambda: list(self.clients.client("ec2").get_paginator("describe_instance_types").paginate()),
+            "ec2.describe_instance_types")
         return {it["InstanceType"] for page in pages for it in page["InstanceTypes"]}

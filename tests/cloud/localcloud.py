@@ -112,6 +112,20 @@ class LocalCloud:
         cloud = yaml.safe_load((self.home / "eucadb.yaml").read_text())["cloud"]
         return {"aws_access_key_id": cloud["access_key_id"], "aws_secret_access_key": cloud["secret_access_key"]}
 
+    @property
+    def ec2_service(self) -> dict[str, str]:
+        """The EC2 service principal's key (what the realizer vends instance-role credentials with)."""
+        held = json.loads((self.home / "cloud" / "ec2-service-credentials.json").read_text())
+        return {"aws_access_key_id": held["access_key_id"], "aws_secret_access_key": held["secret_access_key"]}
+
+    def role_session(self, role_arn: str, name: str = "i-test") -> dict[str, str]:
+        """An assumed-role session of an instance role, as EC2 gets it for an instance (roles trust
+        ec2.amazonaws.com, not the root user)."""
+        creds = self.client("sts", **self.ec2_service).assume_role(RoleArn=role_arn, RoleSessionName=name)
+        creds = creds["Credentials"]
+        return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"]}
+
     def client(self, service: str, config: Any = None, **credentials: str) -> Any:
         """A client with the issued root key, or with `credentials` when given."""
         return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1", config=config,

@@ -67,9 +67,7 @@ def _role(cloud, name: str) -> str:
 
 
 def _session(cloud, role_arn: str) -> dict[str, str]:
-    creds = cloud.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="i-test")["Credentials"]
-    return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-            "aws_session_token": creds["SessionToken"]}
+    return cloud.role_session(role_arn)
 
 
 def test_the_secret_policy_eucadb_writes_is_enforced(cloud):

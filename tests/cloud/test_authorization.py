@@ -45,9 +45,7 @@ class Deployment:
         cloud.client("s3").create_bucket(Bucket=self.bucket)
 
     def session(self) -> dict[str, str]:
-        creds = self.cloud.client("sts").assume_role(RoleArn=self.role_arn, RoleSessionName="i-0123")["Credentials"]
-        return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-                "aws_session_token": creds["SessionToken"]}
+        return self.cloud.role_session(self.role_arn, "i-0123")
 
     def tags(self) -> list[dict[str, str]]:
         return [{"Key": TAG, "Value": self.name}]
@@ -240,3 +238,46 @@ def test_iam_actions_are_authorized_on_the_entity_they_name(cloud):
     assert iam.get_role(RoleName=f"{name}-ok")["Role"]["Path"] == f"/eucadb/{name}/"
     code, _, message = _refusal(lambda: iam.create_role(RoleName=f"{name}-no", AssumeRolePolicyDocument=json.dumps(TRUST)))
     assert code == "AccessDenied" and f"on resource: arn:aws:iam::123456789012:role/{name}-no " in message
+
+
+def _trusting(cloud, name: str, principal: dict, effect: str = "Allow") -> str:
+    return cloud.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": effect, "Principal": principal,
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+
+
+def test_assume_role_needs_the_roles_trust(cloud):
+    tag = uuid.uuid4().hex[:6]
+    instance_role = cloud.client("iam").create_role(RoleName=f"inst-{tag}", AssumeRolePolicyDocument=json.dumps(
+        TRUST))["Role"]["Arn"]  # eucadb's instance role: trusts ec2.amazonaws.com only
+    keys, arn = _user(cloud, f"assumer-{tag}")
+    cloud.client("iam").put_user_policy(UserName=f"assumer-{tag}", PolicyName="assume", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    root_arn = cloud.client("sts").get_caller_identity()["Arn"]
+    for who, sts in ((arn, cloud.client("sts", **keys)), (root_arn, cloud.client("sts"))):  # identity allows, trust does not
+        assert _refusal(lambda: sts.assume_role(RoleArn=instance_role, RoleSessionName="sess")) == (
+            "AccessDenied", 403, f"User: {who} is not authorized to perform: sts:AssumeRole on resource: {instance_role}")
+    session = cloud.role_session(instance_role)  # the EC2 service, which the trust names, gets it
+    assert ":assumed-role/inst-" in cloud.client("sts", **session).get_caller_identity()["Arn"]
+
+    account = _trusting(cloud, f"acct-{tag}", {"AWS": "arn:aws:iam::123456789012:root"})
+    cloud.client("sts", **keys).assume_role(RoleArn=account, RoleSessionName="sess")  # trust + identity
+    others, other_arn = _user(cloud, f"nopolicy-{tag}")  # trusted through the account, no identity Allow
+    code, status, message = _refusal(lambda: cloud.client("sts", **others).assume_role(RoleArn=account,
+                                                                                         RoleSessionName="sess"))
+    assert (code, status) == ("AccessDenied", 403) and "because no identity-based policy allows" in message
+    assert _refusal(lambda: cloud.client("sts", **cloud.ec2_service).assume_role(
+        RoleArn=account, RoleSessionName="sess"))[:2] == ("AccessDenied", 403)  # EC2 is not the account
+
+    direct = _trusting(cloud, f"direct-{tag}", {"AWS": other_arn})  # names the user itself: enough, as on AWS
+    cloud.client("sts", **others).assume_role(RoleArn=direct, RoleSessionName="sess")
+    denied = _trusting(cloud, f"denied-{tag}", {"AWS": arn}, effect="Deny")
+    code, _, message = _refusal(lambda: cloud.client("sts", **keys).assume_role(RoleArn=denied, RoleSessionName="sess"))
+    assert code == "AccessDenied" and "explicit deny in a resource-based policy" in message
+
+
+def test_the_ec2_service_can_do_nothing_but_assume_roles_that_trust_it(cloud):
+    assert _refusal(lambda: cloud.client("ec2", **cloud.ec2_service).describe_instances())[:2] == \
+        ("UnauthorizedOperation", 403)
+    assert _refusal(lambda: cloud.client("secretsmanager", **cloud.ec2_service).list_secrets())[:2] == \
+        ("AccessDeniedException", 400)

@@ -107,3 +107,19 @@ def test_a_resource_policy_may_name_the_role_session_itself():
     assert evaluate(policy, session, GET, SECRET) is Decision.ALLOW
     assert evaluate(policy, Caller(ROLE, ACCOUNT, session_arn=session.session_arn[:-1] + "2"), GET, SECRET) \
         is Decision.NONE
+
+
+def test_a_trust_policy_names_services_and_principals_without_a_resource():
+    from eucadb.workflow.steps.instance_role import TRUST
+    role = f"arn:aws:iam::{ACCOUNT}:role/eucadb/a/a-db"
+    ec2 = Caller("ec2.amazonaws.com", ACCOUNT, service="ec2.amazonaws.com")
+    user = Caller(f"arn:aws:iam::{ACCOUNT}:user/u", ACCOUNT, username="u")
+    assert evaluate(TRUST, ec2, "sts:AssumeRole", role) is Decision.ALLOW  # eucadb's instance role
+    assert evaluate(TRUST, user, "sts:AssumeRole", role) is Decision.NONE
+    by_account = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                 "Action": "sts:AssumeRole"}]}
+    assert evaluate(by_account, user, "sts:AssumeRole", role) is Decision.ALLOW
+    assert evaluate(by_account, user, "sts:AssumeRole", role, direct=True) is Decision.NONE  # not by name
+    assert evaluate(by_account, ec2, "sts:AssumeRole", role) is Decision.NONE  # a service is not the account
+    by_name = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": user.principal_arn}, "Action": "sts:AssumeRole"}]}
+    assert evaluate(by_name, user, "sts:AssumeRole", role, direct=True) is Decision.ALLOW

@@ -40,9 +40,11 @@ def serve(config: Config, host: str, port: int) -> None:
     store.save()  # the root key is part of the cloud: on disk before anyone is told it
     endpoint = f"http://{host}:{port}"
     gateway_key, gateway = principals.gateway_principal()
+    service_key, service = principals.ensure_service_key(layout)
     front = Gateway(DomainDispatcherApplication(create_backend_app), layout, endpoint, config["cloud.region"],
                     config["cloud.stop_timeout"], (gateway_key, gateway.secret))
-    app = Authenticator(Durable(front, store, gateway_key), {gateway_key: gateway}, front.s3.bucket_policy)
+    app = Authenticator(Durable(front, store, gateway_key), {gateway_key: gateway, service_key: service},
+                        front.s3.bucket_policy)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("embedded cloud API listening on %s", endpoint)
     server.serve_forever()

@@ -13,7 +13,10 @@ every service including S3) and authorizes with ARNs built per resource as AWS b
 
 Errors are AWS's own per protocol: an unknown key is EC2 `AuthFailure` 401, Query
 `InvalidClientTokenId` 403, JSON `UnrecognizedClientException` 400, S3 `InvalidAccessKeyId` 403;
-a wrong signature is `SignatureDoesNotMatch` (JSON: `InvalidSignatureException` 400). A refusal by
+a wrong signature is `SignatureDoesNotMatch` (JSON: `InvalidSignatureException` 400). S3 also takes
+presigned URLs (query-string SigV4, UNSIGNED-PAYLOAD): an expired one is `AccessDenied` "Request has
+expired" 403, a malformed one (X-Amz-Expires over a week …) `AuthorizationQueryParametersError` 400,
+and it is authorized as its signer, like a signed request. A refusal by
 policy is EC2 `UnauthorizedOperation` 403, S3/IAM/STS/Auto Scaling `AccessDenied` 403, JSON
 `AccessDeniedException` 400, each with AWS's sentence ("User: … is not authorized to perform: …").
 """
@@ -60,6 +63,8 @@ ANSWERS: dict[tuple[str, str], Answer] = {
     ("s3", "SignatureDoesNotMatch"): Answer("SignatureDoesNotMatch", BAD_SIGNATURE, 403),
     ("s3", "MissingAuthenticationToken"): Answer("AccessDenied", "Access Denied", 403),
 }
+# status of the refusals that have no fixed wording (the verifier's message is AWS's)
+STATUSES: dict[str, int] = {"AuthorizationQueryParametersError": 400}
 # protocol -> how the service words a refusal by policy (the refusal's own sentence follows)
 REFUSALS: dict[str, Answer] = {
     "ec2": Answer("UnauthorizedOperation", "You are not authorized to perform this operation. ", 403),
@@ -127,15 +132,17 @@ class Authenticator:
         headers = headers_of(environ)
         service = ""
         try:
-            service = sigv4.parse(headers.get("authorization")).service
+            query = environ.get("QUERY_STRING", "")
+            service = sigv4.parse_query(query)[0].service if "authorization" not in headers and \
+                sigv4.is_presigned(query) else sigv4.parse(headers.get("authorization")).service
             protocol = protocol_of(environ, service)
             body = None if protocol == "s3" else read_body(environ)
             found: list[Principal] = []
             scope = sigv4.verify(environ.get("REQUEST_METHOD", "GET"), url_of(environ), headers, body,
-                                 lambda claimed: self._secret(claimed, headers, found))
+                                 lambda claimed: self._secret(claimed, found))
         except sigv4.SigV4Error as exc:
             protocol = protocol_of(environ, service)
-            answer = ANSWERS.get((protocol, exc.code), Answer(exc.code, str(exc), 403))
+            answer = ANSWERS.get((protocol, exc.code), Answer(exc.code, str(exc), STATUSES.get(exc.code, 403)))
             log.info("refused %s request: %s", service or "unsigned", answer.code)
             return self._respond(start_response, *error_answer(protocol, service, answer))
         refused = self._refused(environ, scope, found[0], body)
@@ -145,11 +152,11 @@ class Authenticator:
                                  b"" if environ.get("REQUEST_METHOD") == "HEAD" else answer)
         return self.app(environ, start_response)
 
-    def _secret(self, scope: sigv4.Scope, headers: dict[str, str], found: list[Principal]) -> str | None:
+    def _secret(self, scope: sigv4.Scope, found: list[Principal]) -> str | None:
         principal = lookup(scope.key, self.internal)
         if principal is None:
             return None
-        if headers.get("x-amz-security-token") != principal.token:
+        if scope.token != principal.token:  # the header's, or a presigned URL's X-Amz-Security-Token
             raise sigv4.SigV4Error("InvalidClientTokenId", INVALID_KEY)
         found.append(principal)
         return principal.secret

@@ -11,8 +11,11 @@ Each is evaluated by the one evaluator (policy.py) for every resource the reques
 The gateway's own key (principals.Kind.INTERNAL) is the cloud acting for itself and is not checked.
 eucadb's root user `eucadb-root` is an IAM user like any other here: its admin policy (Allow * on *)
 is what gives it full access, so a resource policy's explicit Deny still refuses it, as on AWS.
-Not modelled: permissions boundaries, SCPs, role trust policies (moto's AssumeRole ignores them),
-cross-account access (there is one account).
+AssumeRole is the exception AWS makes: the role's trust policy (moto's AssumeRole ignores it, so it
+is checked here) must allow the caller, and an IAM caller needs its own Allow too unless the trust
+policy names it by ARN. The EC2 service (`ec2.amazonaws.com`, principals.Kind.SERVICE: the realizer
+vending instance-profile credentials) has no identity policy: only a trust naming it lets it in.
+Not modelled: permissions boundaries, SCPs, cross-account access (there is one account).
 """
 from __future__ import annotations
 
@@ -33,9 +36,12 @@ class Refusal:
     action: str
     resource: str
     denied_by: str | None = None  # "identity-based" / "resource-based" for an explicit Deny, else None
+    untrusted: bool = False  # a role's trust policy does not allow the caller (STS says no more)
 
     def __str__(self) -> str:
         base = f"User: {self.who} is not authorized to perform: {self.action} on resource: {self.resource}"
+        if self.untrusted:
+            return base
         if self.denied_by:
             article = "an" if self.denied_by[0] in "aeiou" else "a"
             return f"{base} with an explicit deny in {article} {self.denied_by} policy"
@@ -53,6 +59,8 @@ def _documents(holder: object) -> list[str]:
 def identity_policies(principal: Principal, account: str) -> list[str]:
     """The identity policy documents that apply to the caller (none for an unknown identity)."""
     iam = iam_backends[account][PARTITION]
+    if principal.kind is Kind.SERVICE:  # a service principal acts only where a resource policy trusts it
+        return []
     if principal.kind is Kind.USER:
         user = iam.users.get(principal.name)
         if user is None:
@@ -79,7 +87,8 @@ def decide(principal: Principal, checks: Iterable[Check], account: str) -> Refus
     if principal.kind is Kind.INTERNAL:
         return None
     caller = Caller(principal.arn, account, principal.session_arn,
-                    principal.name if principal.kind is Kind.USER else None)
+                    principal.name if principal.kind is Kind.USER else None,
+                    principal.name if principal.kind is Kind.SERVICE else None)
     documents = identity_policies(principal, account)
     for check in checks:
         args = (caller, check.action, check.resource, check.context)
@@ -94,6 +103,25 @@ def decide(principal: Principal, checks: Iterable[Check], account: str) -> Refus
             return Refusal(who, check.action, check.resource, "identity-based")
         if resource is Decision.DENY:
             return Refusal(who, check.action, check.resource, "resource-based")
-        if Decision.ALLOW not in (identity, resource):
+        if check.trust:
+            refusal = _trusted(check, caller, principal, identity, resource, who)
+            if refusal:
+                return refusal
+        elif Decision.ALLOW not in (identity, resource):
             return Refusal(who, check.action, check.resource)
     return None
+
+
+def _trusted(check: Check, caller: Caller, principal: Principal, identity: Decision, trust: Decision,
+             who: str) -> Refusal | None:
+    """AssumeRole: the role's trust policy must allow the caller (unlike other resource policies,
+    an identity policy alone is not enough), and an IAM caller also needs its identity policy's
+    Allow unless the trust policy names it by its own ARN rather than through its account."""
+    if trust is not Decision.ALLOW:
+        return Refusal(who, check.action, check.resource, untrusted=True)
+    if principal.kind is Kind.SERVICE or identity is Decision.ALLOW:
+        return None
+    if evaluate(check.resource_policy, caller, check.action, check.resource, check.context,
+                direct=True) is Decision.ALLOW:
+        return None
+    return Refusal(who, check.action, check.resource)

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlencode
 import boto3
 from botocore.exceptions import ClientError
 
+from eucadb import sigv4
 from eucadb.cloud.local import asg_health, disks, faults, instances
 from eucadb.cloud.local.s3 import S3App
 from eucadb.cloud.local.layout import Layout
@@ -122,7 +123,7 @@ class Gateway:
             return self._respond(start_response, "200 OK", "application/json", json.dumps(
                 {"cloud_dir": str(self.layout.cloud_dir), "pid": os.getpid()}).encode())
         match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if match and match.group(1) == "s3":
+        if match and match.group(1) == "s3" or not match and sigv4.is_presigned(environ.get("QUERY_STRING", "")):
             return self.s3(environ, start_response)
         if self.faults and match and environ.get("REQUEST_METHOD") == "POST":
             body = read_body(environ)

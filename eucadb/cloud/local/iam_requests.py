@@ -11,7 +11,8 @@ Per service, as AWS authorizes it:
   `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`, with `s3:prefix`/`s3:delimiter`/`s3:max-keys`
   for a listing; the bucket policy is the resource policy.
 - Secrets Manager: `secretsmanager:<Op>` on the secret's ARN, its tags, its resource policy.
-- IAM: on the role/user/instance profile/policy the request names; STS AssumeRole on the role;
+- IAM: on the role/user/instance profile/policy the request names; STS AssumeRole on the role, with
+  the role's trust policy (AssumeRolePolicyDocument) as the resource policy that must allow it;
   GetCallerIdentity needs no permission (as on AWS); AutoScaling and the rest on "*".
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Check:
     resource: str
     context: Mapping[str, str] = field(default_factory=dict)
     resource_policy: str | None = None
+    trust: bool = False  # resource_policy is a role's trust policy: it must allow (authorize.py)
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,27 @@ def _iam_arn(kind: str, name: str, account: str, path: str = "/") -> str:
     return getattr(found, "arn", None) or f"arn:{PARTITION}:iam::{account}:{kind}{path}{name}"
 
 
+def _assume_role(action: str, role_arn: str, account: str) -> Check:
+    """AssumeRole on the role, whose trust policy must allow the caller (a missing role trusts no one).
+    Found by name, as STS does: a role ARN given without its path still names the role."""
+    name = role_arn.rsplit("/", 1)[-1]
+    role = next((r for r in list(iam_backends[account][PARTITION].roles.values()) if r.name == name), None) \
+        if role_arn.startswith(f"arn:{PARTITION}:iam::{account}:role/") else None
+    return Check(action, role_arn or "*", resource_policy=getattr(role, "assume_role_policy_document", None)
+                 or _TRUSTS_NO_ONE, trust=True)
+
+
+_TRUSTS_NO_ONE = json.dumps({"Version": "2012-10-17", "Statement": []})
+
+
 def _query(service: str, params: Mapping[str, str], account: str) -> list[Check]:
     name = params.get("Action", "")
     action = f"{IAM_SERVICE_PREFIX.get(service, service)}:{name}"
     if service == "sts":
         if name == "GetCallerIdentity":
             return []
+        if name == "AssumeRole":
+            return [_assume_role(action, params.get("RoleArn") or "", account)]
         return [Check(action, params.get("RoleArn") or "*")]
     if service == "iam":
         for param, kind in IAM_RESOURCES:

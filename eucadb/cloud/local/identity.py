@@ -3,7 +3,9 @@
 The role comes from the instance profile. Moto 5.2 does not report `IamInstanceProfile` on instances
 an ASG launched from a launch template, so the profile is read from the template version the instance
 came from (its `aws:ec2launchtemplate:*` tags), exactly what AWS would have put on the instance.
-Role credentials are real STS AssumeRole answers from the cloud, cached until near expiry.
+Role credentials are real STS AssumeRole answers from the cloud, cached until near expiry, asked
+for as the EC2 service (`ec2.amazonaws.com`, with the key the API issued it): the role's trust
+policy decides, as on AWS, and the cloud's root key cannot assume instance roles.
 """
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
 from eucadb.cloud.client import CloudClients, error_code
+from eucadb.cloud.local.layout import Layout
+from eucadb.config import Config
+from eucadb.errors import CloudError
 
 log = logging.getLogger(__name__)
 REFRESH_BEFORE = dt.timedelta(minutes=5)
@@ -51,12 +57,25 @@ def _tag(instance: dict, key: str) -> str | None:
     return next((t["Value"] for t in instance.get("Tags", []) if t["Key"] == key), None)
 
 
-class Identities:
-    """Resolves user-data, the instance profile's role, and role credentials (thread-safe)."""
+def service_clients(config: Config) -> CloudClients:
+    """Clients that act as the EC2 service principal (its key file, written 0600 by the API)."""
+    layout = Layout.from_config(config)
+    held = layout.service_credentials()
+    if held is None:
+        raise CloudError(f"the embedded cloud API issued no EC2 service key ({layout.service_credentials_file} "
+                         "is missing): restart it with `eucadb cloud down` and `eucadb cloud up`")
+    return CloudClients(replace(config, values={**config.values, **held}))
 
-    def __init__(self, clients: CloudClients, region: str):
+
+class Identities:
+    """Resolves user-data, the instance profile's role, and role credentials (thread-safe).
+    `vendor` gives the clients role credentials are asked with (the EC2 service's), built on first use."""
+
+    def __init__(self, clients: CloudClients, region: str, vendor: Callable[[], CloudClients] | None = None):
         self.clients = clients
         self.region = region
+        self._vendor_factory = vendor or (lambda: clients)
+        self._vendor: CloudClients | None = None
         self._lock = threading.Lock()
         self._creds: dict[str, dict] = {}
 
@@ -119,7 +138,9 @@ class Identities:
             cached = self._creds.get(view.instance_id)
             if cached and cached["_expires"] - REFRESH_BEFORE > now:
                 return cached
-            answer = self.clients.call("sts", "assume_role", RoleArn=view.role.arn,
+            if self._vendor is None:
+                self._vendor = self._vendor_factory()
+            answer = self._vendor.call("sts", "assume_role", RoleArn=view.role.arn,
                                        RoleSessionName=view.instance_id, DurationSeconds=3600)
             creds: dict[str, Any] = answer["Credentials"]
             expires = creds["Expiration"].astimezone(dt.timezone.utc)

@@ -80,10 +80,24 @@ class Layout:
         """The root user's access key (0600), written by the API at start, read by `cloud up`."""
         return self.cloud_dir / "root-credentials.json"
 
+    @property
+    def service_credentials_file(self) -> Path:
+        """The EC2 service's own key (0600): the realizer vends instance-profile credentials with it,
+        as `ec2.amazonaws.com`, the principal instance roles trust (written by the API at start)."""
+        return self.cloud_dir / "ec2-service-credentials.json"
+
     def root_credentials(self) -> dict[str, str] | None:
         """The root key as eucadb's config names it; None while the API has not written it."""
+        return self._credentials(self.credentials_file)
+
+    def service_credentials(self) -> dict[str, str] | None:
+        """The EC2 service's key, config-named as root_credentials()."""
+        return self._credentials(self.service_credentials_file)
+
+    @staticmethod
+    def _credentials(path: Path) -> dict[str, str] | None:
         try:
-            data = json.loads(self.credentials_file.read_text())
+            data = json.loads(path.read_text())
             return {"cloud.access_key_id": str(data["access_key_id"]),
                     "cloud.secret_access_key": str(data["secret_access_key"])}
         except (OSError, ValueError, KeyError, TypeError):

@@ -7,7 +7,8 @@ condition context): an explicit Deny, an Allow, or nothing. authorize.py combine
 all the policies that apply as AWS does (explicit Deny > Allow > implicit deny).
 
 Supported: Effect, Action/NotAction, Resource/NotResource (wildcards `*` `?`, per ARN segment),
-Principal ("*", {"AWS": "*" | ARN | account | [..]}) in resource policies, and the Condition
+Principal ("*", {"AWS": "*" | ARN | account | [..]}, {"Service": name | [..]}) in resource
+policies (a role's trust policy is one), and the Condition
 operators String{Equals,NotEquals,EqualsIgnoreCase,NotEqualsIgnoreCase,Like,NotLike},
 Arn{Equals,NotEquals,Like,NotLike}, Bool (each with IfExists) and Null, on the condition keys
 `KNOWN_KEYS` lists, with AWS's rule for a key the request does not have (false; true for a
@@ -37,6 +38,7 @@ class Caller:
     account: str
     session_arn: str | None = None  # an assumed-role session's own ARN (a Principal may name it)
     username: str | None = None  # aws:username: IAM users only
+    service: str | None = None  # a service principal (ec2.amazonaws.com) calling on its own behalf
 
 
 class Unsupported(Exception):
@@ -127,14 +129,18 @@ def _condition_holds(operator: str, clauses: dict, context: Mapping[str, str]) -
     return True
 
 
-def _principal_matches(principal: Any, caller: Caller) -> bool:
+def _principal_matches(principal: Any, caller: Caller, direct: bool = False) -> bool:
+    """Does a resource policy's Principal name the caller? `direct`: by its own ARN (or service
+    name), not through its account — what lets a role's trust policy stand without an identity policy."""
     if principal == "*":
-        return True
-    if not isinstance(principal, dict) or set(principal) - {"AWS"}:
+        return not direct
+    if not isinstance(principal, dict) or set(principal) - {"AWS", "Service"}:
         raise Unsupported(f"principal {principal!r}")
-    names = {"*", caller.principal_arn, caller.account, f"arn:aws:iam::{caller.account}:root"}
-    if caller.session_arn:
-        names.add(caller.session_arn)
+    if caller.service:
+        return caller.service in _listed(principal.get("Service"))
+    names = {caller.principal_arn} | ({caller.session_arn} if caller.session_arn else set())
+    if not direct:
+        names |= {"*", caller.account, f"arn:aws:iam::{caller.account}:root"}
     return any(entry in names for entry in _listed(principal.get("AWS")))
 
 
@@ -147,12 +153,13 @@ def _action_like(pattern: str, action: str) -> bool:
 
 
 def _applies(statement: dict, caller: Caller, action: str, resource: str, context: Mapping[str, str],
-             identity: bool) -> bool:
+             identity: bool, direct: bool = False) -> bool:
     unknown = set(statement) - STATEMENT_KEYS
     if unknown:
         raise Unsupported(", ".join(sorted(unknown)))
-    if ("Action" in statement) == ("NotAction" in statement) or \
-            ("Resource" in statement) == ("NotResource" in statement):
+    if ("Action" in statement) == ("NotAction" in statement) or ("Resource" in statement) == \
+            ("NotResource" in statement) and (identity or "Resource" in statement):
+        # a trust policy names no Resource: the role it is attached to is the resource
         raise Unsupported("a statement needs exactly one of Action/NotAction and of Resource/NotResource")
     if "Action" in statement:
         if not _matches_any(_listed(statement["Action"]), action, _action_like):
@@ -162,12 +169,12 @@ def _applies(statement: dict, caller: Caller, action: str, resource: str, contex
     if "Resource" in statement:
         if not _matches_any(_listed(statement["Resource"]), resource, _arn_like):
             return False
-    elif _matches_any(_listed(statement["NotResource"]), resource, _arn_like):
+    elif "NotResource" in statement and _matches_any(_listed(statement["NotResource"]), resource, _arn_like):
         return False
     if identity:
         if "Principal" in statement:
             raise Unsupported("Principal in an identity policy")
-    elif not _principal_matches(statement.get("Principal"), caller):
+    elif not _principal_matches(statement.get("Principal"), caller, direct):
         return False
     return all(_condition_holds(op, clauses, context) for op, clauses in (statement.get("Condition") or {}).items())
 
@@ -187,10 +194,12 @@ def statements_of(policy: str | dict) -> tuple[dict, ...]:
 
 
 def evaluate(policy: str | dict | None, caller: Caller, action: str, resource: str,
-             context: Mapping[str, str] | None = None, *, identity: bool = False) -> Decision:
+             context: Mapping[str, str] | None = None, *, identity: bool = False,
+             direct: bool = False) -> Decision:
     """Deny if any statement denies (explicit Deny wins), else Allow if one allows, else NONE.
     `context` holds the request's condition keys (lower-case names); `identity` says the policy is
-    attached to the caller (no Principal element) rather than to the resource."""
+    attached to the caller (no Principal element) rather than to the resource; `direct` counts only
+    resource-policy statements naming the caller itself, not its account or "*"."""
     if not policy:
         return Decision.NONE
     try:
@@ -204,7 +213,7 @@ def evaluate(policy: str | dict | None, caller: Caller, action: str, resource: s
         try:
             if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
                 raise Unsupported("statement effect")
-            applies = _applies(statement, caller, action, resource, full, identity)
+            applies = _applies(statement, caller, action, resource, full, identity, direct)
         except Unsupported:
             applies = deny  # fail closed
         if applies and deny:

@@ -27,6 +27,7 @@ from eucadb.cloud.local.state import write_durably
 PARTITION = "aws"
 ROOT_USER = "eucadb-root"
 ROOT_POLICY = "eucadb-admin"
+EC2_SERVICE = "ec2.amazonaws.com"  # who vends instance-profile credentials (the realizer, with its key)
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -34,6 +35,7 @@ class Kind(Enum):
     USER = "user"  # an IAM user's access key
     ROLE = "role"  # an assumed-role session's temporary credentials
     INTERNAL = "internal"  # the gateway's own key: the cloud acting with its own authority
+    SERVICE = "service"  # an AWS service principal (ec2.amazonaws.com): no identity policy, only trust
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,21 @@ def gateway_principal() -> tuple[str, Principal]:
     """A fresh key for the gateway's requests to itself (acting with the cloud's own authority)."""
     return "EUCADBGW" + secrets.token_hex(6).upper(), Principal(
         f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:root", secrets.token_urlsafe(30))
+
+
+def ensure_service_key(layout: Layout) -> tuple[str, Principal]:
+    """The EC2 service principal's key: the one in its file (0600), else a new one written there.
+    Not an IAM entity (AWS's service principals are not): the API holds it in its internal map,
+    and only a role whose trust policy names `ec2.amazonaws.com` lets it assume the role."""
+    held = layout.service_credentials()
+    if held is None:
+        held = {"cloud.access_key_id": "EUCADBEC2" + secrets.token_hex(6).upper(),
+                "cloud.secret_access_key": secrets.token_urlsafe(30)}
+        write_durably(layout.service_credentials_file, json.dumps(
+            {"access_key_id": held["cloud.access_key_id"],
+             "secret_access_key": held["cloud.secret_access_key"]}).encode())
+    return held["cloud.access_key_id"], Principal(EC2_SERVICE, held["cloud.secret_access_key"],
+                                                  kind=Kind.SERVICE, name=EC2_SERVICE)
 
 
 def ensure_root(layout: Layout, region: str) -> str:

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from eucadb.cloud.client import CloudClients, error_code
 from eucadb.cloud.images import DB_IMAGE_TAG
 from eucadb.cloud.local import asg_health, disks, instances
-from eucadb.cloud.local.identity import Identities, InstanceView
+from eucadb.cloud.local.identity import Identities, InstanceView, service_clients
 from eucadb.cloud.local.layout import Layout
 from eucadb.cloud.local.metadata import MetadataServer
 from eucadb.cloud.local.peers import Owner
@@ -73,14 +73,15 @@ class Realizer:
         self.port = config["cloud.metadata_port"]
         self.stop_timeout = config["cloud.stop_timeout"]
         self.interval = config["cloud.poll_interval"]
-        self.identities = Identities(clients, config["cloud.region"])
+        self.identities = Identities(clients, config["cloud.region"], lambda: service_clients(config))
         self.realized: dict[str, Realized] = {}
         self._image_kind: dict[str, tuple[bool, float]] = {}  # image id -> (is DB image, checked at)
 
     # facts -----------------------------------------------------------------------------------
     def _pages(self, service: str, operation: str, key: str, **params: Any) -> list[dict]:
-        paginator = self.clients.client(service).get_paginator(operation)
-        pages = self.clients.guard(lambda: list(paginator.paginate(**params)), f"{service}.{operation}")
+        pages = self.clients.guard(
+            lambda: list(self.clients.client(service).get_paginator(operation).paginate(**params)),
+            f"{service}.{operation}")
         return [item for page in pages for item in page[key]]
 
     def _db_images(self, image_ids: set[str]) -> frozenset[str]:
