@@ -25,7 +25,9 @@ class SeriesKey(NamedTuple):
 
     @classmethod
     def of(cls, namespace: str, metric_name: str, dimensions: Iterable[dict] | None) -> "SeriesKey":
-        return cls(namespace, metric_name, tuple(sorted((d["Name"], d["Value"]) for d in dimensions or ())))
+        """The one place a series identity is built from request members (ingest calls it per datum)."""
+        pairs = sorted([(d["Name"], d["Value"]) for d in dimensions]) if dimensions else ()
+        return cls(namespace, metric_name, tuple(pairs))
 
     @property
     def canonical(self) -> str:

@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import text
 
+from eucadb.services.cloudwatch.limits import UNITS
+
 REMOTE = "cloudwatch_backend"
 COLUMNS = ("series_id", "ts", "sample_count", "sum", "minimum", "maximum", "storage_resolution", "unit",
            "samples", "sample_counts")
@@ -47,27 +49,53 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+_UNIT_TEXT = {u: _escape(u) for u in UNITS}   # the standard units, escaped once
+
+
 def _array(values: Sequence[float] | None) -> str:
-    return "\\N" if values is None else "{" + ",".join(repr(float(v)) for v in values) + "}"
+    return "\\N" if values is None else "{" + ",".join([repr(float(v)) for v in values]) + "}"
+
+
+def row_tail(ts: datetime, sample_count: float, sum: float, minimum: float, maximum: float,
+             storage_resolution: int, unit: str, samples: Sequence[float] | None = None,
+             sample_counts: Sequence[float] | None = None) -> str:
+    """One COPY text line without its leading series id (floats by repr: exact round trip).
+
+    Ingestion renders each datum once while validating it and prefixes the id when the catalogue
+    has resolved it, so no intermediate Row or dict is built per datum."""
+    return (f"{ts.isoformat()}\t{sample_count!r}\t{sum!r}\t{minimum!r}\t{maximum!r}\t{storage_resolution}\t"
+            f"{_UNIT_TEXT.get(unit) or _escape(unit)}\t{_array(samples)}\t{_array(sample_counts)}\n")
+
+
+def value_tail(ts: datetime, value: float, storage_resolution: int, unit: str) -> str:
+    """`row_tail` of a single-Value datum (the common case): one repr for its four columns."""
+    r = repr(value)
+    sample = r if type(value) is float else repr(float(value))
+    return (f"{ts.isoformat()}\t1.0\t{r}\t{r}\t{r}\t{storage_resolution}\t"
+            f"{_UNIT_TEXT.get(unit) or _escape(unit)}\t{{{sample}}}\t\\N\n")
 
 
 def copy_text(rows: Iterable[Row]) -> str:
-    """Rows in COPY text format (floats by repr: exact round trip)."""
-    out = io.StringIO()
-    for r in rows:
-        out.write(f"{r.series_id}\t{r.ts.isoformat()}\t{r.sample_count!r}\t{r.sum!r}\t{r.minimum!r}\t"
-                  f"{r.maximum!r}\t{r.storage_resolution}\t{_escape(r.unit)}\t{_array(r.samples)}\t"
-                  f"{_array(r.sample_counts)}\n")
-    return out.getvalue()
+    """Rows in COPY text format."""
+    return "".join([f"{r.series_id}\t" + row_tail(r.ts, r.sample_count, r.sum, r.minimum, r.maximum,
+                                                   r.storage_resolution, r.unit, r.samples, r.sample_counts)
+                    for r in rows])
 
 
 def copy_rows(pools, rows: Sequence[Row]) -> None:
-    if not rows:
+    if rows:
+        copy_lines(pools, copy_text(rows))
+
+
+def copy_lines(pools, text: str) -> None:
+    """Append COPY text (one transaction); the whole text is read (and encoded in the
+    connection's encoding) at once instead of psycopg2's 8 KB chunks."""
+    if not text:
         return
     conn = pools.engine(REMOTE).raw_connection()
     try:
         with conn.cursor() as cur:
-            cur.copy_expert(COPY_SQL, io.StringIO(copy_text(rows)))
+            cur.copy_expert(COPY_SQL, io.StringIO(text), size=max(len(text), 8192))
         conn.commit()
     except BaseException:
         conn.rollback()
