@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from eucadb.services.cloudwatch import datapoints, limits, queries, tokens
 from eucadb.services.cloudwatch.catalogue import SeriesKey
@@ -15,8 +15,12 @@ QUERY_ID_RE = queries.QUERY_ID_RE
 DEFAULT_UNIT = "None"
 
 
-def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[SeriesKey, str]:
-    """Validate one MetricDatum; its key and its COPY line after the series id.
+Render = tuple[Callable[..., str], tuple]   # a datapoints renderer of a COPY line's tail, and its arguments
+
+
+def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[SeriesKey, Render]:
+    """Validate one MetricDatum; its key and how to render its COPY line after the series id (done
+    while the COPY streams, once the catalogue has the ids).
 
     The common shapes (one Value, no Unit or a standard one) take the cheap branches; every refusal
     still goes through the `limits` helper that words it."""
@@ -45,12 +49,10 @@ def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[
         v = datum["Value"]
         if not limits.value_ok(v):
             limits.check_value(f"{where}.Value", v)
-        tail = datapoints.value_tail(ts, v, resolution, unit)
-    else:
-        columns = (_values_columns(datum, where) if "Values" in datum
-                   else _statistic_columns(datum["StatisticValues"], where))
-        tail = datapoints.row_tail(ts, *columns[:4], resolution, unit, *columns[4:])
-    return SeriesKey.of(namespace, name, dims), tail
+        return SeriesKey.of(namespace, name, dims), (datapoints.value_tail, (ts, resolution, unit, v))
+    columns = (_values_columns(datum, where) if "Values" in datum
+               else _statistic_columns(datum["StatisticValues"], where))
+    return SeriesKey.of(namespace, name, dims), (datapoints.row_tail, (ts, resolution, unit, *columns))
 
 
 def _values_columns(datum: dict, where: str) -> tuple:
@@ -97,7 +99,7 @@ def put_metric_data(cw: CloudWatch, p: dict) -> dict:
     now = cw.clock()
     parsed = [_datum_row(namespace, datum, f"MetricData.member.{i}", now) for i, datum in enumerate(data, 1)]
     ids = cw.catalogue.resolve([k for k, _ in parsed])
-    datapoints.copy_lines(cw.pools, "".join([f"{ids[k]}\t{tail}" for k, tail in parsed]))
+    datapoints.copy_lines(cw.pools, (f"{ids[k]}\t{render(*args)}" for k, (render, args) in parsed))
     return {}
 
 
