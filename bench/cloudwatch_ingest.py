@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import multiprocessing
 import random
 import statistics
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--request-datums", type=int, default=20, help="datums per HTTP request")
     parser.add_argument("--skip-boto3", action="store_true", help="only service layer vs raw COPY")
     args = parser.parse_args()
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)   # "Task queue depth" is the point at 16 clients
     pg = start_pg()
     try:
         with tempfile.TemporaryDirectory() as home:
