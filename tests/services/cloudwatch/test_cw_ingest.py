@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from eucadb.services.cloudwatch import datapoints
+from eucadb.services.cloudwatch import datapoints, shapes
 from eucadb.services.cloudwatch.errors import ApiError
+from eucadb.services.cloudwatch.model import operation
 from eucadb.services.cloudwatch.operations import OPERATIONS
 
 put = OPERATIONS["PutMetricData"]
@@ -93,3 +94,40 @@ def test_refusals_keep_their_words(endpoint, datum, message):
     with pytest.raises(ApiError) as err:
         put(endpoint.service, {"Namespace": "Ingest/words", "MetricData": [datum]})
     assert err.value.message == message
+
+
+# ---- the compiled document decoder answers exactly what the path-building one answers ----------------
+
+def _outcome(fn, shape, doc):
+    try:
+        return "ok", fn(shape, doc)
+    except ApiError as err:
+        return "refused", err.code, err.message
+
+
+GOOD_DATUM = {"MetricName": "m", "Dimensions": [{"Name": "a", "Value": "1"}], "Value": 1.5, "Unit": "Seconds",
+              "Timestamp": 1700000000.25, "StorageResolution": 1, "Values": [1.0, 2], "Counts": [1, 1.0],
+              "StatisticValues": {"SampleCount": 1, "Sum": 2.0, "Minimum": 1, "Maximum": 1}}
+BAD_VALUES = [None, "x", "", "é\u00e9", "\ud800", "a\x00b", 1, -1, 2 ** 31, 2 ** 63, True, 1.5, float("nan"),
+              float("inf"), [], [1], {}, {"Name": "a"}, "2023-01-01T00:00:00Z", "nope"]
+
+
+def _variants():
+    yield {"Namespace": "N", "MetricData": [GOOD_DATUM]}
+    yield {"Namespace": "N", "MetricData": [GOOD_DATUM] * 3, "StrictEntityValidation": False, "Unknown": 1}
+    for member in GOOD_DATUM:
+        for bad in BAD_VALUES:
+            yield {"Namespace": "N", "MetricData": [GOOD_DATUM, {**GOOD_DATUM, member: bad}]}
+    for bad in BAD_VALUES:
+        yield {"Namespace": bad, "MetricData": [GOOD_DATUM]}
+        yield {"Namespace": "N", "MetricData": bad}
+        yield {"Namespace": "N", "MetricData": [{**GOOD_DATUM, "Dimensions": [{"Name": "a", "Value": bad}]}]}
+    yield {"Namespace": "N", "MetricData": [GOOD_DATUM] * (shapes.MAX_LIST_MEMBERS + 1)}
+    yield [GOOD_DATUM]
+
+
+@pytest.mark.parametrize("operation_name", ["PutMetricData", "PutMetricAlarm", "GetMetricData"])
+def test_compiled_decoder_matches_the_reference(operation_name):
+    shape = operation(operation_name).input_shape
+    for doc in _variants():
+        assert _outcome(shapes.decode_document, shape, doc) == _outcome(shapes.from_document, shape, doc), doc
