@@ -61,6 +61,16 @@ class Catalogue:
                 self._ids[key] = sid
         return sid
 
+    def ids(self, keys: list[SeriesKey]) -> list[int]:
+        """The ids of `keys`, in order, creating missing series: PutMetricData's lookup, one hash per key
+        when every series is known (the steady state)."""
+        known = self._ids
+        out = [known.get(k) for k in keys]
+        if None in out:
+            found = self.resolve(k for k, sid in zip(keys, out) if sid is None)
+            out = [found[k] if sid is None else sid for k, sid in zip(keys, out)]
+        return out
+
     def resolve(self, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         """Ids for all keys, creating the missing series (a concurrent creator wins: we re-read)."""
         wanted = set(keys)

@@ -98,8 +98,8 @@ def put_metric_data(cw: CloudWatch, p: dict) -> dict:
         raise invalid(f"The collection MetricData must not have a size greater than {limits.MAX_DATUMS}.")
     now = cw.clock()
     parsed = [_datum_row(namespace, datum, f"MetricData.member.{i}", now) for i, datum in enumerate(data, 1)]
-    ids = cw.catalogue.resolve([k for k, _ in parsed])
-    datapoints.copy_lines(cw.pools, (f"{ids[k]}\t{render(*args)}" for k, (render, args) in parsed))
+    ids = cw.catalogue.ids([k for k, _ in parsed])
+    datapoints.copy_lines(cw.pools, (f"{sid}\t{render(*args)}" for sid, (_, (render, args)) in zip(ids, parsed)))
     return {}
 
 
