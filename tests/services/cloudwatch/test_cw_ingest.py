@@ -64,6 +64,23 @@ def test_a_request_of_many_chunks_lands_whole(endpoint):
     assert len({r[1] for r in rows}) == count
 
 
+def test_known_and_new_series_in_one_request_keep_their_rows(endpoint):
+    now = endpoint.service.clock()
+
+    def datum(host: str, value: float) -> dict:
+        return {"MetricName": "m", "Dimensions": [{"Name": "Host", "Value": host}], "Value": value, "Timestamp": now}
+    put(endpoint.service, {"Namespace": "Ingest/mixed", "MetricData": [datum("b", 1.0)]})
+    put(endpoint.service, {"Namespace": "Ingest/mixed", "MetricData": [datum("a", 2.0), datum("b", 3.0),
+                                                                       datum("c", 4.0), datum("a", 5.0)]})
+    hosts = {sid: key.dimensions[0][1] for key, sid in endpoint.service.catalogue._ids.items()
+             if key.namespace == "Ingest/mixed"}
+    with endpoint.service.pools.engine(datapoints.REMOTE).connect() as conn:
+        rows = conn.execute(text("SELECT series_id, sum FROM metric_datapoints WHERE series_id = ANY(:ids)"),
+                            {"ids": list(hosts)}).all()
+    assert sorted((hosts[sid], v) for sid, v in rows) == [("a", 2.0), ("a", 5.0), ("b", 1.0), ("b", 3.0),
+                                                         ("c", 4.0)]
+
+
 def test_a_refused_request_lands_nothing(endpoint):
     now = endpoint.service.clock()
     data = [{"MetricName": f"fresh{i}", "Value": 1.0, "Timestamp": now} for i in range(999)]
