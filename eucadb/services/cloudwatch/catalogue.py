@@ -30,7 +30,9 @@ class SeriesKey(NamedTuple):
 
     @classmethod
     def of(cls, namespace: str, metric_name: str, dimensions: Iterable[dict] | None) -> "SeriesKey":
-        return cls(namespace, metric_name, tuple(sorted((d["Name"], d["Value"]) for d in dimensions or ())))
+        """The one place a series identity is built from request members (ingest calls it per datum)."""
+        pairs = sorted([(d["Name"], d["Value"]) for d in dimensions]) if dimensions else ()
+        return cls(namespace, metric_name, tuple(pairs))
 
     @property
     def canonical(self) -> str:
@@ -88,6 +90,16 @@ class Catalogue:
             with self._lock:
                 ids[key] = sid
         return sid
+
+    def ids(self, keys: list[SeriesKey]) -> list[int]:
+        """The ids of `keys`, in order, creating missing series: PutMetricData's lookup, one hash per key
+        when every series is known (the steady state)."""
+        known = self._ids
+        out = [known.get(k) for k in keys]
+        if None in out:
+            found = self.resolve(k for k, sid in zip(keys, out) if sid is None)
+            out = [found[k] if sid is None else sid for k, sid in zip(keys, out)]
+        return out
 
     def resolve(self, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         """Ids for all keys, creating the missing series (a concurrent creator wins: we re-read)."""

@@ -6,12 +6,14 @@ period in SQL on the (series_id, ts) index; only percentiles fetch the samples t
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from itertools import islice
+from typing import Iterable, Iterator, Sequence
 
 from sqlalchemy import text
+
+from eucadb.services.cloudwatch.limits import UNITS
 
 REMOTE = "cloudwatch_backend"
 COLUMNS = ("series_id", "ts", "sample_count", "sum", "minimum", "maximum", "storage_resolution", "unit",
@@ -47,27 +49,65 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+_UNIT_TEXT = {u: _escape(u) for u in UNITS}   # the standard units, escaped once
+
+
 def _array(values: Sequence[float] | None) -> str:
-    return "\\N" if values is None else "{" + ",".join(repr(float(v)) for v in values) + "}"
+    return "\\N" if values is None else "{" + ",".join([repr(float(v)) for v in values]) + "}"
+
+
+def row_tail(ts: datetime, storage_resolution: int, unit: str, sample_count: float, sum: float, minimum: float,
+             maximum: float, samples: Sequence[float] | None = None,
+             sample_counts: Sequence[float] | None = None) -> str:
+    """One COPY text line without its leading series id (floats by repr: exact round trip)."""
+    return (f"{ts.isoformat()}\t{sample_count!r}\t{sum!r}\t{minimum!r}\t{maximum!r}\t{storage_resolution}\t"
+            f"{_UNIT_TEXT.get(unit) or _escape(unit)}\t{_array(samples)}\t{_array(sample_counts)}\n")
+
+
+def value_tail(ts: datetime, storage_resolution: int, unit: str, value: float) -> str:
+    """`row_tail` of a single-Value datum (the common case): one repr for its four columns."""
+    r = repr(value)
+    sample = r if type(value) is float else repr(float(value))
+    return (f"{ts.isoformat()}\t1.0\t{r}\t{r}\t{r}\t{storage_resolution}\t"
+            f"{_UNIT_TEXT.get(unit) or _escape(unit)}\t{{{sample}}}\t\\N\n")
+
+
+def _lines(rows: Iterable[Row]) -> Iterator[str]:
+    for r in rows:
+        yield f"{r.series_id}\t" + row_tail(r.ts, r.storage_resolution, r.unit, r.sample_count, r.sum, r.minimum,
+                                            r.maximum, r.samples, r.sample_counts)
 
 
 def copy_text(rows: Iterable[Row]) -> str:
-    """Rows in COPY text format (floats by repr: exact round trip)."""
-    out = io.StringIO()
-    for r in rows:
-        out.write(f"{r.series_id}\t{r.ts.isoformat()}\t{r.sample_count!r}\t{r.sum!r}\t{r.minimum!r}\t"
-                  f"{r.maximum!r}\t{r.storage_resolution}\t{_escape(r.unit)}\t{_array(r.samples)}\t"
-                  f"{_array(r.sample_counts)}\n")
-    return out.getvalue()
+    """Rows in COPY text format."""
+    return "".join(_lines(rows))
 
 
 def copy_rows(pools, rows: Sequence[Row]) -> None:
-    if not rows:
-        return
+    if rows:
+        copy_lines(pools, _lines(rows))
+
+
+CHUNK_LINES = 250   # ~25 KB of COPY text per read: the server parses one chunk while the next is rendered
+
+
+class LineStream:
+    """A file for psycopg2's copy_expert that renders COPY lines as it is read, so rendering overlaps
+    the server's work on the chunks already sent instead of preceding all of it."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines = iter(lines)
+
+    def read(self, size: int = -1) -> str:
+        return "".join(islice(self._lines, CHUNK_LINES))
+
+
+def copy_lines(pools, lines: Iterable[str]) -> None:
+    """Append COPY lines, rendered while they stream, in one transaction (nothing lands on error)."""
     conn = pools.engine(REMOTE).raw_connection()
     try:
         with conn.cursor() as cur:
-            cur.copy_expert(COPY_SQL, io.StringIO(copy_text(rows)))
+            cur.copy_expert(COPY_SQL, LineStream(lines))
         conn.commit()
     except BaseException:
         conn.rollback()

@@ -31,9 +31,14 @@ NAME_RE = re.compile(r"^[^:].{0,254}$", re.S)
 UNITS = frozenset(service_model().shape_for("StandardUnit").enum)
 
 
+def is_missing(value) -> bool:
+    """None, "" or [] (AWS treats an empty member as absent); truthy values short-circuit."""
+    return not value and (value is None or value == "" or value == [])
+
+
 def require(params: dict, *names: str) -> None:
     for name in names:
-        if params.get(name) in (None, "", []):
+        if is_missing(params.get(name)):
             raise missing(name)
 
 
@@ -42,8 +47,13 @@ def check_length(name: str, value: str, low: int, high: int) -> None:
         raise invalid(f"The parameter {name} must be between {low} and {high} characters long.")
 
 
+def value_ok(value: float) -> bool:
+    """Zero or a magnitude in 2^-260..2^360 (NaN fails every comparison, infinities exceed the max)."""
+    return value == 0 or VALUE_MIN <= abs(value) <= VALUE_MAX
+
+
 def check_value(name: str, value: float) -> None:
-    if math.isnan(value) or math.isinf(value) or (value != 0 and not VALUE_MIN <= abs(value) <= VALUE_MAX):
+    if not value_ok(value):
         raise invalid(f"The value {value} for parameter {name} is not supported (NaN, Infinity, or "
                       "magnitude outside 2^-260..2^360).")
 
@@ -58,12 +68,16 @@ def check_dimensions(dims: list[dict], where: str) -> None:
         raise invalid(f"The collection {where}.Dimensions must not have a size greater than {MAX_DIMENSIONS}.")
     seen = set()
     for d in dims:
-        require(d, "Name", "Value")
-        check_length("Dimensions.member.Name", d["Name"], 1, 255)
-        check_length("Dimensions.member.Value", d["Value"], 1, 1024)
-        if d["Name"] in seen:
-            raise invalid(f"No metric may have duplicate dimension names ({d['Name']}).")
-        seen.add(d["Name"])
+        name, value = d.get("Name"), d.get("Value")
+        if is_missing(name) or is_missing(value):
+            require(d, "Name", "Value")
+        if not 1 <= len(name) <= 255:
+            check_length("Dimensions.member.Name", name, 1, 255)
+        if not 1 <= len(value) <= 1024:
+            check_length("Dimensions.member.Value", value, 1, 1024)
+        if name in seen:
+            raise invalid(f"No metric may have duplicate dimension names ({name}).")
+        seen.add(name)
 
 
 def check_timestamp(ts: datetime, now: datetime) -> None:

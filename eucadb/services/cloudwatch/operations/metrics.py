@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from eucadb.errors import EucadbError
 from eucadb.services.cloudwatch import datapoints, limits, queries, tokens
@@ -16,59 +16,83 @@ QUERY_ID_RE = queries.QUERY_ID_RE
 DEFAULT_UNIT = "None"
 
 
-def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[SeriesKey, dict]:
-    """Validate one MetricDatum; its key and the aggregate columns of its row."""
-    limits.require(datum, "MetricName")
-    limits.check_length(f"{where}.MetricName", datum["MetricName"], 1, 255)
-    limits.check_dimensions(datum.get("Dimensions", []), where)
-    limits.check_unit(datum.get("Unit"))
+Render = tuple[Callable[..., str], tuple]   # a datapoints renderer of a COPY line's tail, and its arguments
+
+
+def _datum_row(namespace: str, datum: dict, where: str, now: datetime) -> tuple[SeriesKey, Render]:
+    """Validate one MetricDatum; its key and how to render its COPY line after the series id (done
+    while the COPY streams, once the catalogue has the ids).
+
+    The common shapes (one Value, no Unit or a standard one) take the cheap branches; every refusal
+    still goes through the `limits` helper that words it."""
+    name = datum.get("MetricName")
+    if limits.is_missing(name):
+        limits.require(datum, "MetricName")
+    if not 1 <= len(name) <= 255:
+        limits.check_length(f"{where}.MetricName", name, 1, 255)
+    dims = datum.get("Dimensions")
+    if dims:
+        limits.check_dimensions(dims, where)
+    unit = datum.get("Unit")
+    if unit is None:
+        unit = DEFAULT_UNIT
+    elif unit not in limits.UNITS:
+        limits.check_unit(unit)
     ts = datum.get("Timestamp", now)
     limits.check_timestamp(ts, now)
     resolution = datum.get("StorageResolution", 60)
     if resolution not in (1, 60):
         raise invalid(f"The parameter {where}.StorageResolution must be 1 or 60.")
-    given = [k for k in ("Value", "Values", "StatisticValues") if k in datum]
-    if len(given) > 1:
+    has_value = "Value" in datum
+    kinds = has_value + ("Values" in datum) + ("StatisticValues" in datum)
+    if kinds > 1:
+        given = [k for k in ("Value", "Values", "StatisticValues") if k in datum]
         # AWS's answer, e.g. "The parameters MetricData.member.4.Value and MetricData.member.4.StatisticValues
         # are mutually exclusive and you have specified both." (quoted in AdRoll/goamz issue 355)
         raise combination(f"The parameters {where}.{given[0]} and {where}.{given[1]} are mutually exclusive "
                           "and you have specified both.")
-    if not given:
+    if not kinds:
         raise combination(f"{where} must have exactly one of Value, Values or StatisticValues.")
-    if "Value" in datum:
+    if has_value:
         v = datum["Value"]
-        limits.check_value(f"{where}.Value", v)
-        cols = dict(sample_count=1.0, sum=v, minimum=v, maximum=v, samples=[v], sample_counts=None)
-    elif "Values" in datum:
-        values, counts = datum["Values"], datum.get("Counts")
-        if not values:
-            raise missing(f"{where}.Values")
-        if len(values) > limits.MAX_VALUES:
-            raise invalid(f"The collection {where}.Values must not have a size greater than {limits.MAX_VALUES}.")
-        if counts is not None and len(counts) != len(values):
-            raise combination(f"{where}.Counts must have as many members as {where}.Values.")
-        counts = counts if counts is not None else [1.0] * len(values)
-        for v in values:
-            limits.check_value(f"{where}.Values", v)
-        if any(c < 0 or c != c for c in counts) or sum(counts) <= 0:
-            raise invalid(f"{where}.Counts must be non-negative with a positive total.")
-        present = [v for v, c in zip(values, counts) if c > 0]
-        if not math.isfinite(sum(counts)) or not math.isfinite(sum(v * c for v, c in zip(values, counts))):
-            raise invalid(f"{where}: the Values weighted by Counts overflow.")
-        cols = dict(sample_count=float(sum(counts)), sum=sum(v * c for v, c in zip(values, counts)),
-                    minimum=min(present), maximum=max(present), samples=values,
-                    sample_counts=counts if datum.get("Counts") is not None else None)
-    else:
-        sv = datum["StatisticValues"]
-        limits.require(sv, "SampleCount", "Sum", "Minimum", "Maximum")
-        for name in ("SampleCount", "Sum", "Minimum", "Maximum"):
-            limits.check_value(f"{where}.StatisticValues.{name}", sv[name])
-        if sv["SampleCount"] <= 0 or sv["Minimum"] > sv["Maximum"]:
-            raise invalid(f"{where}.StatisticValues needs SampleCount > 0 and Minimum <= Maximum.")
-        cols = dict(sample_count=sv["SampleCount"], sum=sv["Sum"], minimum=sv["Minimum"],
-                    maximum=sv["Maximum"], samples=None, sample_counts=None)
-    cols.update(ts=ts, storage_resolution=resolution, unit=datum.get("Unit", DEFAULT_UNIT))
-    return SeriesKey.of(namespace, datum["MetricName"], datum.get("Dimensions")), cols
+        if not limits.value_ok(v):
+            limits.check_value(f"{where}.Value", v)
+        return SeriesKey.of(namespace, name, dims), (datapoints.value_tail, (ts, resolution, unit, v))
+    columns = (_values_columns(datum, where) if "Values" in datum
+               else _statistic_columns(datum["StatisticValues"], where))
+    return SeriesKey.of(namespace, name, dims), (datapoints.row_tail, (ts, resolution, unit, *columns))
+
+
+def _values_columns(datum: dict, where: str) -> tuple:
+    """sample_count, sum, minimum, maximum, samples, sample_counts of a Values (+ Counts) datum."""
+    values, counts = datum["Values"], datum.get("Counts")
+    if not values:
+        raise missing(f"{where}.Values")
+    if len(values) > limits.MAX_VALUES:
+        raise invalid(f"The collection {where}.Values must not have a size greater than {limits.MAX_VALUES}.")
+    if counts is not None and len(counts) != len(values):
+        raise combination(f"{where}.Counts must have as many members as {where}.Values.")
+    given = counts
+    counts = counts if counts is not None else [1.0] * len(values)
+    for v in values:
+        limits.check_value(f"{where}.Values", v)
+    if any(c < 0 or c != c for c in counts) or sum(counts) <= 0:
+        raise invalid(f"{where}.Counts must be non-negative with a positive total.")
+    present = [v for v, c in zip(values, counts) if c > 0]
+    if not math.isfinite(sum(counts)) or not math.isfinite(sum(v * c for v, c in zip(values, counts))):
+        raise invalid(f"{where}: the Values weighted by Counts overflow.")
+    return (float(sum(counts)), sum(v * c for v, c in zip(values, counts)), min(present), max(present), values,
+            given)
+
+
+def _statistic_columns(sv: dict, where: str) -> tuple:
+    """sample_count, sum, minimum, maximum (no samples) of a StatisticValues datum."""
+    limits.require(sv, "SampleCount", "Sum", "Minimum", "Maximum")
+    for name in ("SampleCount", "Sum", "Minimum", "Maximum"):
+        limits.check_value(f"{where}.StatisticValues.{name}", sv[name])
+    if sv["SampleCount"] <= 0 or sv["Minimum"] > sv["Maximum"]:
+        raise invalid(f"{where}.StatisticValues needs SampleCount > 0 and Minimum <= Maximum.")
+    return sv["SampleCount"], sv["Sum"], sv["Minimum"], sv["Maximum"], None, None
 
 
 def put_metric_data(cw: CloudWatch, p: dict) -> dict:
@@ -82,8 +106,8 @@ def put_metric_data(cw: CloudWatch, p: dict) -> dict:
         raise invalid(f"The collection MetricData must not have a size greater than {limits.MAX_DATUMS}.")
     now = cw.clock()
     parsed = [_datum_row(namespace, datum, f"MetricData.member.{i}", now) for i, datum in enumerate(data, 1)]
-    ids = cw.catalogue.resolve(k for k, _ in parsed)
-    datapoints.copy_rows(cw.pools, [datapoints.Row(series_id=ids[k], **cols) for k, cols in parsed])
+    ids = cw.catalogue.ids([k for k, _ in parsed])
+    datapoints.copy_lines(cw.pools, (f"{sid}\t{render(*args)}" for sid, (_, (render, args)) in zip(ids, parsed)))
     return {}
 
 

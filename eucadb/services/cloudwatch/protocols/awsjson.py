@@ -11,7 +11,7 @@ from eucadb.services.cloudwatch.errors import ApiError, serialization, unknown_o
 from eucadb.services.cloudwatch.limits import MAX_DOCUMENT_DEPTH
 from eucadb.services.cloudwatch.model import SHAPE_NAMESPACE, TARGET_PREFIX, error_shape_by_code
 from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse, query_error_header
-from eucadb.services.cloudwatch.shapes import from_document, to_document
+from eucadb.services.cloudwatch.shapes import decode_document, to_document
 
 CONTENT_TYPE = ("Content-Type", "application/x-amz-json-1.0")
 
@@ -53,7 +53,7 @@ class AwsJson:
             doc = bounds.load_json(request.body, MAX_DOCUMENT_DEPTH) if request.body.strip() else {}
         except bounds.Malformed as exc:
             raise serialization(f"The request body is not valid JSON: {exc}.") from None
-        return from_document(op.input_shape, doc) if op.input_shape is not None else {}
+        return decode_document(op.input_shape, doc) if op.input_shape is not None else {}
 
     def encode(self, op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:
         body = json.dumps(to_document(result, epoch=True)).encode() if op.output_shape is not None else b"{}"

@@ -13,7 +13,7 @@ from eucadb.services.cloudwatch.limits import MAX_DOCUMENT_DEPTH
 from eucadb.services.cloudwatch.model import TARGET_PREFIX
 from eucadb.services.cloudwatch.protocols import HttpRequest, HttpResponse
 from eucadb.services.cloudwatch.protocols.awsjson import error_document, error_headers
-from eucadb.services.cloudwatch.shapes import from_document, to_document
+from eucadb.services.cloudwatch.shapes import decode_document, to_document
 
 MARKER = f"/service/{TARGET_PREFIX}/operation/"
 HEADERS = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
@@ -58,7 +58,7 @@ class RpcV2Cbor:
             doc = load(request.body) if request.body else {}
         except bounds.Malformed as exc:
             raise serialization(f"The request body is not valid CBOR: {exc}.") from None
-        return from_document(op.input_shape, doc) if op.input_shape is not None else {}
+        return decode_document(op.input_shape, doc) if op.input_shape is not None else {}
 
     def encode(self, op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:
         body = b""
