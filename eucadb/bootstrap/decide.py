@@ -13,7 +13,7 @@ from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
 from eucadb.states import ServiceState
 from eucadb.workflow.engine import RunState
-from eucadb.workflow.launch import LAUNCH, TEARDOWN
+from eucadb.workflow.launch import LAUNCH, MEMBERS, TEARDOWN
 
 
 @dataclass(frozen=True)
@@ -185,12 +185,39 @@ def _heal(s: Snapshot, why: str) -> Action:
                          f"{inst.instance_id} unhealthy, the autoscaling group replaces it", inst.instance_id)
 
 
+def _members(s: Snapshot) -> Action | None:
+    """The replicas follow the launch: once the primary is healthy and its services enabled, the
+    members workflow adds, updates or retires replicas until its run matches what is wanted now.
+    With no replica ever asked for there is no members run at all (a single instance, as before)."""
+    run, wanted = s.members_run, int(s.properties.get(WORKER + "replicas", 0) or 0)
+    options = {"digest": s.members_digest}
+    if run is None:
+        if wanted == 0:
+            return None
+        return StartWorkflow(f"adding replicas: {wanted} wanted, none yet", MEMBERS.kind, options)
+    if run.state == RunState.RUNNING:
+        return StartWorkflow(f"resuming the members workflow at step {run.step}/{run.total} "
+                             f"{run.step_title}", MEMBERS.kind, options)
+    if run.digest != s.members_digest:
+        return StartWorkflow(f"updating replicas: {wanted} wanted; properties, launch or primary changed "
+                             "since the last members run", MEMBERS.kind, options)
+    if run.state != RunState.SUCCEEDED:
+        if run.age < s.relaunch_after:
+            return Idle(f"members workflow {run.state.value}: {run.error}; retrying in "
+                        f"{s.relaunch_after - run.age:.0f}s")
+        return StartWorkflow(f"retrying the members workflow after: {run.error}", MEMBERS.kind, options)
+    return None
+
+
 def _services(s: Snapshot) -> Action:
     action = _set_all(s, ServiceState.ENABLED, f"database at {s.pool_address} healthy", drain=False)
     if action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
+    members = _members(s)
+    if members:
+        return members
     if s.maintenance_due:
         return MaintainPartitions("maintaining partitions: daily ones created ahead, past retention dropped")
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

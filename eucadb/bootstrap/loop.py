@@ -22,11 +22,12 @@ from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartition
                                      StartWorkflow, SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
-                                     latest_run)
+                                     latest_run, members_digest)
 from eucadb.bootstrap.published import publish, published_address, withdraw
 from eucadb.bootstrap.services import ServiceRegistry, ServiceStatus
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.states import ServiceState
+from eucadb.store.replication import primary_record
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import ClusterFacts, PoolManager, PoolSettings, RemoteTarget
@@ -35,11 +36,11 @@ from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.launch import LAUNCH, TEARDOWN
+from eucadb.workflow.launch import LAUNCH, MEMBERS, TEARDOWN
 from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
-WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN}
+WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN, "members": MEMBERS}
 
 
 def _today() -> date:
@@ -58,6 +59,8 @@ class _Stored:
     certificate_due: str
     services: Mapping[str, ServiceStatus]
     published: str | None
+    members_run: RunView | None = None
+    generation: int = 1
 
 
 class Bootstrapper:
@@ -100,7 +103,9 @@ class Bootstrapper:
             maintenance_due=leader and target is not None and self._maintained_on != _today(),
             certificate_due=stored.certificate_due, credentials_digest=stored.logins,
             published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]),
-            archiver=self._archiver)
+            archiver=self._archiver, members_run=stored.members_run,
+            members_digest=members_digest(props, stored.run, instance.private_ip if instance else None,
+                                          stored.generation))
 
     def _read_store(self, leader: bool) -> "_Stored":
         holder = self.lease.current()
@@ -112,7 +117,9 @@ class Bootstrapper:
             deployment=deployment, run=latest_run(self.app.store, deployment) if deployment else None,
             logins=vault.credentials_digest() if vault else "",
             certificate_due=certificate_due(vault) if vault else "", services=self.services.all(),
-            published=None if leader else published_address(self.app.store, deployment))
+            published=None if leader else published_address(self.app.store, deployment),
+            members_run=latest_run(self.app.store, deployment, (MEMBERS.kind,)) if deployment else None,
+            generation=primary_record(self.app.store, deployment).generation if deployment else 1)
 
     def _cloud_facts(self, leader: bool, deployment: str | None) -> tuple[InstanceView | None, str | None]:
         """What the cloud says of the instance — asked by the lease holder only."""
@@ -197,7 +204,7 @@ class Bootstrapper:
 
     def _start_workflow(self, action: StartWorkflow, s: Snapshot) -> None:
         workflow = WORKFLOWS[action.kind]
-        options = {**action.options, "digest": s.digest}
+        options = {"digest": s.digest, **action.options}   # the members workflow brings its own
         if action.kind == "teardown":
             self._drain()
 

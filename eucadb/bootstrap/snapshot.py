@@ -68,3 +68,5 @@ class Snapshot:
     published_address: str | None = None  # the leader's pool endpoint (what a follower follows)
     health_grace: float = 600.0          # seconds a new instance may take to pass its first check
     archiver: ArchiverView | None = None  # WAL archiving as of the last passed health check
+    members_run: RunView | None = None   # the newest run of the members workflow (replicas)
+    members_digest: str = ""             # what the replicas depend on, now (observe.members_digest)

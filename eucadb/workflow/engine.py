@@ -262,14 +262,17 @@ def transient(exc: BaseException) -> bool:
     return is_transient(exc)
 
 
-def history(store: Store, run_id: int | None = None, deployment: str | None = None) -> list[dict]:
-    """Runs and their steps for `workflow show` (newest run, or the one asked for)."""
+def history(store: Store, run_id: int | None = None, deployment: str | None = None,
+            kinds: tuple[str, ...] | None = None) -> list[dict]:
+    """Runs and their steps for `workflow show` (newest run, or the one asked for; only `kinds`)."""
     with store.session() as s:
         query = select(WorkflowRun).order_by(WorkflowRun.id.desc())
         if run_id is not None:
             query = query.where(WorkflowRun.id == run_id)
         elif deployment:
             query = query.where(WorkflowRun.deployment == deployment)
+        if kinds:
+            query = query.where(WorkflowRun.kind.in_(kinds))
         runs = s.scalars(query.limit(1 if run_id is not None else 10)).all()
         out = []
         for run in runs:

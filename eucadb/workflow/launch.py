@@ -9,6 +9,9 @@ from eucadb.workflow.steps.certificate import ServerCertificateStep
 from eucadb.workflow.steps.instance_role import InstanceRoleStep
 from eucadb.workflow.steps.key_delivery import KeyDeliveryStep
 from eucadb.workflow.steps.launch_template import LaunchTemplateStep
+from eucadb.workflow.steps.members import (MemberGroupsStep, MemberPlanStep, MemberTemplatesStep,
+                                           MemberVolumesStep, ReplicationSlotsStep, RetireMembersStep,
+                                           WaitMembersStep)
 from eucadb.workflow.steps.replace import ReplaceOutdatedStep
 from eucadb.workflow.steps.security_group import SecurityGroupStep
 from eucadb.workflow.steps.volume import VolumeStep
@@ -29,6 +32,21 @@ LAUNCH_STEPS = (
     WaitDatabaseStep(),
 )
 
+# The replicas around the primary (docs/architecture.md §12): run after a launch succeeded, whenever
+# the wanted members differ from the last members run.
+MEMBER_STEPS = (
+    MemberPlanStep(),
+    ReplicationSlotsStep(),
+    MemberVolumesStep(),
+    MemberTemplatesStep(),
+    MemberGroupsStep(),
+    RetireMembersStep(),
+    WaitMembersStep(),
+)
+
 LAUNCH = Workflow("launch", LAUNCH_STEPS)
-# Teardown undoes the launch steps, last first; each rollback finds its resources by name and tag.
-TEARDOWN = Workflow("teardown", tuple(reversed(LAUNCH_STEPS)), reverse=True)
+MEMBERS = Workflow("members", MEMBER_STEPS)
+# Teardown undoes the launch steps and the replicas' (their groups first), last first; each rollback
+# finds its resources by name and tag.
+TEARDOWN = Workflow("teardown", tuple(reversed(
+    LAUNCH_STEPS + (MemberVolumesStep(), MemberTemplatesStep(), MemberGroupsStep()))), reverse=True)

@@ -27,11 +27,15 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
                     sealed_credentials: Mapping[str, Any], init_script: str | None = "",
                     ntp_server: str | None = "", port: int = DEFAULT_PORT,
                     device: str = DEFAULT_DEVICE, databases: Mapping[str, str] | None = None,
-                    roles: RoleNames = ROLES, backup: Mapping[str, Any] | None = None) -> str:
+                    roles: RoleNames = ROLES, backup: Mapping[str, Any] | None = None,
+                    replication: Mapping[str, Any] | None = None) -> str:
     """The user-data JSON text (compact, keys sorted so equal inputs give equal text).
 
     `backup` ({"bucket", "prefix", "archive_timeout"}) turns on WAL archiving to that bucket; the
-    instance reaches it with its role's credentials, so no secret travels for it."""
+    instance reaches it with its role's credentials, so no secret travels for it.
+
+    `replication` ({"role": "replica", "member", "primary_address", "slot"}) makes the instance a
+    streaming replica seeded from that primary (absent: a primary, as before replicas existed)."""
     cidrs = []
     for cidr in allowed_cidrs:
         try:
@@ -55,6 +59,10 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
     if backup:
         document["backup"] = {"bucket": str(backup["bucket"]), "prefix": str(backup["prefix"]),
                               "archive_timeout": int(backup["archive_timeout"])}
+    if replication:
+        document["replication"] = {"role": str(replication["role"]), "member": int(replication["member"]),
+                                   "primary_address": str(replication["primary_address"]),
+                                   "slot": str(replication["slot"])}
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     if len(text.encode()) > MAX_USER_DATA:
         raise UserError(f"user-data is {len(text.encode())} bytes, over the cloud's {MAX_USER_DATA}; "

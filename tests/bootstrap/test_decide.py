@@ -10,6 +10,7 @@ from eucadb.bootstrap.services import ServiceStatus
 from eucadb.states import ServiceState
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.properties.registry import PROPERTIES, WORKER
+from eucadb.workflow.engine import RunState
 
 
 def services(state=ServiceState.DISABLED, admin=None):
@@ -195,3 +196,43 @@ def test_daily_partition_maintenance_only_when_steady():
     assert type(due).__name__ == "MaintainPartitions"
     moving = decide(snap(maintenance_due=True, instance=InstanceView("i-2", "127.80.1.9", "running")))
     assert isinstance(moving, SwapPools)
+
+
+# --- replicas: the members workflow ------------------------------------------------------------
+def members_run(state="succeeded", digest="M", age=100.0):
+    return RunView(2, "members", RunState(state), 7, 7, "wait members", "boom" if state == "failed" else None,
+                   digest, age)
+
+
+def test_no_replica_ever_asked_for_means_no_members_workflow():
+    action = decide(snap(members_digest="M"))
+    assert isinstance(action, Idle) and action.reason.startswith("steady")
+
+
+def test_replicas_are_added_after_the_services_are_enabled_and_follow_changes():
+    wanted = {WORKER + "replicas": 2}
+    # services first: a replica is never on the way to ENABLED
+    first = decide(snap(props=wanted, members_digest="M", services=services(ServiceState.NOTREADY)))
+    assert isinstance(first, SetServices) and first.state is ServiceState.ENABLED
+    add = decide(snap(props=wanted, members_digest="M"))
+    assert isinstance(add, StartWorkflow) and add.kind == "members" and add.options == {"digest": "M"}
+    assert "2 wanted" in add.reason
+    assert isinstance(decide(snap(props=wanted, members_digest="M", members_run=members_run())), Idle)
+    changed = decide(snap(props=wanted, members_digest="N", members_run=members_run()))
+    assert isinstance(changed, StartWorkflow) and changed.kind == "members" and changed.options["digest"] == "N"
+    resumed = decide(snap(props=wanted, members_digest="M", members_run=members_run("running")))
+    assert isinstance(resumed, StartWorkflow) and resumed.reason.startswith("resuming the members workflow")
+    # back to 0 replicas: one more run retires them, then nothing
+    down = decide(snap(members_digest="Z", members_run=members_run()))
+    assert isinstance(down, StartWorkflow) and down.kind == "members" and "0 wanted" in down.reason
+
+
+def test_a_failed_members_run_is_retried_after_a_pause_and_never_blocks_the_services():
+    wanted = {WORKER + "replicas": 1}
+    wait = decide(snap(props=wanted, members_digest="M", members_run=members_run("failed", age=5.0)))
+    assert isinstance(wait, Idle) and "boom" in wait.reason and "retrying in" in wait.reason
+    retry = decide(snap(props=wanted, members_digest="M", members_run=members_run("failed", age=500.0)))
+    assert isinstance(retry, StartWorkflow) and retry.kind == "members"
+    # an unhealthy primary is healed first; the members wait
+    sick = decide(snap(props=wanted, members_digest="M", db=DbHealth(ok=False, error="x", failures=1)))
+    assert not (isinstance(sick, StartWorkflow) and sick.kind == "members")

@@ -1,0 +1,76 @@
+"""What the leader asks of a member's PostgreSQL as the admin role, over TLS verify-full.
+
+Slots, the synchronous standby list and re-pointing a replica are each one idempotent statement,
+so a workflow step that is killed and resumed just asks again.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import psycopg2
+from psycopg2 import sql
+
+from eucadb.errors import DatabaseError
+from eucadb.pool.endpoint import Endpoint
+from eucadb.workflow.members import SLOT_PREFIX
+
+
+@contextlib.contextmanager
+def admin_session(endpoint: Endpoint, admin: dict) -> Iterator[Any]:
+    """An autocommit cursor as the admin; psycopg2 errors become DatabaseError (retried by steps)."""
+    try:
+        conn = psycopg2.connect(**endpoint.connect_args(admin["user"], admin["password"], "postgres"))
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"{endpoint.address}: {str(exc).strip()}") from None
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"{endpoint.address}: {str(exc).strip()}") from None
+    finally:
+        conn.close()
+
+
+def slots(cur) -> dict[str, bool]:
+    """eucadb's physical slots on this server → active (a replica streams through it)."""
+    cur.execute("SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical' "
+                "AND slot_name LIKE %s", (SLOT_PREFIX + "%",))
+    return {name: bool(active) for name, active in cur.fetchall()}
+
+
+def ensure_slot(cur, slot: str) -> bool:
+    """Create the slot if absent, reserving WAL from now (True when created)."""
+    if slot in slots(cur):
+        return False
+    cur.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+    return True
+
+
+def drop_slot(cur, slot: str) -> bool:
+    """Drop an inactive slot (a slot still in use is left: its replica has not stopped yet)."""
+    found = slots(cur)
+    if slot not in found:
+        return False
+    if found[slot]:
+        raise DatabaseError(f"slot {slot} is still in use")
+    cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    return True
+
+
+def standby_names(names: Sequence[str], synchronous: bool) -> str:
+    """synchronous_standby_names for the replicas (their application_name is their member name)."""
+    if not synchronous or not names:
+        return ""
+    return "ANY 1 (" + ", ".join(f'"{n}"' for n in sorted(names)) + ")"
+
+
+def set_synchronous(cur, value: str) -> bool:
+    """Keep synchronous_standby_names in step with the members (ALTER SYSTEM + reload)."""
+    cur.execute("SHOW synchronous_standby_names")
+    if cur.fetchone()[0] == value:
+        return False
+    cur.execute(sql.SQL("ALTER SYSTEM SET synchronous_standby_names = {}").format(sql.Literal(value)))
+    cur.execute("SELECT pg_reload_conf()")
+    return True
