@@ -21,6 +21,7 @@ from eucadb.cloud.client import error_code, error_message
 from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
                                      StartWorkflow, SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
+from eucadb.bootstrap.members import member_instances, observe_members
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
                                      latest_run, members_digest)
 from eucadb.bootstrap.published import publish, published_address, withdraw
@@ -76,6 +77,8 @@ class Bootstrapper:
         self._health_of: str | None = None   # the instance the failure count is about
         self._proven = False                 # that instance has passed a check since we saw it
         self._archiver: ArchiverView | None = None
+        self._members: tuple = ()
+        self._last_members = 0.0
         self._maintained_on: date | None = None
         self._lock = threading.Lock()
         self.last_sentence = "starting"
@@ -92,6 +95,10 @@ class Bootstrapper:
             stored = self._read_store(leader)
         instance, cloud_error = self._cloud_facts(leader, stored.deployment)
         props, target = stored.properties, self.pools.target
+        if leader and (props[WORKER + "replicas"] or stored.members_run is not None):
+            self._observe_members(props, stored.deployment)
+        elif not leader:
+            self._members = ()
         return Snapshot(
             leader=leader, leader_holder=stored.holder, properties=props,
             digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{stored.logins}",
@@ -103,7 +110,7 @@ class Bootstrapper:
             maintenance_due=leader and target is not None and self._maintained_on != _today(),
             certificate_due=stored.certificate_due, credentials_digest=stored.logins,
             published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]),
-            archiver=self._archiver, members_run=stored.members_run,
+            archiver=self._archiver, members_run=stored.members_run, members=self._members,
             members_digest=members_digest(props, stored.run, instance.private_ip if instance else None,
                                           stored.generation))
 
@@ -154,6 +161,20 @@ class Bootstrapper:
                 self._archiver = self._read_archiver() if error is None else self._archiver
         ok = None if self.pools.target is None else self._failures == 0
         return DbHealth(ok=ok, error=self._last_health_error, failures=self._failures, proven=self._proven)
+
+    def _observe_members(self, props, deployment: str | None) -> None:
+        """Every member's role, zone, timeline, WAL positions and slot, once per health interval."""
+        now = time.monotonic()
+        if deployment is None or now - self._last_members < props[WORKER + "health_interval"]:
+            return
+        self._last_members = now
+        vault = self.app.vault(deployment)
+        try:
+            instances = member_instances(self.app.clients, deployment)
+            self._members = observe_members(instances, primary_record(self.app.store, deployment).member,
+                                            vault.db_endpoint, vault.db_logins()[ADMIN])
+        except (CloudError, EucadbError) as exc:
+            log.warning("could not observe the replication members: %s", exc)
 
     def _read_archiver(self) -> ArchiverView:
         """pg_stat_archiver through the pools' endpoint, as the admin (read with the health check)."""

@@ -70,3 +70,4 @@ class Snapshot:
     archiver: ArchiverView | None = None  # WAL archiving as of the last passed health check
     members_run: RunView | None = None   # the newest run of the members workflow (replicas)
     members_digest: str = ""             # what the replicas depend on, now (observe.members_digest)
+    members: tuple = ()                  # bootstrap.members.MemberView per member (leader, replicas only)

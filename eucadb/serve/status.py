@@ -101,6 +101,7 @@ def build(app, loop=None) -> dict[str, Any]:
             "failed_checks": snap.db.failures if snap else 0,
             "cluster": loop.cluster.as_dict() if target and loop.cluster else None,
             "archiver": snap.archiver.as_dict() if snap and snap.archiver else None}
+        doc["members"] = [m.as_dict() for m in snap.members] if snap else []
         doc["pools"] = loop.pools.stats()
         doc["severed_operations"] = loop.pools.watchdog.severed
     doc["generated_at"] = time.time()

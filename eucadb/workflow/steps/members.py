@@ -38,6 +38,14 @@ def running_instance(step: BaseStep, ctx: StepContext, group_name: str) -> dict 
                  if i["State"]["Name"] == "running" and i.get("PrivateIpAddress")), None)
 
 
+def delete_template(step: BaseStep, ctx: StepContext, name: str) -> None:
+    """Delete a launch template if it exists (moto answers a missing one with MissingParameter)."""
+    found = step.call(ctx, "ec2", "describe_launch_templates", Filters=[
+        {"Name": "launch-template-name", "Values": [name]}])["LaunchTemplates"]
+    if found:
+        step.call_absent_ok(ctx, "ec2", "delete_launch_template", LaunchTemplateName=name)
+
+
 def members(ctx: StepContext) -> list[Member]:
     return [Member(ctx.deployment, m["index"]) for m in ctx.resources["members"]]
 
@@ -71,7 +79,8 @@ class MemberPlanStep(BaseStep):
         for index in wanted:   # a member whose volume exists stays in the volume's zone
             volume = MemberVolumesStep.find(self, ctx, Member(ctx.deployment, index))
             zones[index] = volume["AvailabilityZone"] if volume else zones[index]
-        return {"primary_member": record.member, "generation": record.generation,
+        # the launch's resources are returned too: a resumed run replays them from this step's record
+        return {**launched, "primary_member": record.member, "generation": record.generation,
                 "primary_address": instance["PrivateIpAddress"],
                 "members": [{"index": i, "zone": zones[i]} for i in wanted]}
 
@@ -144,8 +153,7 @@ class MemberTemplatesStep(BaseStep):
 
     def rollback(self, ctx: StepContext) -> None:
         for index in range(1, MAX_MEMBERS):
-            self.call_absent_ok(ctx, "ec2", "delete_launch_template",
-                                LaunchTemplateName=Member(ctx.deployment, index).group)
+            delete_template(self, ctx, Member(ctx.deployment, index).group)
 
 
 class MemberGroupsStep(BaseStep):
@@ -204,7 +212,7 @@ class RetireMembersStep(BaseStep):
             if self.group(ctx, member.group) is not None:
                 AutoScalingGroupStep().delete_group(ctx, member.group)
                 retired.append(member.name)
-            self.call_absent_ok(ctx, "ec2", "delete_launch_template", LaunchTemplateName=member.group)
+            delete_template(self, ctx, member.group)
             volume = MemberVolumesStep.find(self, ctx, member)
             if volume is not None:
                 self.call(ctx, "ec2", "create_tags", Resources=[volume["VolumeId"]], Tags=[
