@@ -13,7 +13,7 @@ from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
 from eucadb.states import ServiceState
 from eucadb.workflow.engine import RunState
-from eucadb.workflow.launch import LAUNCH, MEMBERS, TEARDOWN
+from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, TEARDOWN
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def decide(s: Snapshot) -> Action:
     if missing:
         return _set_all(s, ServiceState.NOTREADY, "waiting: " + ", ".join(missing), drain=False) or \
             Idle("waiting: " + ", ".join(missing))
-    return _lifecycle(s) or _pools(s) or _services(s)
+    return _lifecycle(s) or _resume_failover(s) or _pools(s) or _services(s)
 
 
 def _follow(s: Snapshot) -> Action:
@@ -163,10 +163,41 @@ def _pools(s: Snapshot) -> Action | None:
 def _health_failure(s: Snapshot, why: str) -> Action:
     if s.db.failures >= s.unhealthy_limit:
         return _set_all(s, ServiceState.DISABLED, f"database unhealthy ({s.db.failures} checks): {why}",
-                        drain=False) or _heal(s, why)
+                        drain=False) or _failover(s, why) or _heal(s, why)
     enabled = any(st.state in (ServiceState.ENABLED, ServiceState.DEGRADED) for st in s.services.values())
     state = ServiceState.DEGRADED if enabled else ServiceState.NOTREADY
     return _set_all(s, state, f"database not available: {why}", drain=False) or Idle(f"waiting: {why}")
+
+
+def _resume_failover(s: Snapshot) -> Action | None:
+    """A failover a previous leader left half done is finished before anything else."""
+    run = s.failover_run
+    if run and run.state == RunState.RUNNING:
+        return StartWorkflow(f"resuming failover at step {run.step}/{run.total} {run.step_title}",
+                             FAILOVER.kind, {"digest": ""})
+    return None
+
+
+def _failover(s: Snapshot, why: str) -> Action | None:
+    """The primary is lost and there are replicas: fence it through the cloud, then promote the most
+    advanced replica (the workflow does both, in that order). None: heal in place instead."""
+    if s.properties.get(WORKER + "failover", "auto") != "auto":
+        return None
+    replicas = [m for m in s.members if m.role == "replica" and m.ip and not m.error]
+    if not replicas:
+        return None
+    inst = s.instance
+    if inst is not None and not s.db.proven and inst.age < s.health_grace:
+        return Idle(f"services disabled: {why}; primary {inst.instance_id} booted {inst.age:.0f}s ago, "
+                    f"failing over if still unhealthy after {s.health_grace:.0f}s")
+    run = s.failover_run
+    if run and run.state != RunState.SUCCEEDED and run.age < s.relaunch_after:
+        return Idle(f"failover {run.state.value}: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
+    names = ", ".join(m.name for m in replicas)
+    return StartWorkflow(f"failing over: primary m{s.primary_member} lost ({why}); fencing it through the "
+                         f"cloud, then promoting the most advanced of {names}", FAILOVER.kind,
+                         {"digest": "", "from": s.primary_member, "last_primary_lsn": s.primary_lsn,
+                          "why": why, "instances": [inst.instance_id] if inst else []})
 
 
 def _heal(s: Snapshot, why: str) -> Action:

@@ -21,14 +21,15 @@ from eucadb.cloud.client import error_code, error_message
 from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
                                      StartWorkflow, SwapPools, decide)
 from eucadb.bootstrap.lease import LeaderLease
-from eucadb.bootstrap.members import member_instances, observe_members
+from eucadb.bootstrap.members import lsn, member_instances, observe_members
+from eucadb.workflow.members import Member
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
                                      latest_run, members_digest)
 from eucadb.bootstrap.published import publish, published_address, withdraw
 from eucadb.bootstrap.services import ServiceRegistry, ServiceStatus
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.states import ServiceState
-from eucadb.store.replication import primary_record
+from eucadb.store.replication import PrimaryRecord, primary_record
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import ClusterFacts, PoolManager, PoolSettings, RemoteTarget
@@ -37,11 +38,11 @@ from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.launch import LAUNCH, MEMBERS, TEARDOWN
+from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, TEARDOWN
 from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
-WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN, "members": MEMBERS}
+WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN, "members": MEMBERS, "failover": FAILOVER}
 
 
 def _today() -> date:
@@ -62,6 +63,8 @@ class _Stored:
     published: str | None
     members_run: RunView | None = None
     generation: int = 1
+    primary_member: int = 0
+    failover_run: RunView | None = None
 
 
 class Bootstrapper:
@@ -78,6 +81,7 @@ class Bootstrapper:
         self._proven = False                 # that instance has passed a check since we saw it
         self._archiver: ArchiverView | None = None
         self._members: tuple = ()
+        self._primary_lsn: int | None = None
         self._last_members = 0.0
         self._maintained_on: date | None = None
         self._lock = threading.Lock()
@@ -93,7 +97,7 @@ class Bootstrapper:
         leader = self.lease.acquire()
         with self.app.store.transaction():   # one consistent read of the store; no remote call inside
             stored = self._read_store(leader)
-        instance, cloud_error = self._cloud_facts(leader, stored.deployment)
+        instance, cloud_error = self._cloud_facts(leader, stored.deployment, stored.primary_member)
         props, target = stored.properties, self.pools.target
         if leader and (props[WORKER + "replicas"] or stored.members_run is not None):
             self._observe_members(props, stored.deployment)
@@ -119,6 +123,7 @@ class Bootstrapper:
         # A follower creates nothing, not even the deployment's identity: that is the leader's first write.
         deployment = current_deployment(self.app.store, create=leader)
         vault = self.app.vault(deployment) if deployment else None
+        record = primary_record(self.app.store, deployment) if deployment else PrimaryRecord()
         return _Stored(
             holder=holder.holder if holder else "", properties=self.app.properties.values(),
             deployment=deployment, run=latest_run(self.app.store, deployment) if deployment else None,
@@ -126,16 +131,18 @@ class Bootstrapper:
             certificate_due=certificate_due(vault) if vault else "", services=self.services.all(),
             published=None if leader else published_address(self.app.store, deployment),
             members_run=latest_run(self.app.store, deployment, (MEMBERS.kind,)) if deployment else None,
-            generation=primary_record(self.app.store, deployment).generation if deployment else 1)
+            generation=record.generation, primary_member=record.member,
+            failover_run=latest_run(self.app.store, deployment, (FAILOVER.kind,)) if deployment else None)
 
-    def _cloud_facts(self, leader: bool, deployment: str | None) -> tuple[InstanceView | None, str | None]:
+    def _cloud_facts(self, leader: bool, deployment: str | None,
+                     primary: int = 0) -> tuple[InstanceView | None, str | None]:
         """What the cloud says of the instance — asked by the lease holder only."""
         if not leader:
             return None, None     # followers follow the published endpoint instead
         if not self.app.clients.configured:
             return None, "no cloud configured"
         try:
-            return instance_facts(self.app.clients, deployment), None
+            return instance_facts(self.app.clients, deployment, Member(deployment, primary).group), None
         except CloudError as exc:
             return None, str(exc)
 
@@ -173,6 +180,9 @@ class Bootstrapper:
             instances = member_instances(self.app.clients, deployment)
             self._members = observe_members(instances, primary_record(self.app.store, deployment).member,
                                             vault.db_endpoint, vault.db_logins()[ADMIN])
+            head = next((lsn(m.received_lsn) for m in self._members if m.role == "primary"
+                         and m.received_lsn), None)
+            self._primary_lsn = head if head is not None else self._primary_lsn
         except (CloudError, EucadbError) as exc:
             log.warning("could not observe the replication members: %s", exc)
 

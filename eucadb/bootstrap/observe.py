@@ -65,12 +65,12 @@ def _epoch(ts) -> float:
     return ts.timestamp()
 
 
-def instance_facts(clients, deployment: str) -> InstanceView | None:
+def instance_facts(clients, deployment: str, group: str | None = None) -> InstanceView | None:
     """The database instance the autoscaling group runs now (None if there is none).
 
     Prefers an in-service, running instance the group has not been told is unhealthy: while a marked
     one is being replaced, its successor is the one to watch."""
-    name = Names(deployment).db
+    name = group or Names(deployment).db   # the primary member's group (member 0 unless failed over)
     try:
         groups = clients.call("autoscaling", "describe_auto_scaling_groups",
                               AutoScalingGroupNames=[name])["AutoScalingGroups"]

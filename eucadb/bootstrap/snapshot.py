@@ -71,3 +71,6 @@ class Snapshot:
     members_run: RunView | None = None   # the newest run of the members workflow (replicas)
     members_digest: str = ""             # what the replicas depend on, now (observe.members_digest)
     members: tuple = ()                  # bootstrap.members.MemberView per member (leader, replicas only)
+    primary_member: int = 0              # which member the store records as the primary
+    failover_run: RunView | None = None  # the newest run of the failover workflow
+    primary_lsn: int | None = None       # the WAL position the primary was last seen to hold

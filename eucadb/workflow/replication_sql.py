@@ -6,6 +6,7 @@ so a workflow step that is killed and resumed just asks again.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, Iterator, Sequence
 
 import psycopg2
@@ -72,5 +73,41 @@ def set_synchronous(cur, value: str) -> bool:
     if cur.fetchone()[0] == value:
         return False
     cur.execute(sql.SQL("ALTER SYSTEM SET synchronous_standby_names = {}").format(sql.Literal(value)))
+    cur.execute("SELECT pg_reload_conf()")
+    return True
+
+
+def position(cur) -> tuple[bool, int]:
+    """(in recovery, the WAL position it holds: received on a replica, current on a primary)."""
+    cur.execute("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
+                "THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn")
+    recovery, at = cur.fetchone()
+    return bool(recovery), int(at or 0)
+
+
+def promote(cur) -> bool:
+    """pg_promote (waiting for it), then writable by default; a no-op on a primary."""
+    cur.execute("SELECT pg_is_in_recovery()")
+    promoted = False
+    if cur.fetchone()[0]:
+        cur.execute("SELECT pg_promote(true, 60)")
+        if not cur.fetchone()[0]:
+            raise DatabaseError("pg_promote did not finish within 60 s")
+        promoted = True
+    cur.execute("ALTER SYSTEM SET default_transaction_read_only = off")
+    cur.execute("SELECT pg_reload_conf()")
+    return promoted
+
+
+def repoint(cur, new_primary: str) -> bool:
+    """Point a replica's walreceiver at `new_primary` (its primary_conninfo with the new hostaddr)
+    and reload: PostgreSQL ≥ 13 restarts the walreceiver; recovery_target_timeline=latest makes it
+    follow the promoted timeline."""
+    cur.execute("SHOW primary_conninfo")
+    current = cur.fetchone()[0]
+    wanted = re.sub(r"hostaddr=\S+", f"hostaddr={new_primary}", current)
+    if wanted == current:
+        return False
+    cur.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(wanted)))
     cur.execute("SELECT pg_reload_conf()")
     return True

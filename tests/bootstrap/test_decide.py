@@ -236,3 +236,47 @@ def test_a_failed_members_run_is_retried_after_a_pause_and_never_blocks_the_serv
     # an unhealthy primary is healed first; the members wait
     sick = decide(snap(props=wanted, members_digest="M", db=DbHealth(ok=False, error="x", failures=1)))
     assert not (isinstance(sick, StartWorkflow) and sick.kind == "members")
+
+
+# --- failover -----------------------------------------------------------------------------------
+def replica_views(error=""):
+    from eucadb.bootstrap.members import MemberView
+    return (MemberView("m0", 0, "unknown", "unreachable", "one-a", "127.80.1.4", "i-1", error="down"),
+            MemberView("m1", 1, "replica", "startup", "one-b", "127.80.2.4", "i-2", 1, "0/5000000",
+                       "0/5000000", None, 0.0, "eucadb_member_1", "missing", error))
+
+
+def lost(**over):
+    base = dict(props={WORKER + "replicas": 2}, db=DbHealth(ok=False, error="connection refused", failures=3,
+                                                             proven=True),
+                services=services(ServiceState.DISABLED), members=replica_views(), primary_lsn=1234)
+    return snap(**{**base, **over})
+
+
+def test_a_lost_primary_with_replicas_fails_over_instead_of_healing_in_place():
+    action = decide(lost())
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert action.options["from"] == 0 and action.options["last_primary_lsn"] == 1234
+    assert action.options["instances"] == ["i-1"]
+    assert action.reason.startswith("failing over: primary m0 lost (connection refused); fencing it")
+    # the services go down first, as for healing
+    first = decide(lost(services=services(ServiceState.DEGRADED)))
+    assert isinstance(first, SetServices) and first.state is ServiceState.DISABLED
+
+
+def test_without_a_usable_replica_or_with_manual_failover_the_group_heals_in_place():
+    assert isinstance(decide(lost(members=replica_views(error="unreachable"))), MarkUnhealthy)
+    assert isinstance(decide(lost(members=())), MarkUnhealthy)
+    manual = lost(props={WORKER + "replicas": 2, WORKER + "failover": "manual"})
+    assert isinstance(decide(manual), MarkUnhealthy)
+
+
+def test_a_half_done_failover_is_resumed_before_anything_else_and_a_failed_one_waits():
+    running = RunView(3, "failover", RunState.RUNNING, 3, 5, "promote", None, "", 0.0)
+    healthy = snap(props={WORKER + "replicas": 2}, failover_run=running)
+    action = decide(healthy)
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert action.reason == "resuming failover at step 3/5 promote"
+    failed = RunView(3, "failover", RunState.FAILED, 2, 5, "choose candidate", "lags too much", "", 5.0)
+    wait = decide(lost(failover_run=failed))
+    assert isinstance(wait, Idle) and "lags too much" in wait.reason

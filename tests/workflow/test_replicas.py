@@ -15,27 +15,12 @@ import pytest
 
 from e2e import module_cloud, sibling
 from pg import free_port
-from serving import W, Server, count_rows, enabled, insert_rows
+from replication import streaming, wait_count
+from serving import W, Server, insert_rows
 
 pytestmark = pytest.mark.slow
 
 cloud = module_cloud("replicas")
-
-
-def streaming(doc, replicas: int) -> bool:
-    members = doc.get("members") or []
-    return enabled(doc) and len(members) == replicas + 1 and \
-        sum(1 for m in members if m["role"] == "replica" and m["state"] == "streaming") == replicas
-
-
-def wait_count(env, address: str, expected: int, timeout: float = 60) -> int:
-    end, found = time.monotonic() + timeout, -1
-    while time.monotonic() < end:
-        found = count_rows(env, address)
-        if found == expected:
-            return found
-        time.sleep(0.2)
-    return found
 
 
 def test_two_replicas_in_other_zones_stream_serve_reads_and_refuse_writes(cloud, tmp_path):

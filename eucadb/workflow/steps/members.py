@@ -183,11 +183,25 @@ class MemberGroupsStep(BaseStep):
                 self.call(ctx, "autoscaling", "update_auto_scaling_group",
                           AutoScalingGroupName=member.group, **spec)
             old = [iid for iid, v in template_versions(self, ctx, group).items()
-                   if v not in (None, template["version"])]
+                   if v not in (None, template["version"]) and not self._follows(ctx, member)]
             if old:
                 self.call(ctx, "ec2", "terminate_instances", InstanceIds=old)
                 replaced += old
         return {"member_groups": [m.group for m in members(ctx)], "replaced": replaced}
+
+    def _follows(self, ctx: StepContext, member: Member) -> bool:
+        """A running replica already re-pointed at the current primary (after a failover) needs
+        no new instance: its next boot reads the group's new template version."""
+        inst = running_instance(self, ctx, member.group)
+        if inst is None:
+            return False
+        try:
+            with rsql.admin_session(ctx.vault.db_endpoint(inst["PrivateIpAddress"]), admin(ctx)) as cur:
+                cur.execute("SELECT pg_is_in_recovery(), current_setting('primary_conninfo')")
+                recovery, conninfo = cur.fetchone()
+        except DatabaseError:
+            return False
+        return bool(recovery) and f"hostaddr={ctx.resources['primary_address']} " in conninfo + " "
 
     def rollback(self, ctx: StepContext) -> None:
         groups = AutoScalingGroupStep()
@@ -232,6 +246,16 @@ class WaitMembersStep(BaseStep):
 
     def apply(self, ctx: StepContext) -> dict:
         wanted = {m.slot for m in members(ctx)}
+        for member in members(ctx):   # one that booted with an older primary in its user-data follows this one
+            inst = running_instance(self, ctx, member.group)
+            if inst is not None:
+                try:
+                    with rsql.admin_session(ctx.vault.db_endpoint(inst["PrivateIpAddress"]), admin(ctx)) as cur:
+                        cur.execute("SELECT pg_is_in_recovery()")
+                        if cur.fetchone()[0]:
+                            rsql.repoint(cur, ctx.resources["primary_address"])
+                except DatabaseError:
+                    pass   # still booting or seeding: it reads the current primary from its user-data
 
         def streaming() -> list[str]:
             with rsql.admin_session(primary_endpoint(ctx), admin(ctx)) as cur:
