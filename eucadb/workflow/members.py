@@ -48,6 +48,11 @@ class Member:
     def tags(self, name: str) -> list[dict[str, str]]:
         return [*Names(self.deployment).tags(name), {"Key": MEMBER_TAG, "Value": str(self.index)}]
 
+    def primary_tags(self, name: str) -> list[dict[str, str]]:
+        """Tags of what the launch workflow makes for this member as the primary: member 0's are
+        the single-instance ones, unchanged."""
+        return Names(self.deployment).tags(name) if self.index == 0 else self.tags(name)
+
 
 def member_of_slot(slot: str) -> int | None:
     """The member index a slot name belongs to (None: not one of eucadb's)."""

@@ -69,6 +69,17 @@ def test_kill_9_of_the_primary_fails_over_with_no_acknowledged_write_lost(cloud,
             {"Name": "tag:eucadb:deployment", "Values": [doc["deployment"]]}])["Volumes"]
         kept = [v for v in volumes if any(t["Key"] == "eucadb:retired" for t in v.get("Tags", []))]
         assert len(kept) == 1 and kept[0]["State"] == "available"
+        # roles are not tied to names: a launch now (inputs unchanged) builds on the recorded
+        # primary's volume, template and group, and replaces no instance
+        running = {m["name"]: m["instance_id"] for m in doc["members"]}
+        assert server.stop() == 0
+        env.run("workflow", "launch")
+        groups = env.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+        now = {i["InstanceId"] for g in groups if g["AutoScalingGroupName"].startswith(f"eucadb-{doc['deployment']}-")
+               for i in g["Instances"] if i["LifecycleState"] == "InService"}
+        assert now == set(running.values()), "a launch after the failover replaced an instance"
+        server = Server(env, free_port())
+        server.wait(lambda d: streaming(d, 2), 300)
     except BaseException:
         print(server.log_text()[-30000:])
         raise

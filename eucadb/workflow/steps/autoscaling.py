@@ -30,7 +30,7 @@ class AutoScalingGroupStep(BaseStep):
         return None
 
     def apply(self, ctx: StepContext) -> dict:
-        name = self.names(ctx).db
+        name = self.primary(ctx).group
         subnet = ctx.resources["subnets"][ctx.resources["volume_zone"]]
         # AWS checks the template (and the instance profile in it) here, and answers "not a valid
         # fully-formed launch template" until both, made moments ago, have propagated
@@ -49,7 +49,7 @@ class AutoScalingGroupStep(BaseStep):
         return {"autoscaling_group": name}
 
     def rollback(self, ctx: StepContext) -> None:
-        self.delete_group(ctx, self.names(ctx).db)
+        self.delete_group(ctx, self.primary(ctx).group)
 
     def delete_group(self, ctx: StepContext, name: str) -> None:
         """Force-delete a group and terminate its instances; returns once the cloud confirms both."""

@@ -6,7 +6,7 @@
 2. choose the replica with the highest received WAL position, never one lagging more than
    max_lag_on_failover behind what the primary was last seen to hold;
 3. promote it (pg_promote as the admin); 4. record it as the primary (a new generation, fenced by
-   the lease); 5. re-point the other replicas (a slot on the new primary each, primary_conninfo +
+   the lease); its template becomes a primary's; 5. re-point the other replicas (a slot on the new primary each, primary_conninfo +
    reload) and keep synchronous_standby_names in step. The loop then swaps the pools to it and
    enables the services; the members workflow rebuilds the lost member as a fresh replica.
 Every step asks the cloud or the servers again, so a run killed anywhere resumes.
@@ -14,6 +14,7 @@ Every step asks the cloud or the servers again, so a run killed anywhere resumes
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from eucadb.errors import DatabaseError, WorkflowError
 from eucadb.properties.registry import WORKER
@@ -22,7 +23,10 @@ from eucadb.store.replication import primary_record, record_primary
 from eucadb.workflow import replication_sql as rsql
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.members import RETIRED_TAG, Member, member_of_slot
+from eucadb.workflow.service import launch_resources
 from eucadb.workflow.steps.base import BaseStep
+from eucadb.workflow.steps.launch_template import LaunchTemplateStep, TemplateTarget
+from eucadb.workflow.steps.replace import PROMOTED_TAG
 from eucadb.workflow.steps.members import MemberVolumesStep, admin, running_instance
 
 FENCE_DEADLINE = 300.0
@@ -126,6 +130,33 @@ class RecordPrimaryStep(BaseStep):
         record = record_primary(ctx.app.store, ctx.deployment, ctx.resources["candidate"],
                                 f"failover from m{ctx.options['from']}: {ctx.options.get('why', '')}", ctx.fence)
         return {"primary_member": record.member, "generation": record.generation}
+
+
+class PrimaryTemplateStep(BaseStep):
+    """The new primary's template becomes a primary's (its own volume, no replication role), its
+    group points at it and the instance is tagged as running it: its next boot is a primary's, and
+    a later launch with unchanged inputs adopts this version instead of replacing the instance."""
+
+    name = "primary_template"
+    title = "the new primary's launch template"
+
+    def apply(self, ctx: StepContext) -> dict:
+        member = Member(ctx.deployment, ctx.resources["candidate"])
+        volume = MemberVolumesStep.find(self, ctx, member)
+        if volume is None:
+            raise WorkflowError(f"the new primary {member.name} has no volume named {member.volume}")
+        launched = replace(ctx, resources={**launch_resources(ctx.app.store, ctx.deployment), **ctx.resources})
+        target = TemplateTarget(member.group, volume["VolumeId"], None, member.primary_tags(member.group))
+        step = LaunchTemplateStep()
+        made = step.adopt(launched, target) or step.apply(launched, target)
+        version = made["launch_template_version"]
+        self.call(ctx, "autoscaling", "update_auto_scaling_group", AutoScalingGroupName=member.group,
+                  LaunchTemplate={"LaunchTemplateId": made["launch_template_id"], "Version": version})
+        inst = running_instance(self, ctx, member.group)
+        if inst is not None:
+            self.call(ctx, "ec2", "create_tags", Resources=[inst["InstanceId"]],
+                      Tags=[{"Key": PROMOTED_TAG, "Value": version}])
+        return {"primary_template_version": version}
 
 
 class RepointReplicasStep(BaseStep):

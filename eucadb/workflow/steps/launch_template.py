@@ -40,9 +40,9 @@ class LaunchTemplateStep(BaseStep):
     title = "launch template"
 
     def target(self, ctx: StepContext) -> TemplateTarget:
-        """Member 0 (this step's own template): the deployment's historical names."""
-        return TemplateTarget(self.names(ctx).db, ctx.resources["volume_id"], None,
-                              self.names(ctx).tags(self.names(ctx).db))
+        """The primary member's template (member 0: the deployment's historical names)."""
+        primary = self.primary(ctx)
+        return TemplateTarget(primary.group, ctx.resources["volume_id"], None, primary.primary_tags(primary.group))
 
     def _inputs(self, ctx: StepContext, target: TemplateTarget | None = None) -> tuple[dict, str]:
         """Everything the template depends on (secrets only as digests) and its digest."""
@@ -94,7 +94,7 @@ class LaunchTemplateStep(BaseStep):
 
     def _latest(self, ctx: StepContext, name: str | None = None) -> dict | None:
         found = self.call_absent_ok(ctx, "ec2", "describe_launch_template_versions",
-                                    LaunchTemplateName=name or self.names(ctx).db, Versions=["$Latest"])
+                                    LaunchTemplateName=name or self.primary(ctx).group, Versions=["$Latest"])
         versions = found["LaunchTemplateVersions"] if found else []
         return versions[0] if versions else None
 
@@ -131,5 +131,6 @@ class LaunchTemplateStep(BaseStep):
                 "credentials_digest": logins_digest(ctx.vault.ensure_db_logins())}
 
     def rollback(self, ctx: StepContext) -> None:
-        if self._latest(ctx) is not None:
-            self.call_absent_ok(ctx, "ec2", "delete_launch_template", LaunchTemplateName=self.names(ctx).db)
+        name = self.primary(ctx).group
+        if self._latest(ctx, name) is not None:
+            self.call_absent_ok(ctx, "ec2", "delete_launch_template", LaunchTemplateName=name)

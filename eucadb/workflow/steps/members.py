@@ -152,7 +152,7 @@ class MemberTemplatesStep(BaseStep):
         return {"member_templates": out}
 
     def rollback(self, ctx: StepContext) -> None:
-        for index in range(1, MAX_MEMBERS):
+        for index in range(0, MAX_MEMBERS):   # member 0 too: after a failover it is a replica
             delete_template(self, ctx, Member(ctx.deployment, index).group)
 
 
@@ -205,7 +205,7 @@ class MemberGroupsStep(BaseStep):
 
     def rollback(self, ctx: StepContext) -> None:
         groups = AutoScalingGroupStep()
-        for index in range(1, MAX_MEMBERS):
+        for index in range(0, MAX_MEMBERS):   # member 0 too: after a failover it is a replica
             name = Member(ctx.deployment, index).group
             if self.group(ctx, name) is not None:
                 groups.delete_group(ctx, name)
@@ -221,7 +221,7 @@ class RetireMembersStep(BaseStep):
     def apply(self, ctx: StepContext) -> dict:
         keep = {ctx.resources["primary_member"], *(m.index for m in members(ctx))}
         retired = []
-        for index in sorted(set(range(1, MAX_MEMBERS)) - keep):
+        for index in sorted(set(range(0, MAX_MEMBERS)) - keep):
             member = Member(ctx.deployment, index)
             if self.group(ctx, member.group) is not None:
                 AutoScalingGroupStep().delete_group(ctx, member.group)
