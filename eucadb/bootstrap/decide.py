@@ -13,7 +13,7 @@ from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
 from eucadb.states import ServiceState
 from eucadb.workflow.engine import RunState
-from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, TEARDOWN
+from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, SWITCHOVER, TEARDOWN
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,23 @@ def _health_failure(s: Snapshot, why: str) -> Action:
 
 def _resume_failover(s: Snapshot) -> Action | None:
     """A failover a previous leader left half done is finished before anything else."""
-    run = s.failover_run
-    if run and run.state == RunState.RUNNING:
-        return StartWorkflow(f"resuming failover at step {run.step}/{run.total} {run.step_title}",
-                             FAILOVER.kind, {"digest": ""})
+    for run, kind in ((s.failover_run, FAILOVER.kind), (s.switchover_run, SWITCHOVER.kind)):
+        if run and run.state == RunState.RUNNING:
+            return StartWorkflow(f"resuming {kind} at step {run.step}/{run.total} {run.step_title}",
+                                 kind, {"digest": ""})
     return None
+
+
+def _switchover(s: Snapshot) -> Action | None:
+    """An operator asked for a planned switchover: pause the writers, let the target catch up,
+    then the same fenced promotion as a failover. The request is consumed when the run starts."""
+    if not s.switchover:
+        return None
+    to = s.switchover.get("to")
+    target = f"m{to}" if to is not None else "the most advanced replica"
+    return StartWorkflow(f"switching over: primary m{s.primary_member} to {target}, as requested",
+                         SWITCHOVER.kind, {"digest": "", "from": s.primary_member, "to": to,
+                                           "kind": "switchover", "why": "requested by an operator"})
 
 
 def _failover(s: Snapshot, why: str) -> Action | None:
@@ -246,7 +258,7 @@ def _services(s: Snapshot) -> Action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
-    members = _members(s)
+    members = _switchover(s) or _members(s)
     if members:
         return members
     if s.maintenance_due:

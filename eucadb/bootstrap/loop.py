@@ -29,7 +29,7 @@ from eucadb.bootstrap.published import publish, published_address, withdraw
 from eucadb.bootstrap.services import ServiceRegistry, ServiceStatus
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.states import ServiceState
-from eucadb.store.replication import PrimaryRecord, primary_record
+from eucadb.store.replication import PrimaryRecord, clear_switchover, primary_record, switchover_request
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import ClusterFacts, PoolManager, PoolSettings, RemoteTarget
@@ -38,11 +38,12 @@ from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, TEARDOWN
+from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, SWITCHOVER, TEARDOWN
 from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
-WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN, "members": MEMBERS, "failover": FAILOVER}
+WORKFLOWS = {"launch": LAUNCH, "teardown": TEARDOWN, "members": MEMBERS, "failover": FAILOVER,
+             "switchover": SWITCHOVER}
 
 
 def _today() -> date:
@@ -65,6 +66,8 @@ class _Stored:
     generation: int = 1
     primary_member: int = 0
     failover_run: RunView | None = None
+    switchover: Mapping[str, Any] | None = None
+    switchover_run: RunView | None = None
 
 
 class Bootstrapper:
@@ -115,6 +118,8 @@ class Bootstrapper:
             certificate_due=stored.certificate_due, credentials_digest=stored.logins,
             published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]),
             archiver=self._archiver, members_run=stored.members_run, members=self._members,
+            primary_member=stored.primary_member, failover_run=stored.failover_run,
+            primary_lsn=self._primary_lsn, switchover=stored.switchover, switchover_run=stored.switchover_run,
             members_digest=members_digest(props, stored.run, instance.private_ip if instance else None,
                                           stored.generation))
 
@@ -132,7 +137,9 @@ class Bootstrapper:
             published=None if leader else published_address(self.app.store, deployment),
             members_run=latest_run(self.app.store, deployment, (MEMBERS.kind,)) if deployment else None,
             generation=record.generation, primary_member=record.member,
-            failover_run=latest_run(self.app.store, deployment, (FAILOVER.kind,)) if deployment else None)
+            failover_run=latest_run(self.app.store, deployment, (FAILOVER.kind,)) if deployment else None,
+            switchover=switchover_request(self.app.store, deployment) if deployment else None,
+            switchover_run=latest_run(self.app.store, deployment, (SWITCHOVER.kind,)) if deployment else None)
 
     def _cloud_facts(self, leader: bool, deployment: str | None,
                      primary: int = 0) -> tuple[InstanceView | None, str | None]:
@@ -238,6 +245,8 @@ class Bootstrapper:
         options = {"digest": s.digest, **action.options}   # the members workflow brings its own
         if action.kind == "teardown":
             self._drain()
+        if action.kind == SWITCHOVER.kind:   # consumed: a failed switchover is not retried on its own
+            clear_switchover(self.app.store, current_deployment(self.app.store), self.lease.check)
 
         def work():
             try:

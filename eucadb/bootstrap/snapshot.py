@@ -74,3 +74,5 @@ class Snapshot:
     primary_member: int = 0              # which member the store records as the primary
     failover_run: RunView | None = None  # the newest run of the failover workflow
     primary_lsn: int | None = None       # the WAL position the primary was last seen to hold
+    switchover: Mapping[str, object] | None = None  # an operator's pending `eucadb switchover`
+    switchover_run: RunView | None = None

@@ -9,7 +9,7 @@ from eucadb.workflow.steps.certificate import ServerCertificateStep
 from eucadb.workflow.steps.instance_role import InstanceRoleStep
 from eucadb.workflow.steps.key_delivery import KeyDeliveryStep
 from eucadb.workflow.steps.failover import (ChooseCandidateStep, FencePrimaryStep, PrimaryTemplateStep,
-                                            PromoteStep, RecordPrimaryStep, RepointReplicasStep)
+                                            PromoteStep, QuiesceStep, RecordPrimaryStep, RepointReplicasStep)
 from eucadb.workflow.steps.launch_template import LaunchTemplateStep
 from eucadb.workflow.steps.members import (MemberGroupsStep, MemberPlanStep, MemberTemplatesStep,
                                            MemberVolumesStep, ReplicationSlotsStep, RetireMembersStep,
@@ -49,8 +49,11 @@ MEMBER_STEPS = (
 LAUNCH = Workflow("launch", LAUNCH_STEPS)
 MEMBERS = Workflow("members", MEMBER_STEPS)
 # The primary is lost: fence it through the cloud first, then promote (docs/architecture.md §12).
-FAILOVER = Workflow("failover", (FencePrimaryStep(), ChooseCandidateStep(), PromoteStep(),
-                                 RecordPrimaryStep(), PrimaryTemplateStep(), RepointReplicasStep()))
+PROMOTION_STEPS = (FencePrimaryStep(), ChooseCandidateStep(), PromoteStep(), RecordPrimaryStep(),
+                   PrimaryTemplateStep(), RepointReplicasStep())
+FAILOVER = Workflow("failover", PROMOTION_STEPS)
+# Planned: the writers paused and the target caught up first, then the same fenced promotion.
+SWITCHOVER = Workflow("switchover", (QuiesceStep(), *PROMOTION_STEPS))
 # Teardown undoes the launch steps and the replicas' (their groups first), last first; each rollback
 # finds its resources by name and tag.
 TEARDOWN = Workflow("teardown", tuple(reversed(

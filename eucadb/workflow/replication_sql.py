@@ -111,3 +111,14 @@ def repoint(cur, new_primary: str) -> bool:
     cur.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(wanted)))
     cur.execute("SELECT pg_reload_conf()")
     return True
+
+
+def quiesce(cur, writers: Sequence[str]) -> int:
+    """Stop the writes on a primary that is about to hand over: new transactions read-only by
+    default, the writer roles' sessions ended, then the WAL position every replica must reach."""
+    cur.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+    cur.execute("SELECT pg_reload_conf()")
+    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY(%s)",
+                (list(writers),))
+    cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+    return int(cur.fetchone()[0])

@@ -280,3 +280,15 @@ def test_a_half_done_failover_is_resumed_before_anything_else_and_a_failed_one_w
     failed = RunView(3, "failover", RunState.FAILED, 2, 5, "choose candidate", "lags too much", "", 5.0)
     wait = decide(lost(failover_run=failed))
     assert isinstance(wait, Idle) and "lags too much" in wait.reason
+
+
+def test_a_requested_switchover_runs_when_the_primary_is_healthy_and_a_half_done_one_resumes():
+    asked = snap(props={WORKER + "replicas": 2}, switchover={"to": 2}, members_digest="M",
+                 members_run=members_run())
+    action = decide(asked)
+    assert isinstance(action, StartWorkflow) and action.kind == "switchover"
+    assert action.options["from"] == 0 and action.options["to"] == 2
+    assert action.reason == "switching over: primary m0 to m2, as requested"
+    running = RunView(4, "switchover", RunState.RUNNING, 2, 7, "fence primary", None, "", 0.0)
+    resumed = decide(snap(props={WORKER + "replicas": 2}, switchover_run=running))
+    assert isinstance(resumed, StartWorkflow) and resumed.reason == "resuming switchover at step 2/7 fence primary"

@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from eucadb.errors import DatabaseError, WorkflowError
 from eucadb.properties.registry import WORKER
-from eucadb.retry import NotYet, Retry
-from eucadb.store.replication import primary_record, record_primary
+from eucadb.retry import NotYet, Retry, RetryTimeout
+from eucadb.store.replication import clear_switchover, primary_record, record_primary
 from eucadb.workflow import replication_sql as rsql
 from eucadb.workflow.engine import StepContext
 from eucadb.workflow.members import RETIRED_TAG, Member, member_of_slot
@@ -46,6 +46,46 @@ def replica_members(step: BaseStep, ctx: StepContext) -> dict[int, str]:
         if inst is not None:
             out[index] = inst["PrivateIpAddress"]
     return out
+
+
+class QuiesceStep(BaseStep):
+    """Switchover only: the old primary stops taking writes and the target catches up with every
+    one it acknowledged, before the cloud fences it — so no acknowledged write is lost."""
+
+    name = "quiesce_primary"
+    title = "pause the writers and let the target catch up"
+
+    def apply(self, ctx: StepContext) -> dict:
+        old = running_instance(self, ctx, old_primary(ctx).group)
+        if old is None:
+            raise WorkflowError(f"the primary {old_primary(ctx).name} has no running instance: nothing to "
+                                "switch over from (a failover handles a lost primary)")
+        roles = ctx.vault.ensure_db_logins()
+        writers = [roles[k]["user"] for k in ("cloudwatch", "reporting")]
+        with rsql.admin_session(ctx.vault.db_endpoint(old["PrivateIpAddress"]), admin(ctx)) as cur:
+            final = rsql.quiesce(cur, writers)
+        targets = replica_members(self, ctx)
+        if ctx.options.get("to") is not None:
+            targets = {i: ip for i, ip in targets.items() if i == int(ctx.options["to"])}
+        if not targets:
+            raise WorkflowError(f"no running replica to switch over to ({ctx.options.get('to')})")
+
+        def caught_up() -> None:
+            behind = []
+            for index, ip in targets.items():
+                with rsql.admin_session(ctx.vault.db_endpoint(ip), admin(ctx)) as cur:
+                    if rsql.position(cur)[1] < final:
+                        behind.append(f"m{index}")
+            if len(behind) == len(targets):
+                raise NotYet(f"not caught up yet: {', '.join(behind)}")
+        try:
+            Retry(deadline=60, max_delay=0.2, retry_on=(NotYet, DatabaseError)).call(caught_up, "wait for the target")
+        except RetryTimeout as exc:   # give the writes back to the primary that still has them
+            with rsql.admin_session(ctx.vault.db_endpoint(old["PrivateIpAddress"]), admin(ctx)) as cur:
+                cur.execute("ALTER SYSTEM SET default_transaction_read_only = off")
+                cur.execute("SELECT pg_reload_conf()")
+            raise WorkflowError(f"switchover abandoned, the primary takes writes again: {exc.last}") from None
+        return {"final_lsn": final}
 
 
 class FencePrimaryStep(BaseStep):
@@ -100,11 +140,14 @@ class ChooseCandidateStep(BaseStep):
         if promoted:   # a resumed run: the promotion already happened
             index = promoted[0]
         else:
+            if ctx.options.get("to") is not None:   # switchover to a chosen member
+                positions = {i: p for i, p in positions.items() if i == int(ctx.options["to"])}
             if not positions:
                 raise WorkflowError("no replica answers: " + ("; ".join(errors) or "none running"))
             index = max(positions, key=lambda i: (positions[i][1], -i))
-            last = int(ctx.options.get("last_primary_lsn") or 0)
-            limit = int(ctx.properties[WORKER + "max_lag_on_failover"])
+            last = int(ctx.resources.get("final_lsn") or ctx.options.get("last_primary_lsn") or 0)
+            # a switchover promotes only a replica that has every write the old primary acknowledged
+            limit = 0 if "final_lsn" in ctx.resources else int(ctx.properties[WORKER + "max_lag_on_failover"])
             if last and last - positions[index][1] > limit:
                 raise WorkflowError(f"the most advanced replica m{index} lags {last - positions[index][1]} "
                                     f"bytes, over max_lag_on_failover ({limit}); not promoting")
@@ -128,7 +171,9 @@ class RecordPrimaryStep(BaseStep):
 
     def apply(self, ctx: StepContext) -> dict:
         record = record_primary(ctx.app.store, ctx.deployment, ctx.resources["candidate"],
-                                f"failover from m{ctx.options['from']}: {ctx.options.get('why', '')}", ctx.fence)
+                                f"{ctx.options.get('kind', 'failover')} from m{ctx.options['from']}: "
+                                f"{ctx.options.get('why', '')}", ctx.fence)
+        clear_switchover(ctx.app.store, ctx.deployment, ctx.fence)
         return {"primary_member": record.member, "generation": record.generation}
 
 
