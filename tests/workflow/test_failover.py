@@ -88,3 +88,43 @@ def test_kill_9_of_the_primary_fails_over_with_no_acknowledged_write_lost(cloud,
         server.wait(lambda d: d["workflow"] and d["workflow"]["kind"] == "teardown"
                     and d["workflow"]["state"] == "succeeded", 300)
         assert server.stop() == 0
+
+
+def test_switchover_under_load_loses_no_acknowledged_write(cloud, tmp_path):
+    env = sibling(cloud, tmp_path, **{f"{W}health_interval": "1", f"{W}replicas": "2",
+                                      f"{W}synchronous": "on", f"{W}configured": "true"})
+    server = Server(env, free_port())
+    try:
+        server.wait(lambda d: streaming(d, 2) and d["workflow"]["kind"] == "members"
+                    and d["workflow"]["state"] == "succeeded", 900)
+        refused = env.run("switchover", "--to", "m0", check=False)
+        assert refused.returncode == 1 and "not a replica" in refused.stderr and "m1, m2" in refused.stderr
+        since = datetime.now(timezone.utc)
+        with MetricWriter(env, server.port, namespace="Switchover") as writer:
+            while writer.acked < 30:
+                time.sleep(0.1)
+            env.run("switchover", "--to", "m2", EUCADB_SERVE_PORT=str(server.port))
+            asked = time.monotonic()
+            doc = server.wait(lambda d: enabled(d) and (primary_of(d) or {}).get("name") == "m2"
+                              and d["database"]["endpoint"].startswith((primary_of(d) or {}).get("ip", "-") + ":"),
+                              300)
+            switched = time.monotonic() - asked
+            acked_at_switch = writer.acked
+            while writer.acked < acked_at_switch + 30:
+                time.sleep(0.1)
+            doc = server.wait(lambda d: streaming(d, 2) and d["workflow"]["kind"] == "members"
+                              and d["workflow"]["state"] == "succeeded", 600)
+        stored = writer.stored(since)
+        print(f"switchover: m0 -> m2 ENABLED {switched:.1f}s after the request; writes acknowledged "
+              f"{writer.acked}, refused {writer.refused}, found {stored}")
+        assert writer.acked <= stored <= writer.attempted, "an acknowledged datapoint was lost"
+        roles = dict((m["name"], m["role"]) for m in doc["members"])
+        assert roles == {"m0": "replica", "m1": "replica", "m2": "primary"}
+    except BaseException:
+        print(server.log_text()[-30000:])
+        raise
+    finally:
+        env.run("property", "set", f"{W}configured=false")
+        server.wait(lambda d: d["workflow"] and d["workflow"]["kind"] == "teardown"
+                    and d["workflow"]["state"] == "succeeded", 300)
+        assert server.stop() == 0
