@@ -16,6 +16,10 @@ from eucadb.workflow.engine import RunState
 from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, SWITCHOVER, TEARDOWN
 
 
+# EC2 states of an instance that will not serve again (a stopped one would boot a second primary)
+LOST_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
+
+
 @dataclass(frozen=True)
 class Action:
     reason: str
@@ -148,9 +152,18 @@ def _lifecycle(s: Snapshot) -> Action | None:
 def _pools(s: Snapshot) -> Action | None:
     inst = s.instance
     ip = inst.private_ip if inst and inst.state == "running" else None
+    replaced = _replaced_behind_our_back(s)
+    if replaced or (ip is None and s.pool_address and (inst is None or inst.state in LOST_STATES)):
+        why = (f"instance {s.pool_instance[0]} was replaced by {inst.instance_id}" if replaced else
+               "the autoscaling group has no instance" if inst is None else
+               f"instance {inst.instance_id} is {inst.state}")
+        failover = _failover(s, why, lost=True)   # gone: no health window to wait for
+        if isinstance(failover, StartWorkflow):
+            return _set_all(s, ServiceState.DISABLED, f"primary lost: {why}", drain=False) or failover
     if ip is None:
-        return _health_failure(s, "the autoscaling group has no instance yet" if inst is None else
-                               f"instance {inst.instance_id} is {inst.state}")
+        why = ("the autoscaling group has no instance yet" if inst is None else
+               f"instance {inst.instance_id} is {inst.state}")
+        return _health_failure(s, why)
     if s.pool_address != ip or s.pool_settings_digest != s.pool_digest:
         why = ("building pools" if s.pool_address is None else
                f"endpoint moved {s.pool_address} -> {ip}" if s.pool_address != ip else "pool settings changed")
@@ -190,7 +203,18 @@ def _switchover(s: Snapshot) -> Action | None:
                                            "kind": "switchover", "why": "requested by an operator"})
 
 
-def _failover(s: Snapshot, why: str) -> Action | None:
+def _replaced_behind_our_back(s: Snapshot) -> bool:
+    """The primary's group now runs another instance than the pools were built for, in the same
+    generation, launched after the last launch run finished: not a roll, not a promotion — the
+    group replaced a lost primary, and with replicas that replacement must not become the primary
+    on the old volume while a replica has the newer WAL."""
+    inst, built = s.instance, s.pool_instance
+    if inst is None or built is None or inst.instance_id == built[0] or built[1] != s.generation:
+        return False
+    return s.run is None or inst.age < s.run.age
+
+
+def _failover(s: Snapshot, why: str, lost: bool = False) -> Action | None:
     """The primary is lost and there are replicas: fence it through the cloud, then promote the most
     advanced replica (the workflow does both, in that order). None: heal in place instead."""
     if s.properties.get(WORKER + "failover", "auto") != "auto":
@@ -199,7 +223,7 @@ def _failover(s: Snapshot, why: str) -> Action | None:
     if not replicas:
         return None
     inst = s.instance
-    if inst is not None and not s.db.proven and inst.age < s.health_grace:
+    if not lost and inst is not None and not s.db.proven and inst.age < s.health_grace:
         return Idle(f"services disabled: {why}; primary {inst.instance_id} booted {inst.age:.0f}s ago, "
                     f"failing over if still unhealthy after {s.health_grace:.0f}s")
     run = s.failover_run

@@ -85,6 +85,7 @@ class Bootstrapper:
         self._archiver: ArchiverView | None = None
         self._members: tuple = ()
         self._primary_lsn: int | None = None
+        self._pool_instance: tuple[str, int] | None = None
         self._last_members = 0.0
         self._maintained_on: date | None = None
         self._lock = threading.Lock()
@@ -120,6 +121,7 @@ class Bootstrapper:
             archiver=self._archiver, members_run=stored.members_run, members=self._members,
             primary_member=stored.primary_member, failover_run=stored.failover_run,
             primary_lsn=self._primary_lsn, switchover=stored.switchover, switchover_run=stored.switchover_run,
+            generation=stored.generation, pool_instance=self._pool_instance,
             members_digest=members_digest(props, stored.run, instance.private_ip if instance else None,
                                           stored.generation))
 
@@ -303,6 +305,8 @@ class Bootstrapper:
             self._last_health_error = str(exc)
             return f"pools not swapped to {action.address}: {exc}"
         self._failures, self._last_health_error, self._proven = 0, "", True
+        if s.leader and s.instance is not None:   # which instance (and generation) the pools serve
+            self._pool_instance = (s.instance.instance_id, s.generation)
         self.cluster = self.pools.cluster()
         self._last_health = time.monotonic()
         if s.leader:

@@ -76,3 +76,5 @@ class Snapshot:
     primary_lsn: int | None = None       # the WAL position the primary was last seen to hold
     switchover: Mapping[str, object] | None = None  # an operator's pending `eucadb switchover`
     switchover_run: RunView | None = None
+    generation: int = 1                  # the replication set's generation (bumped by each promotion)
+    pool_instance: tuple | None = None   # (instance id, generation) the leader's pools were built for

@@ -292,3 +292,32 @@ def test_a_requested_switchover_runs_when_the_primary_is_healthy_and_a_half_done
     running = RunView(4, "switchover", RunState.RUNNING, 2, 7, "fence primary", None, "", 0.0)
     resumed = decide(snap(props={WORKER + "replicas": 2}, switchover_run=running))
     assert isinstance(resumed, StartWorkflow) and resumed.reason == "resuming switchover at step 2/7 fence primary"
+
+
+def test_a_terminated_primary_fails_over_at_once_without_the_health_window():
+    gone = lost(db=DbHealth(ok=False, error="x", failures=1, proven=True),
+                instance=InstanceView("i-1", None, "terminated"))
+    action = decide(gone)
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert "instance i-1 is terminated" in action.reason
+    # without replicas the group replaces it as before (after the health window)
+    alone = decide(snap(db=DbHealth(ok=False, error="x", failures=1, proven=True),
+                        instance=InstanceView("i-1", None, "terminated"), services=services(ServiceState.DISABLED)))
+    assert not isinstance(alone, StartWorkflow)
+
+
+def test_a_primary_the_group_replaced_behind_our_back_fails_over_but_a_roll_or_promotion_swaps():
+    # the group booted i-9 after the last launch finished (100 s ago): the old primary was lost
+    replaced = lost(db=DbHealth(ok=None), pool_instance=("i-1", 1),
+                    instance=InstanceView("i-9", "127.80.1.9", "pending", age=5.0))
+    action = decide(replaced)
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert "instance i-1 was replaced by i-9" in action.reason
+    # a roll: the launch run finished after the new instance booted (it waited for it)
+    rolled = snap(props={WORKER + "replicas": 2}, pool_instance=("i-1", 1), members=replica_views(),
+                  instance=InstanceView("i-9", "127.80.1.9", "running", age=300.0))
+    assert isinstance(decide(rolled), SwapPools)
+    # a promotion: a new generation, its instance is the promoted replica's
+    promoted = snap(props={WORKER + "replicas": 2}, pool_instance=("i-1", 1), generation=2,
+                    members=replica_views(), instance=InstanceView("i-2", "127.80.2.4", "running", age=5.0))
+    assert isinstance(decide(promoted), SwapPools)
