@@ -174,6 +174,11 @@ class Runner:
     def run(self, workflow: Workflow, ctx: StepContext) -> RunResult:
         ctx.fence = self.fence
         run_id = self._open_run(workflow, ctx.deployment, ctx.options)
+        # a resumed run keeps what it was started with (a failover's "from"), even when the caller
+        # that resumes it knows nothing of that
+        with self.store.session() as s:
+            started_with = json.loads(s.get(WorkflowRun, run_id).options or "{}")
+        ctx.options = {**started_with, **ctx.options}
         rows = self._steps(run_id)
         for row in rows:
             if row.state == StepState.DONE.value:

@@ -17,7 +17,7 @@ import pytest
 from e2e import module_cloud, sibling
 from pg import free_port
 from replication import primary_of, streaming
-from serving import W, MetricWriter, Server, enabled, insert_rows, postmaster_pid
+from serving import W, MetricWriter, Server, count_rows, enabled, insert_rows, postmaster_pid
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +128,44 @@ def test_switchover_under_load_loses_no_acknowledged_write(cloud, tmp_path):
         server.wait(lambda d: d["workflow"] and d["workflow"]["kind"] == "teardown"
                     and d["workflow"]["state"] == "succeeded", 300)
         assert server.stop() == 0
+
+
+def test_a_terminated_primary_fails_over_even_when_the_leader_dies_mid_failover(cloud, tmp_path):
+    """The primary's instance is terminated through the cloud API; the leader fails over at once
+    (no health window for an instance that is gone) and is killed -9 just before it promotes; the
+    next leader resumes the run from its record: one promotion, one primary, nothing lost."""
+    env = sibling(cloud, tmp_path, **{f"{W}health_interval": "1", f"{W}replicas": "2",
+                                      f"{W}synchronous": "on", f"{W}configured": "true"})
+    first = Server(env, free_port(), EUCADB_FAULT="kill:promote:before")
+    server = first
+    try:
+        doc = server.wait(lambda d: streaming(d, 2) and d["workflow"]["kind"] == "members"
+                          and d["workflow"]["state"] == "succeeded", 900)
+        old = primary_of(doc)
+        insert_rows(env, old["ip"], 1, 40)            # 40 commits, each acknowledged by a replica too
+        env.client("ec2").terminate_instances(InstanceIds=[old["instance_id"]])
+        lost_at = time.monotonic()
+        assert first.proc.wait(timeout=180) == -signal.SIGKILL   # died at the promote step
+        assert "failing over: primary m0 lost (instance" in first.log_text()
+        server = Server(env, free_port())
+        doc = server.wait(lambda d: enabled(d) and (primary_of(d) or {}).get("name") not in (None, "m0"), 300)
+        to_enabled = time.monotonic() - lost_at
+        assert "resuming failover at step 3/6 promote" in server.log_text()
+        new = primary_of(doc)
+        found = count_rows(env, new["ip"])
+        print(f"failover: TerminateInstances of the primary, leader killed before promoting -> ENABLED on "
+              f"{new['name']} {to_enabled:.1f}s after the loss; rows committed 40, found {found}")
+        assert found == 40
+        assert [m["role"] for m in doc["members"]].count("primary") == 1
+        doc = server.wait(lambda d: streaming(d, 2) and d["workflow"]["kind"] == "members"
+                          and d["workflow"]["state"] == "succeeded", 600)
+        assert sorted(m["name"] for m in doc["members"]) == ["m0", "m1", "m2"]
+    except BaseException:
+        print(server.log_text()[-30000:])
+        raise
+    finally:
+        if server.proc.poll() is None:
+            env.run("property", "set", f"{W}configured=false")
+            server.wait(lambda d: d["workflow"] and d["workflow"]["kind"] == "teardown"
+                        and d["workflow"]["state"] == "succeeded", 300)
+            assert server.stop() == 0
