@@ -21,6 +21,7 @@ from eucadb.serve.commands import serve_cmd, service_group, status_cmd
 from eucadb.services.cloudwatch.commands import credentials_group
 from eucadb.services.reporting.commands import report_group
 from eucadb.workflow.commands import workflow_group
+from eucadb.workflow.switchover_command import switchover_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +43,7 @@ cli.add_command(property_group)
 cli.add_command(cloud_group)
 cli.add_command(image_group)
 cli.add_command(workflow_group)
+cli.add_command(switchover_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(status_cmd)
 cli.add_command(service_group)

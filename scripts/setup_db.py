@@ -197,6 +197,36 @@ def parse_restore(doc: Any) -> Restore | None:
 
 
 @dataclass(frozen=True)
+class Replication:
+    """This instance is a streaming replica of `primary_address`, through physical slot `slot`."""
+    member: int
+    primary_address: str
+    slot: str
+
+    @property
+    def application_name(self) -> str:
+        return f"m{self.member}"   # what synchronous_standby_names on the primary lists
+
+
+def parse_replication(doc: Any) -> Replication | None:
+    """user-data's optional `replication` object (absent, or role primary: this is the primary)."""
+    if doc is None or (isinstance(doc, dict) and doc.get("role") == "primary"):
+        return None
+    if not isinstance(doc, dict) or doc.get("role") != "replica":
+        raise SetupError("user-data: 'replication' must be {\"role\": \"replica\", ...}")
+    member, address, slot = doc.get("member"), doc.get("primary_address"), doc.get("slot")
+    if not isinstance(member, int) or isinstance(member, bool) or not 0 <= member <= 99:
+        raise SetupError(f"user-data: replication member {member!r} is not 0..99")
+    try:
+        address = str(ipaddress.ip_address(address))
+    except (ValueError, TypeError):
+        raise SetupError(f"user-data: replication primary_address {address!r} is not an IP address") from None
+    if not isinstance(slot, str) or not IDENT.fullmatch(slot):
+        raise SetupError(f"user-data: replication slot {slot!r} is not a plain identifier")
+    return Replication(member, address, slot)
+
+
+@dataclass(frozen=True)
 class UserData:
     deployment: str
     endpoint_url: str | None
@@ -217,6 +247,7 @@ class UserData:
     credentials: Mapping[str, Any]
     backup: Backup | None = None
     restore: Restore | None = None
+    replication: Replication | None = None
 
 
 def parse_user_data(raw: bytes | str) -> UserData:
@@ -262,7 +293,7 @@ def parse_user_data(raw: bytes | str) -> UserData:
         allowed_cidrs=tuple(cidrs), instance_type=doc.get("instance_type") or "",
         databases=dict(databases), roles=dict(roles), init_script=doc.get("init_script") or "",
         ntp_server=ntp, credentials=need("credentials", dict), backup=parse_backup(doc.get("backup")),
-        restore=parse_restore(doc.get("restore")))
+        restore=parse_restore(doc.get("restore")), replication=parse_replication(doc.get("replication")))
 
 
 def parse_credentials(plaintext: bytes, ud: UserData) -> dict[str, str]:
@@ -724,6 +755,83 @@ def recovery_settings(ud: UserData, pgdata: Path) -> dict[str, object]:
     return {"restore_command": f"{fetch} %f %p", **target, "recovery_target_action": "promote"}
 
 
+def primary_conninfo(ud: UserData, ca_file: Path) -> str:
+    """How this replica reaches its primary: TLS verify-full against eucadb's CA, as the replication
+    role. No password: libpq takes it from PGPASSWORD, which only the server's environment holds."""
+    r = ud.replication
+    assert r is not None
+    return (f"host={ud.dns_name} hostaddr={r.primary_address} port={ud.port} user={ud.roles['replication']} "
+            f"dbname=replication sslmode=verify-full sslrootcert={ca_file} application_name={r.application_name} "
+            "connect_timeout=5 keepalives=1 keepalives_idle=10 keepalives_interval=3 keepalives_count=3")
+
+
+SEED_TIMEOUT = 3600
+
+
+def seed_replica(bindir: Path, pgdata: Path, ud: UserData, password: str, ca_file: Path,
+                 owner: RunAs) -> None:
+    """pg_basebackup of the live primary through this member's slot, into a side directory renamed
+    when complete (a crash never leaves a half-copied PGDATA); WAL streamed alongside (-X stream)."""
+    r = ud.replication
+    assert r is not None
+    staging = pgdata.with_name("pgdata.init")
+    if staging.exists():
+        log.info("removing an unfinished base backup from a previous boot (%s)", staging)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(staging)], check=True)
+    make_dir(staging, 0o700, owner)
+    argv = [str(bindir / "pg_basebackup"), "-D", str(staging), "-d", primary_conninfo(ud, ca_file),
+            "-S", r.slot, "-X", "stream", "-c", "fast", "-w", "--no-manifest"]
+    env = {**os.environ, "PGPASSWORD": password}     # never in argv: /proc/*/cmdline is world-readable
+    log.info("seeding from the primary at %s through slot %s", r.primary_address, r.slot)
+    started = time.monotonic()
+
+    def attempt() -> None:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=SEED_TIMEOUT,
+                              **owner.popen())
+        if done.returncode != 0:
+            subprocess.run(["rm", "-rf", "--one-file-system", str(staging)], check=True)
+            make_dir(staging, 0o700, owner)
+            raise NotYet(f"pg_basebackup failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    until("seed from the primary", attempt, 600)
+    (staging / "standby.signal").touch()
+    owner.chown(staging / "standby.signal")
+    os.rename(staging, pgdata)
+    log.info("seeded %s from %s in %.1fs", pgdata, r.primary_address, time.monotonic() - started)
+
+
+def replica_settings(ud: UserData, pgdata: Path) -> dict[str, object]:
+    """A hot standby, read-only, following the latest timeline (so it survives a failover)."""
+    if ud.replication is None:
+        return {}
+    settings: dict[str, object] = {
+        "hot_standby": True, "hot_standby_feedback": True, "default_transaction_read_only": True,
+        "primary_conninfo": primary_conninfo(ud, pgdata / "ca.crt"),
+        "primary_slot_name": ud.replication.slot, "recovery_target_timeline": "latest"}
+    if ud.backup is not None:
+        restore = " ".join(shlex.quote(a) for a in barman_argv(ud, "cloud_walrestore"))
+        settings["restore_command"] = f"{restore} %f %p"
+    return settings
+
+
+def forget_repointing(pgdata: Path, owner: RunAs) -> None:
+    """The leader re-points a running replica with ALTER SYSTEM; at boot, user-data is the truth
+    again (its launch template names the current primary), so those overrides go."""
+    auto = pgdata / "postgresql.auto.conf"
+    if not auto.exists():
+        return
+    lines = auto.read_text().splitlines()
+    kept = [line for line in lines if line.split("=")[0].strip() not in ("primary_conninfo", "primary_slot_name")]
+    if kept != lines:
+        write_file(auto, "\n".join(kept) + "\n", 0o600, owner)
+
+
+def slot_wal_limit(data_dir: Path) -> str:
+    """max_slot_wal_keep_size: a quarter of the data disk, so a slot whose replica is gone never
+    fills it (the slot is invalidated, reported, and the replica re-seeded)."""
+    st = os.statvfs(data_dir)
+    return f"{max(64, st.f_blocks * st.f_frsize // 4 // (1024 * 1024))}MB"
+
+
 def memory_settings(instance_type: str) -> dict[str, str]:
     """Conservative sizing from the instance type's memory (unknown types: 1 GiB)."""
     mib = INSTANCE_MEMORY_MIB.get(instance_type, DEFAULT_MEMORY_MIB)
@@ -969,10 +1077,16 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
     if len(str(socket_dir / f".s.PGSQL.{ud.port}")) > 107:
         raise SetupError(f"socket path under {socket_dir} is too long for a unix socket")
     reused = (pgdata / "PG_VERSION").exists()
-    restoring = ud.restore is not None and ud.backup is not None and not reused
+    # a replica is seeded from its primary even when its template carries a restore block
+    restoring = ud.restore is not None and ud.backup is not None and not reused and ud.replication is None
     if restoring:
         restore_cluster(ud, pgdata, owner)
         mark_initialised(s.data_dir, owner, restored=ud.restore.token)
+    elif not reused and ud.replication is not None:
+        ca_file = socket_dir / "seed-ca.crt"
+        write_file(ca_file, ud.ca_cert, 0o644, owner)
+        seed_replica(bindir, pgdata, ud, s.passwords["replication"], ca_file, owner)
+        mark_initialised(s.data_dir, owner)
     elif not reused:
         init_cluster(bindir, pgdata, ud.roles["admin"], s.passwords["admin"], owner)
         mark_initialised(s.data_dir, owner)
@@ -993,7 +1107,8 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
         "log_filename": "postgresql-%a.log", "log_truncate_on_rotation": True,
         "log_rotation_age": "1d", "log_connections": True, "log_disconnections": True,
         "log_line_prefix": "%m [%p] %q%u@%d ", "log_statement": "none",
-        **backup_settings(ud, s.root),
+        **backup_settings(ud, s.root), "max_slot_wal_keep_size": slot_wal_limit(s.data_dir),
+        **replica_settings(ud, pgdata),
         # what this boot found on the volume: eucadb's status reads it (SHOW), so an operator sees a
         # deployment resumed from a kept volume rather than guessing from timestamps
         "eucadb.cluster": "restored" if restoring else "reused" if reused else "initialised",
@@ -1006,6 +1121,10 @@ def setup_database(s: DbSetup, owner: RunAs | None = None) -> list[str]:
     log.info("config: listen %s:%d, TLS (%s), hostssl+scram from %s", s.private_ip, ud.port,
              ud.dns_name, ", ".join(ud.allowed_cidrs))
     run_init_script(s.root, ud.init_script)
+    if ud.replication is not None:
+        # a standby is read-only: roles, passwords and grants arrive from the primary's WAL
+        forget_repointing(pgdata, owner)
+        return [str(bindir / "postgres"), "-D", str(pgdata)]
     recovering = bool(recovery_settings(ud, pgdata))
     with TemporaryServer(bindir, pgdata, socket_dir, ud.port, ud.roles["admin"], owner,
                          RESTORE_DEADLINE if recovering else 120) as server:
@@ -1059,6 +1178,9 @@ def boot(root: Path) -> list[str]:
     data_dir = data_mount(root, ud)
     log.info("data disk at %s", data_dir)
     os.environ["AWS_DEFAULT_REGION"] = ud.region  # for the Barman clients PostgreSQL runs
+    if ud.replication is not None:
+        # the walreceiver's libpq reads it: the server's own environment, never a file or argv
+        os.environ["PGPASSWORD"] = passwords["replication"]
     configure_ntp(root, ud.ntp_server)
     return setup_database(DbSetup(root, data_dir, facts.private_ip, ud, passwords,
                                   key.private_key_pem, key.passphrase, passphrase_command(root)))

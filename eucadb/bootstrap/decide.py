@@ -13,7 +13,11 @@ from eucadb.bootstrap.snapshot import Snapshot
 from eucadb.properties.registry import WORKER
 from eucadb.states import ServiceState
 from eucadb.workflow.engine import RunState
-from eucadb.workflow.launch import LAUNCH, LAUNCHES, RESTORE, TEARDOWN
+from eucadb.workflow.launch import FAILOVER, LAUNCH, LAUNCHES, MEMBERS, RESTORE, SWITCHOVER, TEARDOWN
+
+
+# EC2 states of an instance that will not serve again (a stopped one would boot a second primary)
+LOST_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def decide(s: Snapshot) -> Action:
     if missing:
         return _set_all(s, ServiceState.NOTREADY, "waiting: " + ", ".join(missing), drain=False) or \
             Idle("waiting: " + ", ".join(missing))
-    return _lifecycle(s) or _pools(s) or _services(s)
+    return _lifecycle(s) or _resume_failover(s) or _pools(s) or _services(s)
 
 
 def _follow(s: Snapshot) -> Action:
@@ -179,9 +183,18 @@ def _lifecycle(s: Snapshot) -> Action | None:
 def _pools(s: Snapshot) -> Action | None:
     inst = s.instance
     ip = inst.private_ip if inst and inst.state == "running" else None
+    replaced = _replaced_behind_our_back(s)
+    if replaced or (ip is None and s.pool_address and (inst is None or inst.state in LOST_STATES)):
+        why = (f"instance {s.pool_instance[0]} was replaced by {inst.instance_id}" if replaced else
+               "the autoscaling group has no instance" if inst is None else
+               f"instance {inst.instance_id} is {inst.state}")
+        failover = _failover(s, why, lost=True)   # gone: no health window to wait for
+        if isinstance(failover, StartWorkflow):
+            return _set_all(s, ServiceState.DISABLED, f"primary lost: {why}", drain=False) or failover
     if ip is None:
-        return _health_failure(s, "the autoscaling group has no instance yet" if inst is None else
-                               f"instance {inst.instance_id} is {inst.state}")
+        why = ("the autoscaling group has no instance yet" if inst is None else
+               f"instance {inst.instance_id} is {inst.state}")
+        return _health_failure(s, why)
     if s.pool_address != ip or s.pool_settings_digest != s.pool_digest:
         why = ("building pools" if s.pool_address is None else
                f"endpoint moved {s.pool_address} -> {ip}" if s.pool_address != ip else "pool settings changed")
@@ -194,10 +207,64 @@ def _pools(s: Snapshot) -> Action | None:
 def _health_failure(s: Snapshot, why: str) -> Action:
     if s.db.failures >= s.unhealthy_limit:
         return _set_all(s, ServiceState.DISABLED, f"database unhealthy ({s.db.failures} checks): {why}",
-                        drain=False) or _heal(s, why)
+                        drain=False) or _failover(s, why) or _heal(s, why)
     enabled = any(st.state in (ServiceState.ENABLED, ServiceState.DEGRADED) for st in s.services.values())
     state = ServiceState.DEGRADED if enabled else ServiceState.NOTREADY
     return _set_all(s, state, f"database not available: {why}", drain=False) or Idle(f"waiting: {why}")
+
+
+def _resume_failover(s: Snapshot) -> Action | None:
+    """A failover a previous leader left half done is finished before anything else."""
+    for run, kind in ((s.failover_run, FAILOVER.kind), (s.switchover_run, SWITCHOVER.kind)):
+        if run and run.state == RunState.RUNNING:
+            return StartWorkflow(f"resuming {kind} at step {run.step}/{run.total} {run.step_title}",
+                                 kind, {"digest": ""})
+    return None
+
+
+def _switchover(s: Snapshot) -> Action | None:
+    """An operator asked for a planned switchover: pause the writers, let the target catch up,
+    then the same fenced promotion as a failover. The request is consumed when the run starts."""
+    if not s.switchover:
+        return None
+    to = s.switchover.get("to")
+    target = f"m{to}" if to is not None else "the most advanced replica"
+    return StartWorkflow(f"switching over: primary m{s.primary_member} to {target}, as requested",
+                         SWITCHOVER.kind, {"digest": "", "from": s.primary_member, "to": to,
+                                           "kind": "switchover", "why": "requested by an operator"})
+
+
+def _replaced_behind_our_back(s: Snapshot) -> bool:
+    """The primary's group now runs another instance than the pools were built for, in the same
+    generation, launched after the last launch run finished: not a roll, not a promotion — the
+    group replaced a lost primary, and with replicas that replacement must not become the primary
+    on the old volume while a replica has the newer WAL."""
+    inst, built = s.instance, s.pool_instance
+    if inst is None or built is None or inst.instance_id == built[0] or built[1] != s.generation:
+        return False
+    return s.run is None or inst.age < s.run.age
+
+
+def _failover(s: Snapshot, why: str, lost: bool = False) -> Action | None:
+    """The primary is lost and there are replicas: fence it through the cloud, then promote the most
+    advanced replica (the workflow does both, in that order). None: heal in place instead."""
+    if s.properties.get(WORKER + "failover", "auto") != "auto":
+        return None
+    replicas = [m for m in s.members if m.role == "replica" and m.ip and not m.error]
+    if not replicas:
+        return None
+    inst = s.instance
+    if not lost and inst is not None and not s.db.proven and inst.age < s.health_grace:
+        return Idle(f"services disabled: {why}; primary {inst.instance_id} booted {inst.age:.0f}s ago, "
+                    f"failing over if still unhealthy after {s.health_grace:.0f}s")
+    run = s.failover_run
+    if run and run.state != RunState.SUCCEEDED and run.age < s.relaunch_after:
+        return Idle(f"failover {run.state.value}: {run.error}; retrying in {s.relaunch_after - run.age:.0f}s")
+    names = ", ".join(m.name for m in replicas)
+    return StartWorkflow(f"failing over: primary m{s.primary_member} lost ({why}); fencing it through the "
+                         f"cloud, then promoting the most advanced of {names}", FAILOVER.kind,
+                         {"digest": "", "from": s.primary_member, "last_primary_lsn": s.primary_lsn,
+                          "why": why, "instances": [inst.instance_id] if inst else []})
 
 
 def _heal(s: Snapshot, why: str) -> Action:
@@ -216,12 +283,39 @@ def _heal(s: Snapshot, why: str) -> Action:
                          f"{inst.instance_id} unhealthy, the autoscaling group replaces it", inst.instance_id)
 
 
+def _members(s: Snapshot) -> Action | None:
+    """The replicas follow the launch: once the primary is healthy and its services enabled, the
+    members workflow adds, updates or retires replicas until its run matches what is wanted now.
+    With no replica ever asked for there is no members run at all (a single instance, as before)."""
+    run, wanted = s.members_run, int(s.properties.get(WORKER + "replicas", 0) or 0)
+    options = {"digest": s.members_digest}
+    if run is None:
+        if wanted == 0:
+            return None
+        return StartWorkflow(f"adding replicas: {wanted} wanted, none yet", MEMBERS.kind, options)
+    if run.state == RunState.RUNNING:
+        return StartWorkflow(f"resuming the members workflow at step {run.step}/{run.total} "
+                             f"{run.step_title}", MEMBERS.kind, options)
+    if run.digest != s.members_digest:
+        return StartWorkflow(f"updating replicas: {wanted} wanted; properties, launch or primary changed "
+                             "since the last members run", MEMBERS.kind, options)
+    if run.state != RunState.SUCCEEDED:
+        if run.age < s.relaunch_after:
+            return Idle(f"members workflow {run.state.value}: {run.error}; retrying in "
+                        f"{s.relaunch_after - run.age:.0f}s")
+        return StartWorkflow(f"retrying the members workflow after: {run.error}", MEMBERS.kind, options)
+    return None
+
+
 def _services(s: Snapshot) -> Action:
     action = _set_all(s, ServiceState.ENABLED, f"database at {s.pool_address} healthy", drain=False)
     if action:
         names = [n for n, st in s.services.items() if not st.admin_disabled]
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
+    members = _switchover(s) or _members(s)
+    if members:
+        return members
     if s.backup_due:
         return TakeBackup(f"taking the scheduled base backup of {s.backup_due}", s.backup_due)
     if s.maintenance_due:

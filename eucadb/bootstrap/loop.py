@@ -22,12 +22,15 @@ from eucadb.backup.jobs import ScheduledBackups
 from eucadb.bootstrap.decide import (Action, DrainPools, Idle, MaintainPartitions, MarkUnhealthy, SetServices,
                                      StartWorkflow, SwapPools, TakeBackup, decide)
 from eucadb.bootstrap.lease import LeaderLease
+from eucadb.bootstrap.members import lsn, member_instances, observe_members
+from eucadb.workflow.members import Member
 from eucadb.bootstrap.observe import (LAUNCH_INPUTS, POOL_INPUTS, certificate_due, digest, instance_facts,
-                                     latest_run)
+                                     latest_run, members_digest)
 from eucadb.bootstrap.published import publish, published_address, withdraw
 from eucadb.bootstrap.services import ServiceRegistry, ServiceStatus
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.states import ServiceState
+from eucadb.store.replication import PrimaryRecord, clear_switchover, primary_record, switchover_request
 from eucadb.errors import CloudError, DatabaseError, EucadbError
 from eucadb.pool.contexts import REMOTE
 from eucadb.pool.manager import ClusterFacts, PoolManager, PoolSettings, RemoteTarget
@@ -36,11 +39,11 @@ from eucadb.services.cloudwatch import partitions
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.credentials import ADMIN
 from eucadb.workflow.deployment import current_deployment
-from eucadb.workflow.launch import LAUNCH, RESTORE, TEARDOWN
+from eucadb.workflow.launch import FAILOVER, LAUNCH, MEMBERS, RESTORE, SWITCHOVER, TEARDOWN
 from eucadb.workflow.service import run_workflow
 
 log = logging.getLogger("eucadb.loop")
-WORKFLOWS = {w.kind: w for w in (LAUNCH, TEARDOWN, RESTORE)}
+WORKFLOWS = {w.kind: w for w in (LAUNCH, TEARDOWN, RESTORE, MEMBERS, FAILOVER, SWITCHOVER)}
 
 
 def _today() -> date:
@@ -59,6 +62,12 @@ class _Stored:
     certificate_due: str
     services: Mapping[str, ServiceStatus]
     published: str | None
+    members_run: RunView | None = None
+    generation: int = 1
+    primary_member: int = 0
+    failover_run: RunView | None = None
+    switchover: Mapping[str, Any] | None = None
+    switchover_run: RunView | None = None
 
 
 class Bootstrapper:
@@ -74,6 +83,10 @@ class Bootstrapper:
         self._health_of: str | None = None   # the instance the failure count is about
         self._proven = False                 # that instance has passed a check since we saw it
         self._archiver: ArchiverView | None = None
+        self._members: tuple = ()
+        self._primary_lsn: int | None = None
+        self._pool_instance: tuple[str, int] | None = None
+        self._last_members = 0.0
         self._maintained_on: date | None = None
         self._lock = threading.Lock()
         self.last_sentence = "starting"
@@ -89,8 +102,12 @@ class Bootstrapper:
         leader = self.lease.acquire()
         with self.app.store.transaction():   # one consistent read of the store; no remote call inside
             stored = self._read_store(leader)
-        instance, cloud_error = self._cloud_facts(leader, stored.deployment)
+        instance, cloud_error = self._cloud_facts(leader, stored.deployment, stored.primary_member)
         props, target = stored.properties, self.pools.target
+        if leader and (props[WORKER + "replicas"] or stored.members_run is not None):
+            self._observe_members(props, stored.deployment)
+        elif not leader:
+            self._members = ()
         return Snapshot(
             leader=leader, leader_holder=stored.holder, properties=props,
             digest=digest(props, LAUNCH_INPUTS), pool_digest=f"{digest(props, POOL_INPUTS)}:{stored.logins}",
@@ -104,28 +121,41 @@ class Bootstrapper:
             published_address=stored.published, health_grace=float(props[WORKER + "health_grace"]),
             archiver=self._archiver,
             backup_due=self.backups.due(stored.deployment, props, self.lease.check)
-            if leader and stored.deployment and target is not None else "")
+            if leader and stored.deployment and target is not None else "",
+            members_run=stored.members_run, members=self._members,
+            primary_member=stored.primary_member, failover_run=stored.failover_run,
+            primary_lsn=self._primary_lsn, switchover=stored.switchover, switchover_run=stored.switchover_run,
+            generation=stored.generation, pool_instance=self._pool_instance,
+            members_digest=members_digest(props, stored.run, instance.private_ip if instance else None,
+                                          stored.generation))
 
     def _read_store(self, leader: bool) -> "_Stored":
         holder = self.lease.current()
         # A follower creates nothing, not even the deployment's identity: that is the leader's first write.
         deployment = current_deployment(self.app.store, create=leader)
         vault = self.app.vault(deployment) if deployment else None
+        record = primary_record(self.app.store, deployment) if deployment else PrimaryRecord()
         return _Stored(
             holder=holder.holder if holder else "", properties=self.app.properties.values(),
             deployment=deployment, run=latest_run(self.app.store, deployment) if deployment else None,
             logins=vault.credentials_digest() if vault else "",
             certificate_due=certificate_due(vault) if vault else "", services=self.services.all(),
-            published=None if leader else published_address(self.app.store, deployment))
+            published=None if leader else published_address(self.app.store, deployment),
+            members_run=latest_run(self.app.store, deployment, (MEMBERS.kind,)) if deployment else None,
+            generation=record.generation, primary_member=record.member,
+            failover_run=latest_run(self.app.store, deployment, (FAILOVER.kind,)) if deployment else None,
+            switchover=switchover_request(self.app.store, deployment) if deployment else None,
+            switchover_run=latest_run(self.app.store, deployment, (SWITCHOVER.kind,)) if deployment else None)
 
-    def _cloud_facts(self, leader: bool, deployment: str | None) -> tuple[InstanceView | None, str | None]:
+    def _cloud_facts(self, leader: bool, deployment: str | None,
+                     primary: int = 0) -> tuple[InstanceView | None, str | None]:
         """What the cloud says of the instance — asked by the lease holder only."""
         if not leader:
             return None, None     # followers follow the published endpoint instead
         if not self.app.clients.configured:
             return None, "no cloud configured"
         try:
-            return instance_facts(self.app.clients, deployment), None
+            return instance_facts(self.app.clients, deployment, Member(deployment, primary).group), None
         except CloudError as exc:
             return None, str(exc)
 
@@ -151,6 +181,23 @@ class Bootstrapper:
                 self._archiver = self._read_archiver() if error is None else self._archiver
         ok = None if self.pools.target is None else self._failures == 0
         return DbHealth(ok=ok, error=self._last_health_error, failures=self._failures, proven=self._proven)
+
+    def _observe_members(self, props, deployment: str | None) -> None:
+        """Every member's role, zone, timeline, WAL positions and slot, once per health interval."""
+        now = time.monotonic()
+        if deployment is None or now - self._last_members < props[WORKER + "health_interval"]:
+            return
+        self._last_members = now
+        vault = self.app.vault(deployment)
+        try:
+            instances = member_instances(self.app.clients, deployment)
+            self._members = observe_members(instances, primary_record(self.app.store, deployment).member,
+                                            vault.db_endpoint, vault.db_logins()[ADMIN])
+            head = next((lsn(m.received_lsn) for m in self._members if m.role == "primary"
+                         and m.received_lsn), None)
+            self._primary_lsn = head if head is not None else self._primary_lsn
+        except (CloudError, EucadbError) as exc:
+            log.warning("could not observe the replication members: %s", exc)
 
     def _read_archiver(self) -> ArchiverView:
         """pg_stat_archiver through the pools' endpoint, as the admin (read with the health check)."""
@@ -203,9 +250,11 @@ class Bootstrapper:
 
     def _start_workflow(self, action: StartWorkflow, s: Snapshot) -> None:
         workflow = WORKFLOWS[action.kind]
-        options = {**action.options, "digest": s.digest}
+        options = {"digest": s.digest, **action.options}   # the members workflow brings its own
         if action.kind == "teardown":
             self._drain()
+        if action.kind == SWITCHOVER.kind:   # consumed: a failed switchover is not retried on its own
+            clear_switchover(self.app.store, current_deployment(self.app.store), self.lease.check)
 
         def work():
             try:
@@ -262,6 +311,8 @@ class Bootstrapper:
             self._last_health_error = str(exc)
             return f"pools not swapped to {action.address}: {exc}"
         self._failures, self._last_health_error, self._proven = 0, "", True
+        if s.leader and s.instance is not None:   # which instance (and generation) the pools serve
+            self._pool_instance = (s.instance.instance_id, s.generation)
         self.cluster = self.pools.cluster()
         self._last_health = time.monotonic()
         if s.leader:

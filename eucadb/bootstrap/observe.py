@@ -14,20 +14,34 @@ from eucadb.properties.registry import PROPERTIES, OnChange, WORKER
 from eucadb.workflow import pki
 from eucadb.workflow.deployment import Names
 from eucadb.workflow.engine import RunState, history
+from eucadb.workflow.service import LIFECYCLE_KINDS
 from eucadb.workflow.steps.launch_template import LaunchTemplateStep
 
 LAUNCH_INPUTS = (OnChange.ROLL_INSTANCE,)
 POOL_INPUTS = (OnChange.REBUILD_POOLS,)
+MEMBER_INPUTS = (OnChange.MEMBERS,)
+# what else the replicas' templates and the primary's standby list follow
+MEMBER_EXTRA = (WORKER + "synchronous", WORKER + "volume_size")
 
 
-def digest(properties: Mapping[str, Any], kinds: tuple[OnChange, ...]) -> str:
+def digest(properties: Mapping[str, Any], kinds: tuple[OnChange, ...], extra: tuple[str, ...] = ()) -> str:
     """A digest of the values of the properties whose change needs `kinds` of action."""
-    chosen = {p.name: properties[p.name] for p in PROPERTIES if p.on_change in kinds}
+    chosen = {p.name: properties[p.name] for p in PROPERTIES if p.on_change in kinds or p.name in extra}
     return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def latest_run(store, deployment: str) -> RunView | None:
-    runs = history(store, deployment=deployment)
+def members_digest(properties: Mapping[str, Any], launch: RunView | None, primary_address: str | None,
+                   generation: int) -> str:
+    """What the replicas depend on: their properties, the launch they follow (its template inputs),
+    the primary's address and the replication set's generation."""
+    inputs = [digest(properties, MEMBER_INPUTS, MEMBER_EXTRA), launch.id if launch else None,
+              launch.digest if launch else None, primary_address, generation]
+    return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
+
+
+def latest_run(store, deployment: str, kinds: tuple[str, ...] = LIFECYCLE_KINDS) -> RunView | None:
+    """The newest run of `kinds`: launch/teardown (the lifecycle), or the members workflow's."""
+    runs = history(store, deployment=deployment, kinds=kinds)
     if not runs:
         return None
     run = runs[0]
@@ -51,12 +65,12 @@ def _epoch(ts) -> float:
     return ts.timestamp()
 
 
-def instance_facts(clients, deployment: str) -> InstanceView | None:
+def instance_facts(clients, deployment: str, group: str | None = None) -> InstanceView | None:
     """The database instance the autoscaling group runs now (None if there is none).
 
     Prefers an in-service, running instance the group has not been told is unhealthy: while a marked
     one is being replaced, its successor is the one to watch."""
-    name = Names(deployment).db
+    name = group or Names(deployment).db   # the primary member's group (member 0 unless failed over)
     try:
         groups = clients.call("autoscaling", "describe_auto_scaling_groups",
                               AutoScalingGroupNames=[name])["AutoScalingGroups"]

@@ -70,3 +70,13 @@ class Snapshot:
     health_grace: float = 600.0          # seconds a new instance may take to pass its first check
     archiver: ArchiverView | None = None  # WAL archiving as of the last passed health check
     backup_due: str = ""                 # the scheduled backup's fire time to take now ("" none)
+    members_run: RunView | None = None   # the newest run of the members workflow (replicas)
+    members_digest: str = ""             # what the replicas depend on, now (observe.members_digest)
+    members: tuple = ()                  # bootstrap.members.MemberView per member (leader, replicas only)
+    primary_member: int = 0              # which member the store records as the primary
+    failover_run: RunView | None = None  # the newest run of the failover workflow
+    primary_lsn: int | None = None       # the WAL position the primary was last seen to hold
+    switchover: Mapping[str, object] | None = None  # an operator's pending `eucadb switchover`
+    switchover_run: RunView | None = None
+    generation: int = 1                  # the replication set's generation (bumped by each promotion)
+    pool_instance: tuple | None = None   # (instance id, generation) the leader's pools were built for

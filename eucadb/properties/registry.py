@@ -22,6 +22,7 @@ class OnChange(enum.Enum):
     LIFECYCLE = "launch or tear down the database instance"
     ROLL_INSTANCE = "new launch template version and a rolling replacement keeping the data volume"
     REBUILD_POOLS = "rebuild the connection pools"
+    MEMBERS = "add or remove replica members; the primary keeps running"
 
 
 class CloudCheck(enum.Enum):
@@ -112,6 +113,18 @@ PROPERTIES: tuple[Property, ...] = (
              "keep what a restore to any time of the last n days needs (Barman's RECOVERY WINDOW OF n "
              "DAYS; 0: no window rule); with retention_count too, a backup either rule keeps stays",
              OnChange.NOTHING),
+    Property(WORKER + "replicas", t.Int(minimum=0, maximum=5), 0,
+             "streaming read replicas of the database (0..5), each its own instance, volume and "
+             "autoscaling group, in zones other than the primary's when there are several",
+             OnChange.MEMBERS),
+    Property(WORKER + "failover", t.Enum(choices=("auto", "manual")), "auto",
+             "auto: when the primary is lost the leader fences it through the cloud and promotes the "
+             "most advanced replica; manual: only `eucadb switchover` changes the primary"),
+    Property(WORKER + "synchronous", t.Enum(choices=("off", "on")), "off",
+             "on: a commit waits until one replica has the WAL (synchronous_standby_names = "
+             "'ANY 1 (...)'), so an acknowledged write survives the loss of the primary"),
+    Property(WORKER + "max_lag_on_failover", t.Int(minimum=0, maximum=1 << 40), 16 * 1024 * 1024,
+             "bytes of WAL a replica may lag behind the primary and still be promoted by a failover"),
 )
 
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}

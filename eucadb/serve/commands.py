@@ -113,6 +113,8 @@ def print_status(doc: dict) -> None:
         if sched:
             click.echo(f"schedule:  {sched['schedule']!r} next {sched['next_fire_at']}, last "
                        f"{sched['last_backup_id'] or '-'}" + (f" FAILED: {sched['last_error']}" if sched["last_error"] else ""))
+    for line in members_table(doc.get("members") or []):
+        click.echo(line)
     for ctx, stats in (doc.get("pools") or {}).items():
         click.echo(f"pool:      {ctx:<19} {stats['checked_out']} in use / {stats['size']} size")
     run = doc.get("workflow")
@@ -120,6 +122,28 @@ def print_status(doc: dict) -> None:
         done = sum(1 for s in run["steps"] if s["state"] == "done")
         click.echo(f"workflow:  run {run['run']} {run['kind']} {run['state']} ({done}/{len(run['steps'])} steps)"
                    + (f": {run['error']}" if run["error"] else ""))
+
+
+MEMBER_COLUMNS = (("member", "name"), ("role", "role"), ("state", "state"), ("zone", "zone"), ("ip", "ip"),
+                  ("tl", "timeline"), ("received", "received_lsn"), ("replayed", "replayed_lsn"),
+                  ("lag", "lag_bytes"), ("lag s", "lag_seconds"), ("slot", "slot_state"))
+
+
+def members_table(members: list[dict]) -> list[str]:
+    """The replication members as a table, like `patronictl list` (nothing without replicas)."""
+    if not members:
+        return []
+
+    def cell(m: dict, key: str) -> str:
+        value = m.get(key)
+        if key == "lag_seconds" and value is not None:
+            return f"{value:.1f}"
+        return "-" if value in (None, "") else str(value)
+    rows = [[title for title, _ in MEMBER_COLUMNS]] + [[cell(m, key) for _, key in MEMBER_COLUMNS] for m in members]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(MEMBER_COLUMNS))]
+    lines = ["members:   " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += [f"members:   {m['name']}: {m['error']}" for m in members if m.get("error")]
+    return lines
 
 
 def archiving_line(a: dict) -> str:

@@ -54,6 +54,7 @@ class StatusCollector:
                 pools.add_metric([ctx, kind], stats[kind])
         yield pools
         yield from _archiver((doc.get("database") or {}).get("archiver"))
+        yield from _members(doc.get("members") or [])
         run = doc.get("workflow")
         steps = GaugeMetricFamily("eucadb_workflow_step_seconds", "Duration of each step of the latest run.",
                                   labels=["kind", "step"])
@@ -61,6 +62,28 @@ class StatusCollector:
             if step["seconds"] is not None:
                 steps.add_metric([run["kind"], step["name"]], step["seconds"])
         yield steps
+
+
+def _members(members: list[dict]) -> Iterator[Metric]:
+    """Per replication member: is it the primary, is it streaming, how far behind (bytes, seconds)."""
+    if not members:
+        return
+    primary = GaugeMetricFamily("eucadb_member_primary", "1 for the member that is the primary.",
+                                labels=["member"])
+    streaming = GaugeMetricFamily("eucadb_member_streaming", "1 when the replica streams from the primary.",
+                                  labels=["member"])
+    lag = GaugeMetricFamily("eucadb_member_lag_bytes", "WAL bytes the member has not received yet.",
+                            labels=["member"])
+    seconds = GaugeMetricFamily("eucadb_member_lag_seconds", "Seconds of replay lag of the member.",
+                                labels=["member"])
+    for m in members:
+        primary.add_metric([m["name"]], 1 if m["role"] == "primary" else 0)
+        streaming.add_metric([m["name"]], 1 if m["state"] == "streaming" else 0)
+        if m.get("lag_bytes") is not None:
+            lag.add_metric([m["name"]], m["lag_bytes"])
+        if m.get("lag_seconds") is not None:
+            seconds.add_metric([m["name"]], m["lag_seconds"])
+    yield from (primary, streaming, lag, seconds)
 
 
 def _archiver(archiver: dict | None) -> Iterator[Metric]:

@@ -103,6 +103,7 @@ def build(app, loop=None) -> dict[str, Any]:
             "archiver": snap.archiver.as_dict() if snap and snap.archiver else None}
         doc["backups"] = loop.backups.status(snap.archiver.last_archived_time
                                              if snap and snap.archiver else None)
+        doc["members"] = [m.as_dict() for m in snap.members] if snap else []
         doc["pools"] = loop.pools.stats()
         doc["severed_operations"] = loop.pools.watchdog.severed
     doc["generated_at"] = time.time()

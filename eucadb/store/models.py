@@ -153,3 +153,16 @@ class BackupSchedule(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     backup_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ReplicationSet(Base):
+    """Which member of the deployment's replication set is the primary (no row: member 0,
+    generation 1). A failover or switchover moves it and bumps the generation, fenced by the
+    leader's lease, so the roles never follow from resource names."""
+
+    __tablename__ = "replication_sets"
+    deployment: Mapped[str] = mapped_column(String(32), primary_key=True)
+    primary_member: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -168,6 +168,11 @@ class Runner:
     def run(self, workflow: Workflow, ctx: StepContext) -> RunResult:
         ctx.fence = self.fence
         run_id = self._open_run(workflow, ctx.deployment, ctx.options)
+        # a resumed run keeps what it was started with (a failover's "from"), even when the caller
+        # that resumes it knows nothing of that
+        with self.store.session() as s:
+            started_with = json.loads(s.get(WorkflowRun, run_id).options or "{}")
+        ctx.options = {**started_with, **ctx.options}
         rows = self._steps(run_id)
         for row in rows:
             if row.state == StepState.DONE.value:
@@ -279,14 +284,17 @@ def transient(exc: BaseException) -> bool:
     return is_transient(exc)
 
 
-def history(store: Store, run_id: int | None = None, deployment: str | None = None) -> list[dict]:
-    """Runs and their steps for `workflow show` (newest run, or the one asked for)."""
+def history(store: Store, run_id: int | None = None, deployment: str | None = None,
+            kinds: tuple[str, ...] | None = None) -> list[dict]:
+    """Runs and their steps for `workflow show` (newest run, or the one asked for; only `kinds`)."""
     with store.session() as s:
         query = select(WorkflowRun).order_by(WorkflowRun.id.desc())
         if run_id is not None:
             query = query.where(WorkflowRun.id == run_id)
         elif deployment:
             query = query.where(WorkflowRun.deployment == deployment)
+        if kinds:
+            query = query.where(WorkflowRun.kind.in_(kinds))
         runs = s.scalars(query.limit(1 if run_id is not None else 10)).all()
         out = []
         for run in runs:

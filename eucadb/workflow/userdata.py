@@ -28,13 +28,17 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
                     ntp_server: str | None = "", port: int = DEFAULT_PORT,
                     device: str = DEFAULT_DEVICE, databases: Mapping[str, str] | None = None,
                     roles: RoleNames = ROLES, backup: Mapping[str, Any] | None = None,
-                    restore: Mapping[str, Any] | None = None) -> str:
+                    restore: Mapping[str, Any] | None = None,
+                    replication: Mapping[str, Any] | None = None) -> str:
     """The user-data JSON text (compact, keys sorted so equal inputs give equal text).
 
     `backup` ({"bucket", "prefix", "archive_timeout"}) turns on WAL archiving to that bucket; the
     instance reaches it with its role's credentials, so no secret travels for it. `restore`
     ({"token", "backup_id", "target_time"}) makes an empty data volume's cluster from that backup
-    plus WAL replay to the time (None: the backup's end) instead of initdb."""
+    plus WAL replay to the time (None: the backup's end) instead of initdb.
+
+    `replication` ({"role": "replica", "member", "primary_address", "slot"}) makes the instance a
+    streaming replica seeded from that primary (absent: a primary, as before replicas existed)."""
     cidrs = []
     for cidr in allowed_cidrs:
         try:
@@ -61,6 +65,10 @@ def build_user_data(*, deployment: str, endpoint_url: str | None, region: str, s
     if restore:
         document["restore"] = {"token": str(restore["token"]), "backup_id": str(restore["backup_id"]),
                                "target_time": restore.get("target_time") or None}
+    if replication:
+        document["replication"] = {"role": str(replication["role"]), "member": int(replication["member"]),
+                                   "primary_address": str(replication["primary_address"]),
+                                   "slot": str(replication["slot"])}
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     if len(text.encode()) > MAX_USER_DATA:
         raise UserError(f"user-data is {len(text.encode())} bytes, over the cloud's {MAX_USER_DATA}; "

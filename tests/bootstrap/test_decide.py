@@ -10,6 +10,7 @@ from eucadb.bootstrap.services import ServiceStatus
 from eucadb.states import ServiceState
 from eucadb.bootstrap.snapshot import DbHealth, InstanceView, RunView, Snapshot
 from eucadb.properties.registry import PROPERTIES, WORKER
+from eucadb.workflow.engine import RunState
 
 
 def services(state=ServiceState.DISABLED, admin=None):
@@ -224,3 +225,128 @@ def test_a_due_scheduled_backup_is_taken_once_the_services_are_up():
     assert not isinstance(decide(snap(backup_due=fire, services=services(ServiceState.DISABLED))), TakeBackup)
     assert not isinstance(decide(snap(backup_due=fire, db=DbHealth(ok=False, error="x", failures=1))), TakeBackup)
     assert isinstance(decide(snap()), Idle)
+
+
+# --- replicas: the members workflow ------------------------------------------------------------
+def members_run(state="succeeded", digest="M", age=100.0):
+    return RunView(2, "members", RunState(state), 7, 7, "wait members", "boom" if state == "failed" else None,
+                   digest, age)
+
+
+def test_no_replica_ever_asked_for_means_no_members_workflow():
+    action = decide(snap(members_digest="M"))
+    assert isinstance(action, Idle) and action.reason.startswith("steady")
+
+
+def test_replicas_are_added_after_the_services_are_enabled_and_follow_changes():
+    wanted = {WORKER + "replicas": 2}
+    # services first: a replica is never on the way to ENABLED
+    first = decide(snap(props=wanted, members_digest="M", services=services(ServiceState.NOTREADY)))
+    assert isinstance(first, SetServices) and first.state is ServiceState.ENABLED
+    add = decide(snap(props=wanted, members_digest="M"))
+    assert isinstance(add, StartWorkflow) and add.kind == "members" and add.options == {"digest": "M"}
+    assert "2 wanted" in add.reason
+    assert isinstance(decide(snap(props=wanted, members_digest="M", members_run=members_run())), Idle)
+    changed = decide(snap(props=wanted, members_digest="N", members_run=members_run()))
+    assert isinstance(changed, StartWorkflow) and changed.kind == "members" and changed.options["digest"] == "N"
+    resumed = decide(snap(props=wanted, members_digest="M", members_run=members_run("running")))
+    assert isinstance(resumed, StartWorkflow) and resumed.reason.startswith("resuming the members workflow")
+    # back to 0 replicas: one more run retires them, then nothing
+    down = decide(snap(members_digest="Z", members_run=members_run()))
+    assert isinstance(down, StartWorkflow) and down.kind == "members" and "0 wanted" in down.reason
+
+
+def test_a_failed_members_run_is_retried_after_a_pause_and_never_blocks_the_services():
+    wanted = {WORKER + "replicas": 1}
+    wait = decide(snap(props=wanted, members_digest="M", members_run=members_run("failed", age=5.0)))
+    assert isinstance(wait, Idle) and "boom" in wait.reason and "retrying in" in wait.reason
+    retry = decide(snap(props=wanted, members_digest="M", members_run=members_run("failed", age=500.0)))
+    assert isinstance(retry, StartWorkflow) and retry.kind == "members"
+    # an unhealthy primary is healed first; the members wait
+    sick = decide(snap(props=wanted, members_digest="M", db=DbHealth(ok=False, error="x", failures=1)))
+    assert not (isinstance(sick, StartWorkflow) and sick.kind == "members")
+
+
+# --- failover -----------------------------------------------------------------------------------
+def replica_views(error=""):
+    from eucadb.bootstrap.members import MemberView
+    return (MemberView("m0", 0, "unknown", "unreachable", "one-a", "127.80.1.4", "i-1", error="down"),
+            MemberView("m1", 1, "replica", "startup", "one-b", "127.80.2.4", "i-2", 1, "0/5000000",
+                       "0/5000000", None, 0.0, "eucadb_member_1", "missing", error))
+
+
+def lost(**over):
+    base = dict(props={WORKER + "replicas": 2}, db=DbHealth(ok=False, error="connection refused", failures=3,
+                                                             proven=True),
+                services=services(ServiceState.DISABLED), members=replica_views(), primary_lsn=1234)
+    return snap(**{**base, **over})
+
+
+def test_a_lost_primary_with_replicas_fails_over_instead_of_healing_in_place():
+    action = decide(lost())
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert action.options["from"] == 0 and action.options["last_primary_lsn"] == 1234
+    assert action.options["instances"] == ["i-1"]
+    assert action.reason.startswith("failing over: primary m0 lost (connection refused); fencing it")
+    # the services go down first, as for healing
+    first = decide(lost(services=services(ServiceState.DEGRADED)))
+    assert isinstance(first, SetServices) and first.state is ServiceState.DISABLED
+
+
+def test_without_a_usable_replica_or_with_manual_failover_the_group_heals_in_place():
+    assert isinstance(decide(lost(members=replica_views(error="unreachable"))), MarkUnhealthy)
+    assert isinstance(decide(lost(members=())), MarkUnhealthy)
+    manual = lost(props={WORKER + "replicas": 2, WORKER + "failover": "manual"})
+    assert isinstance(decide(manual), MarkUnhealthy)
+
+
+def test_a_half_done_failover_is_resumed_before_anything_else_and_a_failed_one_waits():
+    running = RunView(3, "failover", RunState.RUNNING, 3, 5, "promote", None, "", 0.0)
+    healthy = snap(props={WORKER + "replicas": 2}, failover_run=running)
+    action = decide(healthy)
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert action.reason == "resuming failover at step 3/5 promote"
+    failed = RunView(3, "failover", RunState.FAILED, 2, 5, "choose candidate", "lags too much", "", 5.0)
+    wait = decide(lost(failover_run=failed))
+    assert isinstance(wait, Idle) and "lags too much" in wait.reason
+
+
+def test_a_requested_switchover_runs_when_the_primary_is_healthy_and_a_half_done_one_resumes():
+    asked = snap(props={WORKER + "replicas": 2}, switchover={"to": 2}, members_digest="M",
+                 members_run=members_run())
+    action = decide(asked)
+    assert isinstance(action, StartWorkflow) and action.kind == "switchover"
+    assert action.options["from"] == 0 and action.options["to"] == 2
+    assert action.reason == "switching over: primary m0 to m2, as requested"
+    running = RunView(4, "switchover", RunState.RUNNING, 2, 7, "fence primary", None, "", 0.0)
+    resumed = decide(snap(props={WORKER + "replicas": 2}, switchover_run=running))
+    assert isinstance(resumed, StartWorkflow) and resumed.reason == "resuming switchover at step 2/7 fence primary"
+
+
+def test_a_terminated_primary_fails_over_at_once_without_the_health_window():
+    gone = lost(db=DbHealth(ok=False, error="x", failures=1, proven=True),
+                instance=InstanceView("i-1", None, "terminated"))
+    action = decide(gone)
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert "instance i-1 is terminated" in action.reason
+    # without replicas the group replaces it as before (after the health window)
+    alone = decide(snap(db=DbHealth(ok=False, error="x", failures=1, proven=True),
+                        instance=InstanceView("i-1", None, "terminated"), services=services(ServiceState.DISABLED)))
+    assert not isinstance(alone, StartWorkflow)
+
+
+def test_a_primary_the_group_replaced_behind_our_back_fails_over_but_a_roll_or_promotion_swaps():
+    # the group booted i-9 after the last launch finished (100 s ago): the old primary was lost
+    replaced = lost(db=DbHealth(ok=None), pool_instance=("i-1", 1),
+                    instance=InstanceView("i-9", "127.80.1.9", "pending", age=5.0))
+    action = decide(replaced)
+    assert isinstance(action, StartWorkflow) and action.kind == "failover"
+    assert "instance i-1 was replaced by i-9" in action.reason
+    # a roll: the launch run finished after the new instance booted (it waited for it)
+    rolled = snap(props={WORKER + "replicas": 2}, pool_instance=("i-1", 1), members=replica_views(),
+                  instance=InstanceView("i-9", "127.80.1.9", "running", age=300.0))
+    assert isinstance(decide(rolled), SwapPools)
+    # a promotion: a new generation, its instance is the promoted replica's
+    promoted = snap(props={WORKER + "replicas": 2}, pool_instance=("i-1", 1), generation=2,
+                    members=replica_views(), instance=InstanceView("i-2", "127.80.2.4", "running", age=5.0))
+    assert isinstance(decide(promoted), SwapPools)

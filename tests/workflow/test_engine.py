@@ -146,3 +146,20 @@ def test_a_bug_in_a_step_ends_the_run_failed_with_its_type_instead_of_stranding_
     # the run is finished: the next one is a new run, not a resume of a run stuck "running"
     again = runner(store).run(Workflow("launch", (RecordingStep("a", ledger),)), ctx())
     assert again.run_id != result.run_id and again.state == RunState.SUCCEEDED
+
+
+def test_a_resumed_run_keeps_the_options_it_was_started_with(store):
+    """A failover resumed by the next leader knows which member it fails over from, though the
+    decision that resumes it does not say."""
+    seen = []
+
+    class Needs(RecordingStep):
+        def apply(self, c):
+            seen.append(dict(c.options))
+            return super().apply(c)
+    ledger = Ledger()
+    wf = Workflow("failover", (Needs("a", ledger),))
+    r = runner(store)
+    run_id = r._open_run(wf, "d1", {"from": 0, "digest": ""})
+    result = r.run(wf, StepContext(deployment="d1", properties={}, app=None, options={"digest": ""}))
+    assert result.run_id == run_id and seen == [{"from": 0, "digest": ""}]

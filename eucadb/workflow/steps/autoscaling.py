@@ -30,7 +30,7 @@ class AutoScalingGroupStep(BaseStep):
         return None
 
     def apply(self, ctx: StepContext) -> dict:
-        name = self.names(ctx).db
+        name = self.primary(ctx).group
         subnet = ctx.resources["subnets"][ctx.resources["volume_zone"]]
         # AWS checks the template (and the instance profile in it) here, and answers "not a valid
         # fully-formed launch template" until both, made moments ago, have propagated
@@ -49,7 +49,11 @@ class AutoScalingGroupStep(BaseStep):
         return {"autoscaling_group": name}
 
     def rollback(self, ctx: StepContext) -> None:
-        group = self.group(ctx)
+        self.delete_group(ctx, self.primary(ctx).group)
+
+    def delete_group(self, ctx: StepContext, name: str) -> None:
+        """Force-delete a group and terminate its instances; returns once the cloud confirms both."""
+        group = self.group(ctx, name)
         if group is None:
             return
         instance_ids = [i["InstanceId"] for i in group.get("Instances", [])]
@@ -59,10 +63,10 @@ class AutoScalingGroupStep(BaseStep):
             self.call_absent_ok(ctx, "ec2", "terminate_instances", InstanceIds=instance_ids)
         # a force delete on AWS takes minutes (instances terminate, then "Delete in progress")
         Retry(deadline=GROUP_DELETE_DEADLINE, max_delay=10, retry_on=(NotYet,)).call(
-            lambda: self._gone(ctx, instance_ids), "wait for the group's instances to terminate")
+            lambda: self._gone(ctx, name, instance_ids), "wait for the group's instances to terminate")
 
-    def _gone(self, ctx: StepContext, instance_ids: list[str]) -> None:
-        if self.group(ctx) is not None:
+    def _gone(self, ctx: StepContext, name: str, instance_ids: list[str]) -> None:
+        if self.group(ctx, name) is not None:
             raise NotYet("group still exists")
         if not instance_ids:
             return

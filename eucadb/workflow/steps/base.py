@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 from eucadb.cloud.client import CloudClients, error_code, error_message
 from eucadb.workflow.deployment import TAG, Names
 from eucadb.workflow.engine import StepContext
+from eucadb.workflow.members import Member
 
 NOT_FOUND = frozenset({
     "NoSuchEntity", "ResourceNotFoundException", "InvalidGroup.NotFound", "InvalidVolume.NotFound",
@@ -36,6 +37,13 @@ class BaseStep:
     def clients(ctx: StepContext) -> CloudClients:
         return ctx.app.clients
 
+    @staticmethod
+    def primary(ctx: StepContext) -> Member:
+        """The member the store records as the primary (member 0 until a failover moves it): the
+        launch workflow's volume, template and group are its."""
+        from eucadb.store.replication import primary_record
+        return Member(ctx.deployment, primary_record(ctx.app.store, ctx.deployment).member)
+
     def call(self, ctx: StepContext, service: str, operation: str, **params: Any) -> dict:
         return self.clients(ctx).call(service, operation, **params)
 
@@ -49,9 +57,9 @@ class BaseStep:
             raise
 
     def group(self, ctx: StepContext, name: str | None = None) -> dict | None:
-        """An autoscaling group by name (default: this deployment's), or None."""
+        """An autoscaling group by name (default: the primary member's), or None."""
         groups = self.call(ctx, "autoscaling", "describe_auto_scaling_groups",
-                           AutoScalingGroupNames=[name or self.names(ctx).db])["AutoScalingGroups"]
+                           AutoScalingGroupNames=[name or self.primary(ctx).group])["AutoScalingGroups"]
         return groups[0] if groups else None
 
     @staticmethod

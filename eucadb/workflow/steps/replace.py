@@ -11,6 +11,9 @@ from eucadb.workflow.engine import StepContext
 from eucadb.workflow.steps.base import BaseStep, tags_dict
 
 VERSION_TAG = "aws:ec2launchtemplate:version"   # set by EC2 on instances launched from a template
+# set by eucadb on a promoted replica: the primary template version it now runs as, so a later launch
+# with unchanged inputs does not replace the new primary for having booted as a replica
+PROMOTED_TAG = "eucadb:template-version"
 
 
 def template_versions(step: BaseStep, ctx: StepContext, group: dict) -> dict[str, str | None]:
@@ -24,7 +27,7 @@ def template_versions(step: BaseStep, ctx: StepContext, group: dict) -> dict[str
     if not members:
         return {}
     reservations = step.call(ctx, "ec2", "describe_instances", InstanceIds=list(members))["Reservations"]
-    tagged = {i["InstanceId"]: tags_dict(i.get("Tags")).get(VERSION_TAG)
+    tagged = {i["InstanceId"]: tags_dict(i.get("Tags")).get(PROMOTED_TAG) or tags_dict(i.get("Tags")).get(VERSION_TAG)
               for r in reservations for i in r["Instances"]}
     return {iid: tagged.get(iid) or fallback for iid, fallback in members.items()}
 

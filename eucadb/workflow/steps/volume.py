@@ -34,7 +34,7 @@ class VolumeStep(BaseStep):
 
     def _tagged(self, ctx: StepContext) -> dict | None:
         found = self.call(ctx, "ec2", "describe_volumes", Filters=[
-            *self.tag_filter(ctx), {"Name": "tag:Name", "Values": [self.names(ctx).volume]}])["Volumes"]
+            *self.tag_filter(ctx), {"Name": "tag:Name", "Values": [self.primary(ctx).volume]}])["Volumes"]
         live = [v for v in found if v["State"] not in ("deleting", "deleted", "error")]
         return live[0] if live else None
 
@@ -64,7 +64,8 @@ class VolumeStep(BaseStep):
         volume = self.call(ctx, "ec2", "create_volume", AvailabilityZone=zone,
                            Size=ctx.properties[WORKER + "volume_size"], VolumeType="gp2",
                            TagSpecifications=[{"ResourceType": "volume",
-                                               "Tags": self.names(ctx).tags(self.names(ctx).volume)}])
+                                               "Tags": self.primary(ctx).primary_tags(
+                                                   self.primary(ctx).volume)}])
         self._wait_usable(ctx, volume["VolumeId"])
         return {"volume_id": volume["VolumeId"], "volume_zone": zone, "volume_created": True}
 
