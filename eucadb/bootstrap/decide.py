@@ -60,7 +60,8 @@ class MarkUnhealthy(Action):
 
 @dataclass(frozen=True)
 class MaintainPartitions(Action):
-    """Create tomorrow's daily partitions, drop those past retention (admin role, once a day)."""
+    """Create tomorrow's daily partitions, roll closed raw days up into the rollup tiers, drop those
+    past retention (admin role, once a day)."""
 
 
 def decide(s: Snapshot) -> Action:
@@ -192,5 +193,6 @@ def _services(s: Snapshot) -> Action:
         return SetServices(f"enabled {', '.join(names)}: database at {s.pool_address} healthy",
                            ServiceState.ENABLED)
     if s.maintenance_due:
-        return MaintainPartitions("maintaining partitions: daily ones created ahead, past retention dropped")
+        return MaintainPartitions("maintaining partitions: daily ones created ahead, closed raw days rolled up, "
+                                 "past retention dropped")
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")
