@@ -47,3 +47,17 @@ def test_sql_keys_agree_with_python(pg_server):
     assert len(mismatched) <= 2, mismatched
     for v, k in mismatched:
         assert abs(sketch.value_of(k) - v) <= sketch.ALPHA * abs(v) * (1 + 1e-9)
+
+
+def test_reads_pick_the_tier_aws_answers_from():
+    """AWS "Metrics retention": < 60 s within 3 h, 60 s within 15 d, 300 s within 63 d, 3600 s beyond."""
+    from datetime import datetime, timedelta, timezone
+
+    from eucadb.services.cloudwatch import tiers
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    cases = [(timedelta(hours=1), 10, None), (timedelta(hours=1), 60, 60), (timedelta(days=14), 300, 60),
+             (timedelta(days=15), 60, 60), (timedelta(days=16), 300, 300), (timedelta(days=63), 3600, 300),
+             (timedelta(days=64), 3600, 3600), (timedelta(days=455), 86400, 3600)]
+    for age, period, seconds in cases:
+        tier = tiers.pick(now - age, period, now)
+        assert (tier.seconds if tier else None) == seconds, (age, period)
