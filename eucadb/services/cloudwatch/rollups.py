@@ -99,6 +99,7 @@ class RollUp:
     dropped: list[str] = field(default_factory=list)
     raw_rows: int = 0
     late_rows: int = 0
+    busy: list[str] = field(default_factory=list)   # raw days still gaining rows: rolled up next run
 
 
 class RawDayChanged(Exception):
@@ -164,8 +165,8 @@ def roll_up(engine: Engine, today: date) -> RollUp:
                 done.dropped.append(name)
                 break
             except RawDayChanged:
-                if attempt == ATTEMPTS - 1:
-                    raise
+                if attempt == ATTEMPTS - 1:   # writers keep adding to it: left raw for the next run
+                    done.busy.append(name)
     with engine.begin() as conn:
         late = _stage(conn, f"DELETE FROM {RAW_TABLE}_default WHERE ts < :before RETURNING {_COLUMNS}",
                       {"before": partitions.midnight(boundary(today))})
