@@ -1048,6 +1048,11 @@ def apply_sql(server: TemporaryServer, ud: UserData, passwords: Mapping[str, str
                 "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {w}",
             ):
                 cur.execute(sql.SQL(stmt).format(a=admin, w=writer))
+            # CloudWatch's rollup tiers are written by the maintenance (admin) role only (rollups.py)
+            cur.execute("SELECT quote_ident(relname) FROM pg_class WHERE relkind IN ('r', 'p') "
+                        "AND relname LIKE 'metric\\_rollup\\_%'")
+            for (table,) in cur.fetchall():
+                cur.execute(sql.SQL("REVOKE INSERT ON " + table + " FROM {}").format(writer))
         log.info("grants in %s: %s may SELECT and INSERT only", dbs[key], roles[key])
 
 

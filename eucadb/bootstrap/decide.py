@@ -71,7 +71,8 @@ class TakeBackup(Action):
 
 @dataclass(frozen=True)
 class MaintainPartitions(Action):
-    """Create tomorrow's daily partitions, drop those past retention (admin role, once a day)."""
+    """Create tomorrow's daily partitions, roll closed raw days up into the rollup tiers, drop those
+    past retention (admin role, once a day)."""
 
 
 def decide(s: Snapshot) -> Action:
@@ -319,5 +320,6 @@ def _services(s: Snapshot) -> Action:
     if s.backup_due:
         return TakeBackup(f"taking the scheduled base backup of {s.backup_due}", s.backup_due)
     if s.maintenance_due:
-        return MaintainPartitions("maintaining partitions: daily ones created ahead, past retention dropped")
+        return MaintainPartitions("maintaining partitions: daily ones created ahead, closed raw days rolled up, "
+                                 "past retention dropped")
     return Idle(f"steady: services enabled, database at {s.pool_address} healthy")

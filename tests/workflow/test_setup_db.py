@@ -272,6 +272,7 @@ def test_second_boot_keeps_data_applies_new_password_and_cidrs(material):
         admin = inst.admin_socket(CW_DB)           # local socket, admin by peer (root)
         query(admin, "CREATE TABLE events (n int)")
         query(admin, "INSERT INTO events SELECT generate_series(1, 10)")
+        query(admin, "CREATE TABLE metric_rollup_1m (n int)")   # CloudWatch tiers: maintenance writes them
         admin.close()
         inst.stop()
 
@@ -282,6 +283,9 @@ def test_second_boot_keeps_data_applies_new_password_and_cidrs(material):
         writer = inst.connect("cloudwatch", CW_DB)
         assert query(writer, "SELECT count(*) FROM events")[0][0] == 10
         query(writer, "INSERT INTO events VALUES (11)")    # grants on tables made before this boot
+        assert query(writer, "SELECT count(*) FROM metric_rollup_1m")[0][0] == 0
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            query(writer, "INSERT INTO metric_rollup_1m VALUES (1)")
         writer.close()
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
             inst.connect("cloudwatch", CW_DB, password=old)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from eucadb.errors import EucadbError
-from eucadb.services.cloudwatch import datapoints, limits, queries, tokens
+from eucadb.services.cloudwatch import datapoints, limits, queries, sketch, tiers, tokens
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.errors import bad_token, combination, invalid, missing
 from eucadb.services.cloudwatch.service import CloudWatch
@@ -119,7 +119,8 @@ def _stat_window(p: dict) -> tuple[datetime, datetime, int]:
 
 def series_statistics(cw: CloudWatch, key: SeriesKey, start: datetime, end: datetime, period: int,
                       unit: str | None, stats: list[str], extended: list[str], per_unit: bool = False) -> list[dict]:
-    """Datapoints (AWS shape) of one series: basic statistics in SQL, percentiles from samples.
+    """Datapoints (AWS shape) of one series: basic statistics in SQL, percentiles from samples, read
+    from the tier AWS would answer from (tiers.py; percentiles there come from sketches, sketch.py).
 
     `per_unit`: one datapoint per period and unit stored (GetMetricStatistics without Unit, as AWS
     answers it); otherwise the units of a period are merged into one datapoint."""
@@ -127,10 +128,11 @@ def series_statistics(cw: CloudWatch, key: SeriesKey, start: datetime, end: date
     if sid is None or not limits.period_retained(start, period, cw.clock()):
         return []
     start = limits.round_start(start, period, cw.clock())
-    buckets = datapoints.aggregate(cw.pools, sid, start, end, period, unit)
+    tier = tiers.pick(start, period, cw.clock())
+    buckets = tiers.aggregate(cw.pools, tier, sid, start, end, period, unit)
     pairs: dict[tuple[float, str], list[tuple[float, float]]] = {}
     if extended:
-        pairs = datapoints.samples(cw.pools, sid, start, end, period, unit)
+        pairs = tiers.samples(cw.pools, tier, sid, start, end, period, unit)
     if not per_unit:
         buckets = datapoints.merge_units(buckets)
         merged: dict[tuple[float, str], list[tuple[float, float]]] = {}
@@ -144,7 +146,7 @@ def series_statistics(cw: CloudWatch, key: SeriesKey, start: datetime, end: date
         for stat in stats:
             point[stat] = basic(stat, b.sample_count, b.sum, b.minimum, b.maximum)
         mine = pairs.get((b.start, b.unit if per_unit else ""), ())
-        values = {e: percentile(mine, percentile_of(e)) for e in extended}
+        values = {e: sketch.clamp(percentile(mine, percentile_of(e)), b.minimum, b.maximum) for e in extended}
         if any(v is not None for v in values.values()):
             point["ExtendedStatistics"] = {e: v for e, v in values.items() if v is not None}
         out.append(point)
