@@ -59,10 +59,16 @@ def _apply(path: Path, mode: int, gid: int) -> None:
 
 
 def private_file(path: Path, config: Config) -> Path:
-    """Create `path` (if missing) with the configured file mode, before a library opens it."""
+    """Create `path` (if missing) with the configured file mode, before a library opens it.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock
+    this process holds on it, so an open-and-close of store.db while another connection of the same
+    process reads it lets `eucadb serve` write under that reader (SQLite's documented way to see
+    "database disk image is malformed")."""
     chosen = modes(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, chosen.file))
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, chosen.file))
     _apply(path, chosen.file, chosen.gid)
     return path
 
