@@ -7,6 +7,7 @@ their arguments, which any local user can read.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 from eucadb.config import Config
@@ -31,6 +32,21 @@ def environ(config: Config) -> dict[str, str]:
         if config[key]:
             env[var] = str(config[key])
     return env
+
+
+def run(config: Config, cmd: list[str], timeout: float, late: str, failed: str) -> subprocess.CompletedProcess:
+    """Run a Barman client here with eucadb's credentials in its environment; EucadbError `late`
+    when it does not finish in `timeout` s, `failed: <its last stderr line>` when it fails."""
+    from eucadb.errors import EucadbError
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=environ(config),
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise EucadbError(late) from None
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EucadbError(f"{failed}: {detail}")
+    return done
 
 
 def endpoint_of(config: Config) -> str | None:

@@ -9,12 +9,10 @@ hand Barman the policy, so a backup a restore in progress uses is never deleted.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from typing import Any, Iterable
 
 from eucadb.app import App
 from eucadb.backup import barman, snapshots
-from eucadb.errors import EucadbError
 from eucadb.properties.registry import WORKER
 from eucadb.workflow.deployment import Names
 
@@ -58,11 +56,6 @@ def delete(app: App, deployment: str, backup_id: str) -> None:
         return
     names = Names(deployment)
     cmd = barman.argv("cloud_backup_delete", names, barman.endpoint_of(app.config), "-b", backup_id)
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=DELETE_TIMEOUT,
-                              env=barman.environ(app.config), stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise EucadbError(f"barman-cloud-backup-delete {backup_id} did not finish in {DELETE_TIMEOUT}s") from None
-    if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EucadbError(f"cannot delete backup {backup_id}: {detail}")
+    barman.run(app.config, cmd, DELETE_TIMEOUT,
+               f"barman-cloud-backup-delete {backup_id} did not finish in {DELETE_TIMEOUT}s",
+               f"cannot delete backup {backup_id}")

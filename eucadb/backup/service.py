@@ -15,7 +15,6 @@ import contextlib
 import datetime as dt
 import json
 import re
-import subprocess
 import time
 from typing import Any, Iterator
 
@@ -114,15 +113,8 @@ def list_backups(app: App) -> list[dict[str, Any]]:
     """The deployment's base backups, oldest first, with their time and WAL ranges."""
     names = Names(_deployment(app))
     cmd = barman.argv("cloud_backup_list", names, barman.endpoint_of(app.config), "--format", "json")
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=LIST_TIMEOUT,
-                              env=barman.environ(app.config), stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise EucadbError(f"barman-cloud-backup-list did not answer within {LIST_TIMEOUT}s") from None
-    if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EucadbError(f"cannot list the backups in s3://{names.backup_bucket}/"
-                          f"{names.backup_prefix}: {detail}")
+    done = barman.run(app.config, cmd, LIST_TIMEOUT, f"barman-cloud-backup-list did not answer within {LIST_TIMEOUT}s",
+                      f"cannot list the backups in s3://{names.backup_bucket}/{names.backup_prefix}")
     try:
         doc = json.loads(done.stdout or "{}")
     except ValueError:
