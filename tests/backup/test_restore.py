@@ -141,3 +141,31 @@ def test_a_restore_resumes_after_a_kill_9_of_serve_without_a_second_volume(deplo
         for proc in (doomed, healed):
             if proc is not None and proc.proc.poll() is None:
                 proc.stop()
+
+
+def test_teardown_that_deletes_the_data_deletes_the_volumes_restores_kept(deployment):
+    """`teardown` keeps every volume (the current one and those the restores above retired);
+    `teardown --delete-volume` — "delete the data" — leaves none of the deployment's volumes."""
+    env, server = deployment
+    if server.proc.poll() is None:
+        server.stop()
+    deployment_id = current_deployment(env.app().store)
+    mine = [{"Name": "tag:eucadb:deployment", "Values": [deployment_id]}]
+    listed = json.loads(env.run("backup", "volumes", "-o", "json").stdout)
+    if not any(v["role"] == "retired" for v in listed):     # run alone: make one restore first
+        healed = Server(env, free_port())
+        try:
+            healed.wait(enabled, 300)
+            insert(env, address(healed), range(1, 3))
+            made = json.loads(env.run("backup", "create", "--name", "teardown", "-o", "json").stdout)
+            env.run("backup", "restore", made["backup_id"], "-o", "json", timeout=1800)
+        finally:
+            healed.stop()
+    ec2 = env.client("ec2")
+    before = ec2.describe_volumes(Filters=mine)["Volumes"]
+    assert len(before) >= 2 and any(t["Key"] == "eucadb:retired" for v in before for t in v.get("Tags", []))
+    env.run("workflow", "teardown")
+    assert {v["VolumeId"] for v in ec2.describe_volumes(Filters=mine)["Volumes"]} == {v["VolumeId"] for v in before}
+    env.run("workflow", "teardown", "--delete-volume")
+    assert [v["VolumeId"] for v in ec2.describe_volumes(Filters=mine)["Volumes"]
+            if v["State"] not in ("deleting", "deleted")] == []

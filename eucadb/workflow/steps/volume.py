@@ -1,7 +1,7 @@
 """Step 6: the data volume — the operator's (property `volume`) or one eucadb creates and tags.
 
 A volume holds the database: rollback deletes only a volume this deployment created and that never
-held data (a launch that failed before any instance booted); teardown keeps it unless asked.
+held data (a launch that failed before any instance booted); teardown keeps it (and the volumes restores and failovers retired) unless asked.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from eucadb.workflow.steps.base import BaseStep, tags_dict
 # launch template hands that to the instance for as long as the volume is the deployment's, so
 # re-launching on it changes nothing (the instance ignores the block once the disk holds a cluster).
 RESTORE_TOKEN, RESTORED_FROM, RESTORE_TARGET = "eucadb:restore", "eucadb:restored-from", "eucadb:restore-target"
+# Volumes kept with the deployment's data after a restore or a failover replaced them: listed by
+# `backup volumes`, deleted only by a teardown that deletes the data (`--delete-volume`).
+KEPT_TAGS = frozenset({"eucadb:retired", "eucadb:failed-restore"})
 
 
 def restore_resources(volume: dict) -> dict:
@@ -87,8 +90,21 @@ class VolumeStep(BaseStep):
         if not delete:
             return
         volume = self._tagged(ctx)
-        if volume is None:
-            return
+        if volume is not None:
+            self._delete(ctx, volume)
+        if ctx.options.get("delete_volume"):
+            # "delete the data" means all of it: the volumes restores and failovers kept to go
+            # back to hold the deployment's data too (a replica's are the members step's)
+            for kept in self._kept(ctx):
+                self._delete(ctx, kept)
+
+    def _kept(self, ctx: StepContext) -> list[dict]:
+        """This deployment's volumes a restore or a failover retired (or a failed restore left)."""
+        found = self.call(ctx, "ec2", "describe_volumes", Filters=[*self.tag_filter(ctx)])["Volumes"]
+        return [v for v in found if v["State"] not in ("deleting", "deleted", "error")
+                and KEPT_TAGS & set(tags_dict(v.get("Tags")))]
+
+    def _delete(self, ctx: StepContext, volume: dict) -> None:
         for attachment in volume.get("Attachments", []):
             self.call_absent_ok(ctx, "ec2", "detach_volume", VolumeId=volume["VolumeId"],
                                 InstanceId=attachment["InstanceId"], Force=True)
