@@ -122,16 +122,6 @@ def _reason(cw, kids: list[str], known: dict[str, Known], new: str) -> tuple[str
                                                               "timestamp": when.isoformat()}}]}
 
 
-def suppressed_by(cw, definition: dict, known: dict[str, Known]) -> str | None:
-    """"Alarm" while the ActionsSuppressor alarm is in ALARM (then the composite's actions are not
-    carried out); None otherwise. WaitPeriod and ExtensionPeriod are stored, not yet honoured."""
-    sup = definition.get("ActionsSuppressor")
-    if not sup:
-        return None
-    found = known.get(resolve(cw, sup))
-    return "Alarm" if found is not None and found.state == "ALARM" else None
-
-
 def evaluate_all(cw) -> tuple[int, list[str]]:
     """One pass over the composites (after the metric alarms), account by account: a rule names
     only its own account's alarms. How many were evaluated and which could not be (a cycle stored
@@ -169,7 +159,7 @@ def _evaluate_account(cw, rows: list[tuple[str, str, str, datetime]]) -> tuple[i
         new = "ALARM" if value else "OK"
         if new != known[name].state:
             reason, data = _reason(cw, kids, known, new)
-            change_state(cw, name, new, reason, json.dumps(data), suppressed=suppressed_by(cw, d, known))
+            change_state(cw, name, new, reason, json.dumps(data))   # held while suppressed (suppression.py)
             known[name] = Known(new, cw.clock())
         BROKEN.forget(f"{cw.account}/{name}")
     return len(ordered) - (len(failed) - len(cyclic)), failed
