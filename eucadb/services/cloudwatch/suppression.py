@@ -33,6 +33,7 @@ and EventBridge", CloudWatch User Guide); the same pattern is used for Extension
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
@@ -44,9 +45,11 @@ from eucadb.services.cloudwatch.actions import HELD
 from eucadb.services.cloudwatch.composite import is_composite, resolve
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.datapoints import REMOTE
+from eucadb.services.cloudwatch.errors import STORAGE_ERRORS
 from eucadb.services.cloudwatch.shapes import as_utc
 from eucadb.services.cloudwatch.tables import ActionOutbox, Alarm, HistoryOutbox
 
+log = logging.getLogger(__name__)
 DROPPED = "Suppressed"   # ActionOutbox.outcome of a held row that will never run (superseded)
 LEFT_ALARM_SQL = text(
     "SELECT max(ts) FROM alarm_history WHERE account = :account AND alarm_name = :name "
@@ -74,8 +77,10 @@ def periods(d: dict) -> tuple[timedelta, timedelta]:
             timedelta(seconds=d.get("ActionsSuppressorExtensionPeriod") or 0))
 
 
-def left_alarm_at(cw, s: Session, name: str, since: datetime) -> datetime | None:
-    """When the alarm last left ALARM at or after `since`, from its history (None: it did not)."""
+def left_alarm_at(cw, s: Session, name: str, since: datetime, changed_at: datetime) -> datetime | None:
+    """When the alarm last left ALARM at or after `since`, from its history (None: it did not).
+    While the remote history cannot be read, its last change (`changed_at`) is taken as that time:
+    holding actions a little longer is the safe side, and no request depends on the remote."""
     found: list[datetime] = []
     for row in s.scalars(select(HistoryOutbox).where(HistoryOutbox.account == cw.account,
                                                      HistoryOutbox.alarm_name == name,
@@ -84,8 +89,12 @@ def left_alarm_at(cw, s: Session, name: str, since: datetime) -> datetime | None
         if (as_utc(row.ts) >= since and data.get("oldState", {}).get("stateValue") == "ALARM"
                 and data.get("newState", {}).get("stateValue") != "ALARM"):
             found.append(as_utc(row.ts))
-    with cw.pools.session(REMOTE) as r:
-        remote = r.execute(LEFT_ALARM_SQL, {"account": cw.account, "name": name, "since": since}).scalar()
+    try:
+        with cw.pools.session(REMOTE) as r:
+            remote = r.execute(LEFT_ALARM_SQL, {"account": cw.account, "name": name, "since": since}).scalar()
+    except STORAGE_ERRORS as exc:
+        log.warning("alarm history of suppressor %r unreadable, holding its composites' actions: %s", name, exc)
+        remote = changed_at
     if remote is not None:
         found.append(as_utc(remote))
     return max(found) if found else None
@@ -102,7 +111,7 @@ def status(cw, s: Session, d: dict, state: str, entered: datetime, now: datetime
         return Suppression("Alarm")
     wait, extension = periods(d)
     if extension and as_utc(sup.state_updated_at) > now - extension:
-        left = left_alarm_at(cw, s, name, now - extension)
+        left = left_alarm_at(cw, s, name, now - extension, as_utc(sup.state_updated_at))
         if left is not None and now < left + extension:
             return Suppression("ExtensionPeriod", left + extension)
     if wait and state == "ALARM" and now < as_utc(entered) + wait:

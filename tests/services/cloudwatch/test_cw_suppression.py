@@ -151,3 +151,19 @@ def test_an_unsuppressed_transition_supersedes_held_actions(endpoint, monkeypatc
     assert sc.rows()[1:] == [(ALARM_TOPIC, "Suppressed", False), (OK_TOPIC, None, True)]
     sc.at(60 + WAIT).evaluate()          # nothing is left to release
     assert sc.rows()[1:] == [(ALARM_TOPIC, "Suppressed", False), (OK_TOPIC, None, True)]
+
+
+def test_set_alarm_state_on_a_composite_does_not_need_the_remote_history(endpoint, monkeypatch):
+    """README: SetAlarmState does not depend on the remote database. While the suppressor's history
+    cannot be read, its last change is taken as when it left ALARM (actions held, the safe side)."""
+    sc = Scene(endpoint, monkeypatch, "away")
+    sc.evaluate()
+    sc.at(30).set("deploy", "ALARM")
+    sc.at(40).set("deploy", "OK")
+    endpoint.service.pools.remote_ready = False
+    try:
+        sc.at(60).cw.set_alarm_state(AlarmName="away-c", StateValue="ALARM", StateReason="by hand")
+        assert suppressed(sc.described())[0] == "ExtensionPeriod"
+    finally:
+        endpoint.service.pools.remote_ready = True
+    assert sc.rows()[-1] == (ALARM_TOPIC, "Held", False)
