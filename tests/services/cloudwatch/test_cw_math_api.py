@@ -158,6 +158,9 @@ BAD = [
     ([{"Id": "e1", "Expression": "e2 + 1"}, {"Id": "e2", "Expression": "e1 * 2"}],
      "Error in expression e1: Circular dependency between queries: e1 -> e2 -> e1"),
     ([{"Id": "e1", "Expression": "MEDIAN(METRICS())"}], "Error in expression e1: Unrecognized function MEDIAN"),
+    # AWS's function, not served here (README "not served"): named as such, not as an unknown function
+    ([{"Id": "m1", "MetricStat": stat("Requests", "h1")}, {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)"}],
+     "Error in expression e1: ANOMALY_DETECTION_BAND is not available: anomaly detection models"),
     ([{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
       {"Id": "e1", "Expression": "AVG(m1)"}], "must return a time series or an array of time series, not a scalar"),
     ([{"Id": "e1", "Expression": "SELECT SUM(Requests) FROM x"}], "needs the Period of its MetricDataQuery"),

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.math import insights
 from eucadb.services.cloudwatch.math.errors import ExpressionError, validation
-from eucadb.services.cloudwatch.math.functions import FUNCTIONS
+from eucadb.services.cloudwatch.math.functions import FUNCTIONS, NOT_SERVED
 from eucadb.services.cloudwatch.math.labels import label_for
 from eucadb.services.cloudwatch.math.nodes import Array, Binary, Call, Node, Number, Ref, Text, Unary, Word, calls, references
 from eucadb.services.cloudwatch.math.ops import UNARY, Dropped, binary, elementwise
@@ -99,6 +99,9 @@ class Engine:
                         raise ExpressionError(f"Unknown metric or expression Id {ref.id}", ref.position)
                 for call in calls(tree):
                     spec = FUNCTIONS.get(call.name)
+                    if call.name in NOT_SERVED:
+                        raise ExpressionError(f"{call.name} is not available: {NOT_SERVED[call.name]}",
+                                              call.position)
                     if spec is None:
                         raise ExpressionError(f"Unrecognized function {call.name}", call.position)
                     if not spec.min_args <= len(call.args) <= spec.max_args:
