@@ -290,15 +290,6 @@ def test_an_operation_not_served_answers_as_aws_does_for_an_unknown_action(endpo
     assert error(err) == (code, 400)
     if protocol == "query":
         assert err.value.response["Error"]["Message"] == "The action ListMetricStreams is not valid for this web service."
-    # anomaly detection is not served (README): its operations answer the same
-    for call in (lambda: cw.describe_anomaly_detectors(),
-                 lambda: cw.put_anomaly_detector(SingleMetricAnomalyDetector={
-                     "Namespace": "Ops", "MetricName": "cpu", "Stat": "Average"}),
-                 lambda: cw.delete_anomaly_detector(SingleMetricAnomalyDetector={
-                     "Namespace": "Ops", "MetricName": "cpu", "Stat": "Average"})):
-        with pytest.raises(ClientError) as err:
-            call()
-        assert error(err) == (code, 400)
 
 
 @pytest.mark.parametrize("region,partition", [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),

@@ -384,7 +384,6 @@ FUNCTIONS: dict[str, Spec] = _table()
 # Functions of AWS's table this endpoint does not compute, and why: refused by name rather than as
 # an unknown function, so a client learns it is AWS's function and not served here (README).
 NOT_SERVED: dict[str, str] = {
-    "ANOMALY_DETECTION_BAND": "anomaly detection models (PutAnomalyDetector) are not served by this endpoint",
     "INSIGHT_RULE_METRIC": "Contributor Insights rules are not served by this endpoint",
     "SERVICE_QUOTA": "Service Quotas are not part of this cloud",
     "LAMBDA": "Lambda data sources are not part of this cloud",
