@@ -9,6 +9,11 @@ ExcludedTimeRanges, are grouped by hour of day (in MetricTimezone, UTC by defaul
 the band is mean ± k · population standard deviation, and an hour with fewer than MIN_SAMPLES
 training values has no band. So the band is deterministic and testable, and a daily cycle is
 followed; weekly cycles and trends are not.
+
+A band asked for a metric and statistic without a detector (GetMetricData, a band alarm) makes the
+detector first, with no configuration: AWS "will call PutAnomalyDetector with the minimal
+information" when an anomaly detection alarm is evaluated without one (observed and described in
+aws/aws-cdk pull request 19956; the User Guide says CloudWatch creates the model for such alarms).
 """
 from __future__ import annotations
 

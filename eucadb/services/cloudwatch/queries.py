@@ -88,10 +88,11 @@ def sources(cw, start: datetime, end: datetime, catalogue: Callable[[str | None]
         points = series_statistics(cw, key, start, end, period, None, ["SampleCount", "Sum", "Minimum", "Maximum"], [])
         return [(int(p["Timestamp"].timestamp()), p["SampleCount"], p["Sum"], p["Minimum"], p["Maximum"]) for p in points]
 
-    def band(m: Metric, grid: list[int], k: float) -> tuple[dict[int, float], dict[int, float]] | None:
+    def band(m: Metric, grid: list[int], k: float) -> tuple[dict[int, float], dict[int, float]]:
         detector = anomaly.find(cw, m.key, m.stat)
-        if detector is None:
-            return None
+        if detector is None:   # made on first use, as AWS does for a band (anomaly.py)
+            detector = anomaly.Detector(m.key, m.stat)
+            anomaly.record(cw, detector, "put")
         t_start, t_end = anomaly.training_range(int(start.timestamp()))
         training = series(m, t_start, t_end)
         return anomaly.band(detector, training, grid, k)

@@ -131,12 +131,13 @@ def test_anomaly_detection_band_in_get_metric_data(endpoint, protocol):
                     {"Name": "Host", "Value": "h1"}]}, "Period": HOUR, "Stat": "Average"}},
                {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1, 3)"}]
     start, end = now - timedelta(hours=4), now
-    with pytest.raises(ClientError) as err:   # no detector yet: no model
-        cw.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
-    assert error(err) == ("ValidationError", 400) and "No anomaly detection model" in str(err.value)
-    cw.put_anomaly_detector(SingleMetricAnomalyDetector=single(ns))
-    assert cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"][0]["StateValue"] == "TRAINED"
+    assert cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"] == []
+    # no detector yet: the band makes one with no configuration (AWS does so for band alarms,
+    # aws/aws-cdk#19956), and its model is trained at once on the history
     results = cw.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)["MetricDataResults"]
+    made = cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"]
+    assert [(d["SingleMetricAnomalyDetector"]["MetricName"], d["Stat"], d["StateValue"]) for d in made] == [
+        ("Latency", "Average", "TRAINED")]
     band = {r["Label"]: r for r in results if r["Id"] == "e1"}
     assert set(band) == {"Latency Upper", "Latency Lower"}
     stamps = [int(t.timestamp()) for t in band["Latency Upper"]["Timestamps"]]
@@ -151,8 +152,7 @@ def test_a_band_alarm_goes_to_alarm_outside_the_band(endpoint, monkeypatch):
     cw = endpoint.client("json")
     ns = "Anomaly/Alarm"
     now = datetime.now(timezone.utc)
-    hourly_training(cw, ns, now)
-    cw.put_anomaly_detector(SingleMetricAnomalyDetector=single(ns))
+    hourly_training(cw, ns, now)   # no PutAnomalyDetector: the evaluator's band makes the detector
     last_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     cw.put_metric_data(Namespace=ns, MetricData=[{"MetricName": "Latency", "Dimensions": [
         {"Name": "Host", "Value": "h1"}], "Timestamp": last_hour + timedelta(minutes=5), "Value": 10_000.0}])
@@ -165,6 +165,9 @@ def test_a_band_alarm_goes_to_alarm_outside_the_band(endpoint, monkeypatch):
     monkeypatch.setattr(endpoint.service, "clock", lambda: now)
     evaluate_all(endpoint.service)
     assert cw.describe_alarms(AlarmNames=["anomaly-band"])["MetricAlarms"][0]["StateValue"] == "ALARM"
+    assert len(cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"]) == 1
+    evaluate_all(endpoint.service)   # the next pass finds it: still one
+    assert len(cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"]) == 1
 
 
 def test_the_model_follows_the_time_zone_and_skips_excluded_ranges():

@@ -161,9 +161,7 @@ BAD = [
     # AWS's functions not served here (README): named as such, not as unknown functions
     ([{"Id": "e1", "Expression": "INSIGHT_RULE_METRIC('rule', 'Sum')"}],
      "Error in expression e1: INSIGHT_RULE_METRIC is not available: Contributor Insights rules"),
-    # a band needs a detector (PutAnomalyDetector) and a MetricStat query (test_cw_anomaly.py)
-    ([{"Id": "m1", "MetricStat": stat("Requests", "h1")}, {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)"}],
-     "Error in expression e1: No anomaly detection model exists for the metric of m1"),
+    # a band needs a MetricStat query (metric math detectors are not served; test_cw_anomaly.py)
     ([{"Id": "m1", "MetricStat": stat("Requests", "h1")}, {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1 * 2)"}],
      "ANOMALY_DETECTION_BAND needs the Id of a MetricStat query"),
     ([{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},

@@ -56,10 +56,9 @@ class Sources:
     series: Callable[[Metric], dict[int, float]]
     catalogue: Callable[[str | None], Iterable[SeriesKey]]
     buckets: Callable[[SeriesKey, int], list[tuple[int, float, float, float, float]]]
-    # (upper, lower) of the metric's anomaly detector at the given times, k standard deviations wide;
-    # None when the account has no detector for that metric and statistic
-    band: Callable[[Metric, list[int], float], tuple[dict[int, float], dict[int, float]] | None] = (
-        lambda m, grid, k: None)
+    # (upper, lower) of the metric's anomaly detector at the given times, k standard deviations wide
+    band: Callable[[Metric, list[int], float], tuple[dict[int, float], dict[int, float]]] = (
+        lambda m, grid, k: ({}, {}))
 
 
 @dataclass
@@ -313,9 +312,6 @@ class _Context:
         assert metric is not None
         k = node.args[1].value if len(node.args) == 2 and isinstance(node.args[1], Number) else DEFAULT_BAND_WIDTH
         found = self.engine.sources.band(metric, list(self.window.grid(metric.period)), k)
-        if found is None:
-            raise ExpressionError(f"No anomaly detection model exists for the metric of {ref.id} with statistic "
-                                  f"{metric.stat} (PutAnomalyDetector creates one)", node.position)
         base = metric_props(metric)
         name = self.engine.queries[ref.id].label or metric.key.metric_name
         return [Series(points, f"{name} {side}", metric.period, base)
