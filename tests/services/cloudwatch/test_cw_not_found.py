@@ -7,8 +7,11 @@ DashboardNotFoundError and ResourceNotFoundException each carry both
 aws.protocols#awsQueryError trait is only used when serializing operation errors using the
 aws.protocols#query protocol", Smithy awsQuery protocol docs) — and `smithy.api#httpError: 404`,
 which JSON 1.0 and RPC v2 CBOR use. So 404 in all three, not only in Query: the issue's "404 only
-for Query/query-compatible mode" does not hold for these shapes (checked for every CloudWatch error
-shape: the two traits agree wherever both are present; ConflictException has only httpError 409).
+for Query/query-compatible mode" does not hold for these shapes. The two traits were read for
+ConcurrentModificationException (429), DashboardInvalidInputError, InternalServiceFault (500),
+InvalidFormatFault, InvalidNextToken, InvalidParameterCombination/ValueException, LimitExceeded
+Exception/Fault (400) and the three not-found shapes (404): they agree in every one;
+ConflictException has only httpError 409 (MissingRequiredParameterException was not read).
 botocore's service-2.json keeps one `error.httpStatusCode` per shape, 404 here.
 
 The JSON/CBOR `__type` is the shape the operation models (GetDashboard / DeleteDashboards list
