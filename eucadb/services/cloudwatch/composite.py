@@ -102,6 +102,17 @@ def order(edges: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     return done, sorted(waiting)
 
 
+def evaluation_order(cw, definitions: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Children first, and a composite's ActionsSuppressor (when it is a composite) before it, so
+    the suppression a transition sees is of this pass; when the suppressors alone would make a
+    loop, the rules alone order the pass (a rule cycle stays a cycle)."""
+    edges = graph(cw, definitions.items())
+    with_suppressors = {n: kids + [resolve(cw, s)] if (s := json.loads(definitions[n]).get("ActionsSuppressor"))
+                        else kids for n, kids in edges.items()}
+    ordered, cyclic = order(with_suppressors)
+    return (ordered, cyclic) if not cyclic else order(edges)
+
+
 @dataclass
 class Known:
     state: str
@@ -142,7 +153,7 @@ def evaluate_all(cw) -> tuple[int, list[str]]:
 def _evaluate_account(cw, rows: list[tuple[str, str, str, datetime]]) -> tuple[int, list[str]]:
     known = {name: Known(state, updated) for name, _, state, updated in rows}
     definitions = {name: d for name, d, _, _ in rows if is_composite(d)}
-    ordered, cyclic = order(graph(cw, definitions.items()))
+    ordered, cyclic = evaluation_order(cw, definitions)
     for name in cyclic:
         BROKEN.warn(f"{cw.account}/{name}", "its AlarmRule is part of a cycle of composite alarms")
     failed = list(cyclic)

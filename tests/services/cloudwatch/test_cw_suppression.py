@@ -167,3 +167,31 @@ def test_set_alarm_state_on_a_composite_does_not_need_the_remote_history(endpoin
     finally:
         endpoint.service.pools.remote_ready = True
     assert sc.rows()[-1] == (ALARM_TOPIC, "Held", False)
+
+
+def test_a_composite_suppressor_is_evaluated_before_the_composite_it_suppresses(endpoint, monkeypatch):
+    """Kahn's order alone would take "z-main" before "a-supp" (neither names the other in its rule):
+    the suppression its transition sees must be the suppressor's state of the same pass."""
+    sc = Scene(endpoint, monkeypatch, "order")
+    sc.cw.put_composite_alarm(AlarmName="order-a-supp", AlarmRule="ALARM(order-deploy)")
+    sc.cw.put_composite_alarm(AlarmName="order-z-main", AlarmRule="ALARM(order-cpu)", AlarmActions=[ALARM_TOPIC],
+                              ActionsSuppressor="order-a-supp", ActionsSuppressorExtensionPeriod=EXTENSION)
+    sc.at(10).set("deploy", "ALARM")
+    sc.set("cpu", "ALARM")
+    sc.evaluate()                        # one pass: a-supp goes to ALARM first, so z-main's actions are held
+    due = set(actions.pending(endpoint.service.pools))
+    with endpoint.service.pools.session(LOCAL) as s:
+        rows = [(r.outcome, r.id in due) for r in s.query(ActionOutbox).filter_by(alarm_name="order-z-main")]
+    assert rows == [("Held", False)]
+
+
+def test_suppressors_that_would_loop_do_not_stop_evaluation(endpoint, monkeypatch):
+    sc = Scene(endpoint, monkeypatch, "loop")
+    sc.cw.put_composite_alarm(AlarmName="loop-a", AlarmRule="ALARM(loop-cpu)")
+    sc.cw.put_composite_alarm(AlarmName="loop-b", AlarmRule="ALARM(loop-cpu)", ActionsSuppressor="loop-a")
+    sc.cw.put_composite_alarm(AlarmName="loop-a", AlarmRule="ALARM(loop-cpu)", ActionsSuppressor="loop-b")
+    sc.set("cpu", "ALARM")
+    sc.evaluate()
+    found = sc.cw.describe_alarms(AlarmNamePrefix="loop-", AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert {a["AlarmName"]: a["StateValue"] for a in found if a["AlarmName"] in ("loop-a", "loop-b")} == {
+        "loop-a": "ALARM", "loop-b": "ALARM"}
