@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from eucadb.cloud.client import error_code, error_message, is_transient
@@ -39,6 +39,7 @@ from eucadb.services.cloudwatch.tables import ActionOutbox
 log = logging.getLogger(__name__)
 MEMBER_OF_STATE = {"ALARM": "AlarmActions", "OK": "OKActions", "INSUFFICIENT_DATA": "InsufficientDataActions"}
 KEEP_DONE = timedelta(days=1)   # done rows kept this long (for inspection), then purged
+HELD = "Held"   # outcome of a suppressed composite's row until released (suppression.py)
 ACTION_RETRY = Retry(deadline=60, max_delay=10, retry_on=(ClientError, CloudUnreachable), is_transient=is_transient)
 
 
@@ -58,24 +59,27 @@ class Context:
     metric_value: float | None = None   # the newest evaluated datapoint (step scaling policies)
 
 
-def stage(s: Session, account: str, name: str, definition: dict, context: Context) -> int:
+def stage(s: Session, account: str, name: str, definition: dict, context: Context, held: bool = False) -> int:
     """Add the new state's actions to the outbox in the caller's transaction; how many were added.
-    Nothing when ActionsEnabled is false (AWS: "Indicates whether actions should be executed")."""
+    Nothing when ActionsEnabled is false (AWS: "Indicates whether actions should be executed").
+    `held`: a suppressed composite's actions, which `pending` leaves out until released."""
     if not definition.get("ActionsEnabled", True):
         return 0
     arns = list(dict.fromkeys(definition.get(MEMBER_OF_STATE[context.new]) or ()))
     transition = str(uuid.uuid4())
     body = json.dumps(asdict(context), default=str)
     s.add_all(ActionOutbox(account=account, alarm_name=name, transition_id=transition, action=arn,
-                           context=body, created_at=datetime.fromisoformat(context.changed_at))
+                           context=body, created_at=datetime.fromisoformat(context.changed_at),
+                           outcome=HELD if held else None)
               for arn in arns)
     return len(arns)
 
 
 def pending(pools) -> list[int]:
     with pools.session(LOCAL) as s:
-        return list(s.scalars(select(ActionOutbox.id).where(ActionOutbox.done_at.is_(None))
-                              .order_by(ActionOutbox.id)))
+        return list(s.scalars(select(ActionOutbox.id).where(
+            ActionOutbox.done_at.is_(None), or_(ActionOutbox.outcome.is_(None), ActionOutbox.outcome != HELD))
+            .order_by(ActionOutbox.id)))
 
 
 # --- carrying an action out -------------------------------------------------------------------

@@ -102,6 +102,17 @@ def order(edges: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     return done, sorted(waiting)
 
 
+def evaluation_order(cw, definitions: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Children first, and a composite's ActionsSuppressor (when it is a composite) before it, so
+    the suppression a transition sees is of this pass; when the suppressors alone would make a
+    loop, the rules alone order the pass (a rule cycle stays a cycle)."""
+    edges = graph(cw, definitions.items())
+    with_suppressors = {n: kids + [resolve(cw, s)] if (s := json.loads(definitions[n]).get("ActionsSuppressor"))
+                        else kids for n, kids in edges.items()}
+    ordered, cyclic = order(with_suppressors)
+    return (ordered, cyclic) if not cyclic else order(edges)
+
+
 @dataclass
 class Known:
     state: str
@@ -120,16 +131,6 @@ def _reason(cw, kids: list[str], known: dict[str, Known], new: str) -> tuple[str
     text = f"{arn} transitioned to {known[newest].state} at {when.strftime('%A %d %B, %Y %H:%M:%S')} UTC"
     return text, {"triggeringAlarms": [{"arn": arn, "state": {"value": known[newest].state,
                                                               "timestamp": when.isoformat()}}]}
-
-
-def suppressed_by(cw, definition: dict, known: dict[str, Known]) -> str | None:
-    """"Alarm" while the ActionsSuppressor alarm is in ALARM (then the composite's actions are not
-    carried out); None otherwise. WaitPeriod and ExtensionPeriod are stored, not yet honoured."""
-    sup = definition.get("ActionsSuppressor")
-    if not sup:
-        return None
-    found = known.get(resolve(cw, sup))
-    return "Alarm" if found is not None and found.state == "ALARM" else None
 
 
 def evaluate_all(cw) -> tuple[int, list[str]]:
@@ -152,7 +153,7 @@ def evaluate_all(cw) -> tuple[int, list[str]]:
 def _evaluate_account(cw, rows: list[tuple[str, str, str, datetime]]) -> tuple[int, list[str]]:
     known = {name: Known(state, updated) for name, _, state, updated in rows}
     definitions = {name: d for name, d, _, _ in rows if is_composite(d)}
-    ordered, cyclic = order(graph(cw, definitions.items()))
+    ordered, cyclic = evaluation_order(cw, definitions)
     for name in cyclic:
         BROKEN.warn(f"{cw.account}/{name}", "its AlarmRule is part of a cycle of composite alarms")
     failed = list(cyclic)
@@ -169,7 +170,7 @@ def _evaluate_account(cw, rows: list[tuple[str, str, str, datetime]]) -> tuple[i
         new = "ALARM" if value else "OK"
         if new != known[name].state:
             reason, data = _reason(cw, kids, known, new)
-            change_state(cw, name, new, reason, json.dumps(data), suppressed=suppressed_by(cw, d, known))
+            change_state(cw, name, new, reason, json.dumps(data))   # held while suppressed (suppression.py)
             known[name] = Known(new, cw.clock())
         BROKEN.forget(f"{cw.account}/{name}")
     return len(ordered) - (len(failed) - len(cyclic)), failed

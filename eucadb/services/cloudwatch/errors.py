@@ -20,10 +20,11 @@ class ApiError(Exception):
     """An error answered to the client: AWS code, message, HTTP status, sender (client) fault."""
 
     def __init__(self, code: str, message: str, status: int = 400, sender: bool = True,
-                 details: dict[str, Any] | None = None):
+                 details: dict[str, Any] | None = None, shape: str | None = None):
         super().__init__(message)
         self.code, self.message, self.status, self.sender = code, message, status, sender
         self.details = details or {}   # members of the modeled error shape besides the message
+        self.shape = shape             # the modeled shape when two share a code (JSON/CBOR `__type`)
 
 
 def invalid(message: str) -> ApiError:
@@ -57,8 +58,15 @@ def bad_token(message: str = "The NextToken is invalid.") -> ApiError:
     return ApiError("InvalidNextToken", message)
 
 
-def not_found(message: str) -> ApiError:
-    return ApiError("ResourceNotFound", message, 404)
+def not_found(message: str, shape: str = "ResourceNotFound") -> ApiError:
+    """ResourceNotFound, 404 in all three protocols: the model's ResourceNotFound and
+    DashboardNotFoundError carry both awsQueryError(code ResourceNotFound, httpResponseCode 404),
+    which only the Query protocol uses, and httpError 404, which JSON 1.0 and RPC v2 CBOR use
+    (Smithy model of CloudWatch, aws/api-models-aws; Smithy's awsQuery protocol documentation:
+    "The aws.protocols#awsQueryError trait is only used when serializing operation errors using
+    the aws.protocols#query protocol"). The two shapes share the code; `shape` names the one the
+    operation models (GetDashboard / DeleteDashboards: DashboardNotFoundError)."""
+    return ApiError("ResourceNotFound", message, 404, shape=shape)
 
 
 def auth(code: str, message: str) -> ApiError:

@@ -70,10 +70,12 @@ def _definition(text: str | None) -> dict:
 
 
 def change_state(cw, name: str, state: str, reason: str, data: str | None, force: bool = False,
-                 metric_value: float | None = None, suppressed: str | None = None) -> bool:
+                 metric_value: float | None = None) -> bool:
     """Set an alarm's state, recording a StateUpdate when it changes (or always when forced) and, on
     a change, staging the new state's actions in the same transaction. False when the alarm does
-    not exist. `suppressed` (a composite's ActionsSuppressedBy) records the change without actions."""
+    not exist. A composite whose ActionsSuppressor suppresses it now stages them held
+    (suppression.py): recorded with the change, carried out only when the suppression ends."""
+    from eucadb.services.cloudwatch import suppression   # builds on composite.py, which imports this
     now = cw.clock()
     with cw.pools.session(LOCAL) as s:
         row = s.get(Alarm, (cw.account, name))
@@ -82,17 +84,21 @@ def change_state(cw, name: str, state: str, reason: str, data: str | None, force
         old, old_reason = row.state, row.state_reason
         if old == state and not force:
             return True
+        d = _definition(row.definition)
+        held = suppression.status(cw, s, d, state, now, now) if d.get("AlarmRule") else None
         row.state, row.state_reason, row.state_reason_data, row.state_updated_at = state, reason, data, now
         history.stage(s, cw.account, name, now, "StateUpdate", f"Alarm updated from {old} to {state}",
                       {"version": "1.0", "oldState": {"stateValue": old, "stateReason": old_reason},
                        "newState": {"stateValue": state, "stateReason": reason},
-                       **({"actionsSuppressedBy": suppressed} if suppressed else {})})
-        if old != state and not suppressed:
-            d = _definition(row.definition)
+                       **({"actionsSuppressedBy": held.by, "actionsSuppressedReason": held.reason} if held else {})})
+        if old != state:
+            if held is None and d.get("ActionsSuppressor"):
+                suppression.drop(suppression.held_rows(s, cw.account, name), now)   # superseded
             actions.stage(s, cw.account, name, d, actions.Context(
                 definition=d, alarm_arn=arns.alarm_arn(cw.region, cw.account, name), region=cw.region,
                 old=old, new=state, reason=reason, changed_at=now.isoformat(),
-                configured_at=as_utc(row.updated_at or now).isoformat(), metric_value=metric_value))
+                configured_at=as_utc(row.updated_at or now).isoformat(), metric_value=metric_value),
+                held=held is not None)
     history.deliver_soon(cw.pools)
     return True
 
@@ -158,7 +164,7 @@ def evaluate_all(cw) -> EvaluationPass:
         return EvaluationPass()
     history.deliver(cw.pools)   # what requests staged while the remote was away
     now = cw.clock()
-    from eucadb.services.cloudwatch import composite   # composite.py builds on change_state above
+    from eucadb.services.cloudwatch import composite, suppression   # both build on change_state above
     with cw.pools.session(LOCAL) as s:
         alarms = [(r.account, r.name, r.definition, r.state) for r in s.scalars(select(Alarm))
                   if not composite.is_composite(r.definition)]
@@ -171,4 +177,5 @@ def evaluate_all(cw) -> EvaluationPass:
             BROKEN.warn(f"{account}/{name}", f"its stored definition is unusable ({type(exc).__name__}: {exc})")
             failed.append(name)
     evaluated, broken = composite.evaluate_all(cw)   # after the metric alarms, children first
+    suppression.release(cw)   # held composite actions whose suppression has ended
     return EvaluationPass(len(alarms) - len(failed) + evaluated, tuple(failed + broken))

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from typing import Callable, Iterable, Iterator
 
-from eucadb.services.cloudwatch import limits
+from eucadb.services.cloudwatch import anomaly, limits
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.errors import ApiError, invalid
 from eucadb.services.cloudwatch.math.evaluate import Engine, Metric, Query, Sources
@@ -73,7 +73,7 @@ def catalogue_of(cw) -> Callable[[str | None], Iterator[SeriesKey]]:
 def sources(cw, start: datetime, end: datetime, catalogue: Callable[[str | None], Iterable[SeriesKey]] | None = None) -> Sources:
     from eucadb.services.cloudwatch.operations.metrics import series_statistics
 
-    def series(m: Metric) -> dict[int, float]:
+    def series(m: Metric, start: datetime, end: datetime) -> dict[int, float]:
         is_pct = m.stat not in BASIC
         points = series_statistics(cw, m.key, start, end, m.period, m.unit,
                                    [] if is_pct else [m.stat], [m.stat] if is_pct else [])
@@ -88,7 +88,17 @@ def sources(cw, start: datetime, end: datetime, catalogue: Callable[[str | None]
         points = series_statistics(cw, key, start, end, period, None, ["SampleCount", "Sum", "Minimum", "Maximum"], [])
         return [(int(p["Timestamp"].timestamp()), p["SampleCount"], p["Sum"], p["Minimum"], p["Maximum"]) for p in points]
 
-    return Sources(series=series, catalogue=catalogue or catalogue_of(cw), buckets=buckets)
+    def band(m: Metric, grid: list[int], k: float) -> tuple[dict[int, float], dict[int, float]]:
+        detector = anomaly.find(cw, m.key, m.stat)
+        if detector is None:   # made on first use, as AWS does for a band (anomaly.py)
+            detector = anomaly.Detector(m.key, m.stat)
+            anomaly.record(cw, detector, "put")
+        t_start, t_end = anomaly.training_range(int(start.timestamp()))
+        training = series(m, t_start, t_end)
+        return anomaly.band(detector, training, grid, k)
+
+    return Sources(series=lambda m: series(m, start, end), catalogue=catalogue or catalogue_of(cw),
+                   buckets=buckets, band=band)
 
 
 def engine(cw, queries: list[Query], start: datetime, end: datetime) -> Engine:

@@ -158,6 +158,12 @@ BAD = [
     ([{"Id": "e1", "Expression": "e2 + 1"}, {"Id": "e2", "Expression": "e1 * 2"}],
      "Error in expression e1: Circular dependency between queries: e1 -> e2 -> e1"),
     ([{"Id": "e1", "Expression": "MEDIAN(METRICS())"}], "Error in expression e1: Unrecognized function MEDIAN"),
+    # AWS's functions not served here (README): named as such, not as unknown functions
+    ([{"Id": "e1", "Expression": "INSIGHT_RULE_METRIC('rule', 'Sum')"}],
+     "Error in expression e1: INSIGHT_RULE_METRIC is not available: Contributor Insights rules"),
+    # a band needs a MetricStat query (metric math detectors are not served; test_cw_anomaly.py)
+    ([{"Id": "m1", "MetricStat": stat("Requests", "h1")}, {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1 * 2)"}],
+     "ANOMALY_DETECTION_BAND needs the Id of a MetricStat query"),
     ([{"Id": "m1", "MetricStat": stat("Requests", "h1"), "ReturnData": False},
       {"Id": "e1", "Expression": "AVG(m1)"}], "must return a time series or an array of time series, not a scalar"),
     ([{"Id": "e1", "Expression": "SELECT SUM(Requests) FROM x"}], "needs the Period of its MetricDataQuery"),

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.math import insights
 from eucadb.services.cloudwatch.math.errors import ExpressionError, validation
-from eucadb.services.cloudwatch.math.functions import FUNCTIONS
+from eucadb.services.cloudwatch.math.functions import FUNCTIONS, NOT_SERVED
 from eucadb.services.cloudwatch.math.labels import label_for
 from eucadb.services.cloudwatch.math.nodes import Array, Binary, Call, Node, Number, Ref, Text, Unary, Word, calls, references
 from eucadb.services.cloudwatch.math.ops import UNARY, Dropped, binary, elementwise
@@ -24,6 +24,8 @@ from eucadb.services.cloudwatch.math.series import Series, Value, Window, kind
 ARITHMETIC_ERROR = {"Code": "ArithmeticError",
                     "Value": "One or more data-points have been dropped due to non-numeric values (NaN, -Infinite, +Infinite)"}
 MAX_SEARCH_SERIES = 500   # "A graph can display as many as 500 time series" / Insights' 500 limit
+BAND = "ANOMALY_DETECTION_BAND"
+DEFAULT_BAND_WIDTH = 2.0
 MAX_METRICS_EXCEEDED = {"Code": "MaxMetricsExceeded", "Value": "Maximum allowed metrics exceeded"}
 
 
@@ -54,6 +56,9 @@ class Sources:
     series: Callable[[Metric], dict[int, float]]
     catalogue: Callable[[str | None], Iterable[SeriesKey]]
     buckets: Callable[[SeriesKey, int], list[tuple[int, float, float, float, float]]]
+    # (upper, lower) of the metric's anomaly detector at the given times, k standard deviations wide
+    band: Callable[[Metric, list[int], float], tuple[dict[int, float], dict[int, float]]] = (
+        lambda m, grid, k: ({}, {}))
 
 
 @dataclass
@@ -98,7 +103,13 @@ class Engine:
                     if ref.id not in self.queries:
                         raise ExpressionError(f"Unknown metric or expression Id {ref.id}", ref.position)
                 for call in calls(tree):
+                    if call.name == BAND:
+                        self._check_band(call)
+                        continue
                     spec = FUNCTIONS.get(call.name)
+                    if call.name in NOT_SERVED:
+                        raise ExpressionError(f"{call.name} is not available: {NOT_SERVED[call.name]}",
+                                              call.position)
                     if spec is None:
                         raise ExpressionError(f"Unrecognized function {call.name}", call.position)
                     if not spec.min_args <= len(call.args) <= spec.max_args:
@@ -116,6 +127,19 @@ class Engine:
             # one query." (GetMetricData API reference)
             raise validation("A GetMetricData request can include only one Metrics Insights query.")
         self._check_cycles()
+
+    def _check_band(self, call: Call) -> None:
+        """ANOMALY_DETECTION_BAND(m [, k]): m the Id of a MetricStat query (single-metric detectors
+        only), k a positive number of standard deviations (default 2, as the console's)."""
+        if not 1 <= len(call.args) <= 2:
+            raise ExpressionError(f"{BAND} expects 1 to 2 argument(s), got {len(call.args)}", call.position)
+        first = call.args[0]
+        if not isinstance(first, Ref) or self.queries[first.id].metric is None:
+            raise ExpressionError(f"{BAND} needs the Id of a MetricStat query (anomaly detectors of metric "
+                                  "math expressions are not served)", call.position)
+        if len(call.args) == 2 and not (isinstance(call.args[1], Number) and call.args[1].value > 0):
+            raise ExpressionError(f"The second argument of {BAND} must be a positive number of standard "
+                                  "deviations", call.position)
 
     def _refs(self, qid: str) -> list[str]:
         tree = self.trees.get(qid)
@@ -275,4 +299,20 @@ class _Context:
                 value = binary(b.op, value, self.eval(b.right), self.dropped)
             return value
         assert isinstance(node, Call)
+        if node.name == BAND:
+            return self.band(node)
         return FUNCTIONS[node.name].run(self, [self.eval(a) for a in node.args])
+
+    def band(self, node: Call) -> list[Series]:
+        """The band of the detector of a MetricStat query: [upper, lower] (what band alarms read,
+        alarm_math.py), one point per period of the query's window (sources.band)."""
+        ref = node.args[0]
+        assert isinstance(ref, Ref)
+        metric = self.engine.queries[ref.id].metric
+        assert metric is not None
+        k = node.args[1].value if len(node.args) == 2 and isinstance(node.args[1], Number) else DEFAULT_BAND_WIDTH
+        found = self.engine.sources.band(metric, list(self.window.grid(metric.period)), k)
+        base = metric_props(metric)
+        name = self.engine.queries[ref.id].label or metric.key.metric_name
+        return [Series(points, f"{name} {side}", metric.period, base)
+                for side, points in zip(("Upper", "Lower"), found)]

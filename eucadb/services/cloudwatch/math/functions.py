@@ -380,3 +380,11 @@ def _table() -> dict[str, Spec]:
 
 
 FUNCTIONS: dict[str, Spec] = _table()
+
+# Functions of AWS's table this endpoint does not compute, and why: refused by name rather than as
+# an unknown function, so a client learns it is AWS's function and not served here (README).
+NOT_SERVED: dict[str, str] = {
+    "INSIGHT_RULE_METRIC": "Contributor Insights rules are not served by this endpoint",
+    "SERVICE_QUOTA": "Service Quotas are not part of this cloud",
+    "LAMBDA": "Lambda data sources are not part of this cloud",
+}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from eucadb.services.cloudwatch.operations import alarms, composite, dashboards, metrics, tagging
+from eucadb.services.cloudwatch.operations import alarms, anomaly, composite, dashboards, metrics, tagging
 from eucadb.services.cloudwatch.service import CloudWatch
 
 Handler = Callable[[CloudWatch, dict], dict[str, Any]]
@@ -29,4 +29,7 @@ OPERATIONS: dict[str, Handler] = {
     "TagResource": tagging.tag_resource,
     "UntagResource": tagging.untag_resource,
     "ListTagsForResource": tagging.list_tags_for_resource,
+    "PutAnomalyDetector": anomaly.put_anomaly_detector,
+    "DescribeAnomalyDetectors": anomaly.describe_anomaly_detectors,
+    "DeleteAnomalyDetector": anomaly.delete_anomaly_detector,
 }

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from eucadb.services import bounds
 from eucadb.services.cloudwatch import action_arns, alarm_math, arns, composite, history, limits, tags, tokens
@@ -133,11 +134,9 @@ def _types(p: dict) -> set[str]:
     return set(wanted)
 
 
-def _document(cw: CloudWatch, row: Alarm, suppressors: dict[str, str]) -> tuple[str, dict[str, Any]]:
+def _document(cw: CloudWatch, s: Session, row: Alarm) -> tuple[str, dict[str, Any]]:
     if composite.is_composite(row.definition):
-        sup = json.loads(row.definition).get("ActionsSuppressor")
-        state = suppressors.get(composite.resolve(cw, sup)) if sup else None
-        return "CompositeAlarms", composite_ops.document(cw, row, state)
+        return "CompositeAlarms", composite_ops.document(cw, s, row)
     return "MetricAlarms", alarm_document(cw, row)
 
 
@@ -173,9 +172,8 @@ def describe_alarms(cw: CloudWatch, p: dict) -> dict:
                 stmt = stmt.where(composite.composite_sql())
             rows = list(s.scalars(stmt))
             members = None
-        suppressors = composite_ops.suppressor_states(cw, s, rows[:size])
         for row in rows[:size]:
-            kind, doc = _document(cw, row, suppressors)
+            kind, doc = _document(cw, s, row)
             out[kind].append(doc if members is None else {k: doc[k] for k in members})
         last = rows[size - 1].name if len(rows) > size else None
     if last is not None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from eucadb.services.cloudwatch import action_arns, alarm_rule, arns, composite, history, limits, tags
+from eucadb.services.cloudwatch import action_arns, alarm_rule, arns, composite, history, limits, suppression, tags
 from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.errors import ApiError, invalid, limit
 from eucadb.services.cloudwatch.service import CloudWatch
@@ -88,8 +88,9 @@ def put_composite_alarm(cw: CloudWatch, p: dict) -> dict:
     return {}
 
 
-def document(cw: CloudWatch, row: Alarm, suppressor_state: str | None = None) -> dict[str, Any]:
-    """A CompositeAlarm as DescribeAlarms returns it (the model's CompositeAlarm members)."""
+def document(cw: CloudWatch, s: Session, row: Alarm) -> dict[str, Any]:
+    """A CompositeAlarm as DescribeAlarms returns it (the model's CompositeAlarm members), with
+    ActionsSuppressedBy / ActionsSuppressedReason while its actions are suppressed (suppression.py)."""
     d = json.loads(row.definition)
     out = {**d, "AlarmArn": arns.alarm_arn(cw.region, cw.account, row.name),
            "ActionsEnabled": d.get("ActionsEnabled", True), "OKActions": d.get("OKActions", []),
@@ -97,19 +98,10 @@ def document(cw: CloudWatch, row: Alarm, suppressor_state: str | None = None) ->
            "AlarmConfigurationUpdatedTimestamp": row.updated_at, "StateValue": row.state,
            "StateReason": row.state_reason, "StateReasonData": row.state_reason_data,
            "StateUpdatedTimestamp": row.state_updated_at, "StateTransitionedTimestamp": row.state_updated_at}
-    if suppressor_state == "ALARM":
-        out.update(ActionsSuppressedBy="Alarm",
-                   ActionsSuppressedReason=f"Alarm {d['ActionsSuppressor']} is in ALARM state")
+    held = suppression.status(cw, s, d, row.state, row.state_updated_at, cw.clock())
+    if held is not None:
+        out.update(ActionsSuppressedBy=held.by, ActionsSuppressedReason=held.reason)
     return out
-
-
-def suppressor_states(cw: CloudWatch, s: Session, rows: list[Alarm]) -> dict[str, str]:
-    """The current state of each ActionsSuppressor the given composites name (by name)."""
-    names = {composite.resolve(cw, json.loads(r.definition)["ActionsSuppressor"]) for r in rows
-             if composite.is_composite(r.definition) and json.loads(r.definition).get("ActionsSuppressor")}
-    if not names:
-        return {}
-    return dict(s.execute(select(Alarm.name, Alarm.state).where(Alarm.account == cw.account, Alarm.name.in_(names))).all())
 
 
 def family(cw: CloudWatch, s: Session, p: dict) -> list[Alarm] | None:

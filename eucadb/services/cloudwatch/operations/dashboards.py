@@ -26,6 +26,7 @@ from eucadb.services.cloudwatch.tables import Dashboard
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
 PREFIX_RE = re.compile(r"[A-Za-z0-9._-]{0,255}")
 PAGE = 1000          # "ListDashboards returns up to 1000 results on one page" (model documentation)
+DASHBOARD_NOT_FOUND = "DashboardNotFoundError"   # the shape GetDashboard and DeleteDashboards model
 MAX_DELETE = 100     # "You can specify up to 100 dashboards to delete" (model documentation)
 
 
@@ -72,7 +73,7 @@ def get_dashboard(cw: CloudWatch, p: dict) -> dict:
     with cw.pools.session(LOCAL) as s:
         row = s.get(Dashboard, (cw.account, name))
         if row is None:
-            raise not_found(f"Dashboard {name} does not exist")
+            raise not_found(f"Dashboard {name} does not exist", DASHBOARD_NOT_FOUND)
         return {"DashboardArn": arns.dashboard_arn(cw.region, cw.account, name), "DashboardBody": row.body,
                 "DashboardName": name}
 
@@ -109,7 +110,7 @@ def delete_dashboards(cw: CloudWatch, p: dict) -> dict:
                                                  Dashboard.name.in_(names))).all()
         absent = set(names) - {r.name for r in rows}
         if absent:
-            raise not_found(f"Dashboards do not exist: {', '.join(sorted(absent))}")
+            raise not_found(f"Dashboards do not exist: {', '.join(sorted(absent))}", DASHBOARD_NOT_FOUND)
         for r in rows:
             s.delete(r)
         tags.remove(s, cw.account, "dashboard", names)

@@ -65,7 +65,7 @@ REQUEST_ID_HEADER = "x-amzn-RequestId"   # as AWS spells it, on every response o
 
 def error_shape(err: ApiError) -> Shape | None:
     """The modeled error shape of an error code (for its members besides the message)."""
-    name = error_shape_by_code().get(err.code)
+    name = err.shape or error_shape_by_code().get(err.code)
     return service_model().shape_for(name) if name else None
 
 

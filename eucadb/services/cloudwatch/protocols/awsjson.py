@@ -24,7 +24,7 @@ FRAMEWORK_ERRORS = {"UnknownOperationException": "com.amazon.coral.service"}
 def error_type(err: ApiError) -> str:
     if err.code in FRAMEWORK_ERRORS:
         return f"{FRAMEWORK_ERRORS[err.code]}#{err.code}"
-    shape = error_shape_by_code().get(err.code)
+    shape = err.shape or error_shape_by_code().get(err.code)
     return f"{SHAPE_NAMESPACE}#{shape}" if shape else err.code
 
 
