@@ -40,6 +40,16 @@ from eucadb.store.secretbox import SecretBox
 WRITER = "cloudwatch_writer"
 
 
+# The three wire protocols botocore speaks to CloudWatch, as `endpoint.client(protocol)` takes them.
+PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+
+
+def code_and_status(excinfo) -> tuple[str, int]:
+    """The (error code, HTTP status) of a botocore ClientError, what AWS's answers are compared by."""
+    response = excinfo.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
 def create_remote_db(server) -> str:
     """A fresh database with the real cloudwatch migrations applied as admin, writer granted I/S only."""
     name = "cw_" + uuid.uuid4().hex[:10]

@@ -20,17 +20,14 @@ from eucadb.services.cloudwatch import anomaly
 from eucadb.services.cloudwatch.catalogue import SeriesKey
 from eucadb.services.cloudwatch.evaluation import evaluate_all
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS, code_and_status
+
 HOUR = 3600
 
 
 def single(ns: str, metric: str = "Latency", stat: str = "Average", **kw) -> dict:
     return {"Namespace": ns, "MetricName": metric, "Dimensions": [{"Name": "Host", "Value": "h1"}], "Stat": stat, **kw}
 
-
-def error(excinfo) -> tuple[str, int]:
-    r = excinfo.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -65,7 +62,7 @@ def test_put_describe_delete(endpoint, protocol):
     assert [d["MetricName"] for d in cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"]] == ["Errors"]
     with pytest.raises(ClientError) as err:
         cw.delete_anomaly_detector(SingleMetricAnomalyDetector=single(ns))
-    assert error(err) == ("ResourceNotFoundException", 404)
+    assert code_and_status(err) == ("ResourceNotFoundException", 404)
     cw.delete_anomaly_detector(Namespace=ns, MetricName="Errors", Stat="Sum")
     assert cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"] == []
 
@@ -85,7 +82,7 @@ def test_bad_puts_are_refused_and_store_nothing(endpoint, protocol, args, code):
     cw = endpoint.client(protocol)
     with pytest.raises(ClientError) as err:
         cw.put_anomaly_detector(**args)
-    assert error(err) == (code, 400)
+    assert code_and_status(err) == (code, 400)
     assert cw.describe_anomaly_detectors(Namespace="A")["AnomalyDetectors"] == []
 
 
@@ -95,7 +92,7 @@ def test_detectors_are_the_accounts_own(endpoint):
     assert b.describe_anomaly_detectors(Namespace="Anomaly/Tenancy")["AnomalyDetectors"] == []
     with pytest.raises(ClientError) as err:   # another account's detector answers as a missing one
         b.delete_anomaly_detector(SingleMetricAnomalyDetector=single("Anomaly/Tenancy"))
-    assert error(err) == ("ResourceNotFoundException", 404)
+    assert code_and_status(err) == ("ResourceNotFoundException", 404)
     assert len(a.describe_anomaly_detectors(Namespace="Anomaly/Tenancy")["AnomalyDetectors"]) == 1
 
 

@@ -20,7 +20,8 @@ from eucadb.services.cloudwatch.evaluation import evaluate_all
 from eucadb.services.cloudwatch.tables import ActionOutbox
 from eucadb.services.cloudwatch.catalogue import LOCAL
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS
+
 ARN = "arn:aws:cloudwatch:us-east-1:000000000000:alarm:"
 
 

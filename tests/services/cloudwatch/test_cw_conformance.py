@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS
 
 
 def _stat(qid: str, metric: str, stat: str, period: int, **extra) -> dict:

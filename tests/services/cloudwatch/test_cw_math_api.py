@@ -15,7 +15,8 @@ from eucadb.services.cloudwatch.catalogue import LOCAL
 from eucadb.services.cloudwatch.evaluation import evaluate_all
 from eucadb.services.cloudwatch.tables import Alarm
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS
+
 NS = "Math/E2E"
 REQUESTS = {"h1": [10, 20, 30, 40, 50], "h2": [1, 2, None, 4, 5]}
 ERRORS = {"h1": [1, 0, 3, 0, 5]}

@@ -31,7 +31,8 @@ from botocore.exceptions import ClientError
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cw_protocols import cborrpc, jsonrpc  # noqa: E402
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS  # noqa: E402
+
 MISSING_ARN = "arn:aws:cloudwatch:us-east-1:{account}:alarm:no-such-alarm"
 
 # operation, parameters, Query code, modeled shape (JSON/CBOR __type), message (as AWS words it)

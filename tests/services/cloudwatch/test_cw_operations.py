@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from eucadb.services.cloudwatch.operations import dashboards
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS, code_and_status
+
 REGION = "us-east-1"   # the service's region (serve.region, default the cloud's): what ARNs carry
 TEXT_WIDGET = {"type": "text", "x": 0, "y": 0, "width": 6, "height": 3, "properties": {"markdown": "hi"}}
 BODY = json.dumps({"widgets": [TEXT_WIDGET]})
@@ -24,10 +25,6 @@ def alarm(cw, name: str, metric: str = "cpu", dims=(("Host", "h1"),), **kw) -> N
                 Dimensions=[{"Name": n, "Value": v} for n, v in dims])
     cw.put_metric_alarm(**{**args, **kw})
 
-
-def error(excinfo) -> tuple[str, int]:
-    response = excinfo.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -75,7 +72,7 @@ def test_enable_and_disable_alarm_actions_are_stored_and_described(endpoint, pro
     assert enabled() is True
     with pytest.raises(ClientError) as err:   # AlarmNames max 100 (model)
         cw.disable_alarm_actions(AlarmNames=[f"a{i}" for i in range(101)])
-    assert error(err) == ("InvalidParameterValue", 400)
+    assert code_and_status(err) == ("InvalidParameterValue", 400)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -102,16 +99,16 @@ def test_dashboard_put_get_list_delete(endpoint, protocol):
     # no dashboards are deleted", https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DeleteDashboards.html)
     with pytest.raises(ClientError) as err:
         cw.delete_dashboards(DashboardNames=[name, f"missing-{protocol}"])
-    assert error(err) == ("ResourceNotFound", 404)
+    assert code_and_status(err) == ("ResourceNotFound", 404)
     assert f"missing-{protocol}" in err.value.response["Error"]["Message"]
     assert cw.get_dashboard(DashboardName=name)["DashboardName"] == name
     cw.delete_dashboards(DashboardNames=[name])
     with pytest.raises(ClientError) as err:   # DashboardNotFoundError: ResourceNotFound, 404 (model)
         cw.get_dashboard(DashboardName=name)
-    assert error(err) == ("ResourceNotFound", 404)
+    assert code_and_status(err) == ("ResourceNotFound", 404)
     with pytest.raises(ClientError) as err:   # its tags went with it
         cw.list_tags_for_resource(ResourceARN=arn)
-    assert error(err) == ("ResourceNotFoundException", 404)
+    assert code_and_status(err) == ("ResourceNotFoundException", 404)
     cw.put_dashboard(DashboardName=name, DashboardBody=BODY)
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == []
     cw.delete_dashboards(DashboardNames=[name])
@@ -139,14 +136,14 @@ def test_put_dashboard_refuses_an_invalid_body(endpoint, protocol, case):
     name = f"bad-{case}-{protocol}"
     with pytest.raises(ClientError) as err:   # DashboardInvalidInputError: InvalidParameterInput, 400 (model)
         cw.put_dashboard(DashboardName=name, DashboardBody=body)
-    assert error(err) == ("InvalidParameterInput", 400)
+    assert code_and_status(err) == ("InvalidParameterInput", 400)
     # the error shape's dashboardValidationMessages member (model), parsed by botocore in every protocol
     messages = err.value.response["dashboardValidationMessages"]
     assert path in [m["DataPath"] for m in messages], messages
     assert err.value.response["Error"]["Message"].startswith("The dashboard body is invalid, there are ")
     with pytest.raises(ClientError) as err:   # nothing was stored
         cw.get_dashboard(DashboardName=name)
-    assert error(err) == ("ResourceNotFound", 404)
+    assert code_and_status(err) == ("ResourceNotFound", 404)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -171,13 +168,13 @@ def test_dashboard_names(endpoint, protocol):
     for bad in ("has space", "dot.ted", "x" * 256, "é"):
         with pytest.raises(ClientError) as err:
             cw.put_dashboard(DashboardName=bad, DashboardBody=BODY)
-        assert error(err) == ("InvalidParameterInput", 400), bad
+        assert code_and_status(err) == ("InvalidParameterInput", 400), bad
         with pytest.raises(ClientError) as err:
             cw.get_dashboard(DashboardName=bad)
-        assert error(err) == ("InvalidParameterValue", 400), bad
+        assert code_and_status(err) == ("InvalidParameterValue", 400), bad
     with pytest.raises(ClientError) as err:   # the prefix allows "." as well, and nothing else (model)
         cw.list_dashboards(DashboardNamePrefix="no/slash")
-    assert error(err) == ("InvalidParameterValue", 400)
+    assert code_and_status(err) == ("InvalidParameterValue", 400)
     assert cw.list_dashboards(DashboardNamePrefix="no.such.")["DashboardEntries"] == []
     cw.put_dashboard(DashboardName="x" * 255, DashboardBody=BODY)
     cw.delete_dashboards(DashboardNames=["x" * 255])
@@ -205,7 +202,7 @@ def test_list_dashboards_pages(endpoint, protocol, monkeypatch):
     assert (seen, pages) == (names, 3)
     with pytest.raises(ClientError) as err:
         cw.list_dashboards(NextToken="bm90LWEtdG9rZW4=")
-    assert error(err)[0] == "InvalidNextToken"
+    assert code_and_status(err)[0] == "InvalidNextToken"
     cw.delete_dashboards(DashboardNames=[*names, f"pagex-{protocol}"])
 
 
@@ -232,7 +229,7 @@ def test_alarm_tags(endpoint, protocol):
     cw.delete_alarms(AlarmNames=[name])
     with pytest.raises(ClientError) as err:
         cw.list_tags_for_resource(ResourceARN=arn)
-    assert error(err) == ("ResourceNotFoundException", 404)
+    assert code_and_status(err) == ("ResourceNotFoundException", 404)
     alarm(cw, name, Namespace="Tags")
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == []
     cw.delete_alarms(AlarmNames=[name])
@@ -252,11 +249,11 @@ def test_tag_limits_and_unknown_resources(endpoint, protocol):
     for tags in refused:
         with pytest.raises(ClientError) as err:
             cw.tag_resource(ResourceARN=arn, Tags=tags)
-        assert error(err) == ("InvalidParameterValue", 400)
+        assert code_and_status(err) == ("InvalidParameterValue", 400)
     assert len(cw.list_tags_for_resource(ResourceARN=arn)["Tags"]) == 50, "a refused request changes nothing"
     with pytest.raises(ClientError) as err:   # 51 at creation too
         alarm(cw, f"{name}-51", Namespace="Tags", Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
-    assert error(err) == ("InvalidParameterValue", 400)
+    assert code_and_status(err) == ("InvalidParameterValue", 400)
     assert cw.describe_alarms(AlarmNames=[f"{name}-51"])["MetricAlarms"] == []
     # ResourceNotFoundException, 404 (model) for an ARN naming nothing here: no such alarm or
     # dashboard, or another region, account or partition
@@ -270,10 +267,10 @@ def test_tag_limits_and_unknown_resources(endpoint, protocol):
                      lambda: cw.untag_resource(ResourceARN=missing, TagKeys=["a"])):
             with pytest.raises(ClientError) as err:
                 call()
-            assert error(err) == ("ResourceNotFoundException", 404), missing
+            assert code_and_status(err) == ("ResourceNotFoundException", 404), missing
     with pytest.raises(ClientError) as err:   # not an ARN of a taggable resource at all
         cw.list_tags_for_resource(ResourceARN="not-an-arn")
-    assert error(err) == ("InvalidParameterValue", 400)
+    assert code_and_status(err) == ("InvalidParameterValue", 400)
     cw.delete_alarms(AlarmNames=[name])
 
 
@@ -287,7 +284,7 @@ def test_an_operation_not_served_answers_as_aws_does_for_an_unknown_action(endpo
     cw = endpoint.client(protocol, retries={"total_max_attempts": 1})
     with pytest.raises(ClientError) as err:
         cw.list_metric_streams()
-    assert error(err) == (code, 400)
+    assert code_and_status(err) == (code, 400)
     if protocol == "query":
         assert err.value.response["Error"]["Message"] == "The action ListMetricStreams is not valid for this web service."
 

@@ -17,7 +17,7 @@ from eucadb.services.cloudwatch.datapoints import REMOTE
 from eucadb.services.cloudwatch.evaluation import evaluate_all
 from eucadb.services.cloudwatch.tables import HistoryOutbox
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS
 
 
 def minute_ago(minutes: int) -> datetime:

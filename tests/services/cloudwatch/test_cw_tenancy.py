@@ -27,7 +27,8 @@ from eucadb.services.cloudwatch.catalogue import Catalogue, SeriesKey
 from eucadb.services.cloudwatch.datapoints import REMOTE
 from eucadb.services.cloudwatch.evaluation import evaluate_all
 
-PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
+from cwharness import PROTOCOLS
+
 A, B = "111111111111", "222222222222"
 REGION = "us-east-1"
 BODY_A = json.dumps({"widgets": [{"type": "text", "x": 0, "y": 0, "width": 6, "height": 3,
